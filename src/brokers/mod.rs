@@ -1,0 +1,200 @@
+//! The brokers: one module per broker behind one enum, pure HTTP and mapping.
+//! Brokers never touch the store, the socket or global state.
+
+pub mod jwt;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// The brokers brokerd knows, spelled the same everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerId {
+    /// Kotak Neo Trade API.
+    KotakNeo,
+    /// ICICI Breeze.
+    Breeze,
+    /// Zerodha Kite Connect.
+    Zerodha,
+    /// Jainam (Symphony XTS).
+    Jainam,
+}
+
+impl BrokerId {
+    /// The wire / config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KotakNeo => "kotak_neo",
+            Self::Breeze => "breeze",
+            Self::Zerodha => "zerodha",
+            Self::Jainam => "jainam",
+        }
+    }
+
+    /// Parses the wire / config spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "kotak_neo" => Self::KotakNeo,
+            "breeze" => Self::Breeze,
+            "zerodha" => Self::Zerodha,
+            "jainam" => Self::Jainam,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for BrokerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which of an account's sessions. Only Jainam has a separate market-data
+/// session; every other broker has just `interactive`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// The trading session (the default).
+    #[default]
+    Interactive,
+    /// Jainam's market-data ("feed") session.
+    Market,
+}
+
+impl Api {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interactive => "interactive",
+            Self::Market => "market",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "interactive" => Some(Self::Interactive),
+            "market" => Some(Self::Market),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Names one session slot: (broker, account, api).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    /// The broker.
+    pub broker: BrokerId,
+    /// The account name from the config.
+    pub account: String,
+    /// Which session of the account.
+    pub api: Api,
+}
+
+impl SessionKey {
+    /// Builds a key.
+    pub fn new(broker: BrokerId, account: impl Into<String>, api: Api) -> Self {
+        Self {
+            broker,
+            account: account.into(),
+            api,
+        }
+    }
+}
+
+impl fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.broker, self.account, self.api)
+    }
+}
+
+/// The secret part of a session: stored only encrypted, never logged.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct Material {
+    /// The token a client puts on its requests.
+    pub token: Secret,
+    /// Headers ready to put on a broker request (they carry the token).
+    pub headers: BTreeMap<String, Secret>,
+    /// Broker-specific values clients need with the token (user id, client
+    /// codes, base URL ...). Stored encrypted because some brokers put
+    /// session ids here.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl fmt::Debug for Material {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Material")
+            .field("token", &self.token.fingerprint())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The non-secret facts of a session, stored in plain columns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    /// When the broker will stop accepting the token.
+    pub expires_at: DateTime<Utc>,
+    /// When the login that produced it finished.
+    pub obtained_at: DateTime<Utc>,
+    /// The broker's user id for the account, when it tells us.
+    pub user_id: Option<String>,
+    /// The app key's own expiry (Jainam `application_expiry_date`), verbatim.
+    pub app_expiry: Option<String>,
+}
+
+/// What one successful login produces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSession {
+    /// Secret part.
+    pub material: Material,
+    /// Non-secret part.
+    pub meta: SessionMeta,
+}
+
+/// Why a broker call failed, split the way the session slot must branch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// Network trouble, timeouts, 5xx, 429, non-JSON bodies: retry with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// The broker rejected the credentials (wrong secret, invalid app key):
+    /// never retried automatically, because brokers lock accounts.
+    #[error("{0}")]
+    Rejected(String),
+    /// The broker says the session token is dead.
+    #[error("{0}")]
+    DeadSession(String),
+    /// The request cannot work as configured (wrong host or prefix, API not
+    /// enabled): needs an operator, like a rejection, but says so.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl BrokerError {
+    /// True when backing off and trying again can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+
+    /// The message, without the classification.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Transient(m) | Self::Rejected(m) | Self::DeadSession(m) | Self::Config(m) => m,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! brokerd: owns the authenticated API sessions of broker accounts, keeps
+//! them valid, persists them encrypted, and hands them to local programs over
+//! a Unix socket. See ARCHITECTURE.md for the code map and the invariants.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::await_holding_lock)]
+#![warn(missing_docs)]
+
+pub mod brokers;
+pub mod config;
+pub mod secret;
+pub mod sim;
+pub mod store;

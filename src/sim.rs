@@ -1,0 +1,1 @@
+//! Broker simulators (placeholder; being written).

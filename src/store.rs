@@ -1,0 +1,1 @@
+//! Encrypted session store (placeholder; being written).
