@@ -1,1 +1,0 @@
-//! Broker simulators (placeholder; being written).

@@ -1,0 +1,5 @@
+//! Broker simulators: real HTTP servers on loopback that speak a broker's
+//! documented wire format and inject faults on demand. Tests and the demo
+//! run against these; nothing here ever reaches a real broker.
+
+pub mod xts;
