@@ -1,1 +1,0 @@
-//! Encrypted session store (placeholder; being written).

@@ -1,0 +1,269 @@
+//! The encrypted session store: one row per session slot (token material as
+//! AES-256-GCM ciphertext, metadata in plain columns) and an audit table.
+//! The backend is picked from the URL; SQLite is the embedded default.
+
+mod codec;
+pub mod crypto;
+pub mod sqlite;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use crypto::{EncryptionKey, KeyError, load_key, write_key_file};
+
+use crate::brokers::{NewSession, SessionKey};
+
+/// The store, dispatching to its backend. Cheap to share by reference: the
+/// backends hold connection pools, which do their own locking.
+#[derive(Debug)]
+pub enum Store {
+    /// An SQLite file on this host.
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if missing) the store at `url` and brings its schema
+    /// up to date. Accepted: `sqlite:///abs/path.db`, `sqlite://path.db`,
+    /// `sqlite:path.db` (relative paths are relative to the working folder).
+    pub async fn open(url: &str, key: EncryptionKey) -> Result<Store, StoreError> {
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Ok(Store::Sqlite(sqlite::SqliteStore::open(rest, key).await?));
+        }
+        // The URL itself is not repeated: a postgres URL carries a password.
+        let scheme = url.split_once(':').map_or("", |(s, _)| s);
+        Err(StoreError::Unsupported(match scheme {
+            "postgres" | "postgresql" => "PostgreSQL stores are not supported yet; \
+                use an SQLite file, e.g. store = \"sqlite:///var/lib/brokerd/brokerd.db\""
+                .to_string(),
+            _ => format!(
+                "unknown store URL scheme {scheme:?}; expected sqlite:///path/to/brokerd.db"
+            ),
+        }))
+    }
+
+    /// Saves (inserts or replaces) the session of `key` at `generation`.
+    /// Returns only once the row is durably committed. Refuses a generation
+    /// lower than the stored one ([`StoreError::StaleGeneration`]).
+    pub async fn save_session(
+        &self,
+        key: &SessionKey,
+        generation: u64,
+        session: &NewSession,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.save_session(key, generation, session).await,
+        }
+    }
+
+    /// The stored row of `key`, if there is one.
+    pub async fn load_session(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.load_session(key).await,
+        }
+    }
+
+    /// Every row whose broker and api parse; others are skipped with a warning.
+    pub async fn load_all(&self) -> Result<Vec<(SessionKey, StoredSession)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.load_all().await,
+        }
+    }
+
+    /// Logout: drops the ciphertext and metadata of `key` but keeps its
+    /// generation, so generations stay monotonic across logout and restart.
+    pub async fn forget_session(&self, key: &SessionKey) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.forget_session(key).await,
+        }
+    }
+
+    /// Appends an audit entry.
+    pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit(entry).await,
+        }
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub async fn audit_rows(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit_rows(limit).await,
+        }
+    }
+
+    /// Deletes audit rows older than `max_age`, then all but the newest
+    /// `max_rows`. Returns how many rows were deleted.
+    pub async fn prune_audit(&self, max_age: Duration, max_rows: u64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune_audit(max_age, max_rows).await,
+        }
+    }
+
+    /// Closes the connections (SQLite checkpoints its WAL on the last one).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+        }
+    }
+
+    /// The id of the key the store encrypts with.
+    pub fn key_id(&self) -> &str {
+        match self {
+            Store::Sqlite(s) => s.key_id(),
+        }
+    }
+}
+
+/// One stored session slot.
+#[derive(Debug)]
+pub struct StoredSession {
+    /// The generation last saved for the slot (kept across logout).
+    pub generation: u64,
+    /// `None`: the row exists but was forgotten (logged out).
+    /// `Some(Err)`: present but unreadable (wrong key, tampered, damaged);
+    /// the error names the account.
+    pub session: Option<Result<NewSession, StoreError>>,
+}
+
+/// What an audit entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// A login succeeded.
+    LoginOk,
+    /// A login failed.
+    LoginFailed,
+    /// A client reported the current generation dead.
+    InvalidatedCurrent,
+    /// A client reported an older generation dead; a newer one already existed.
+    InvalidatedStale,
+    /// A person submitted the interactive login step (request token or
+    /// api session) for an interactive broker.
+    Submitted,
+    /// The session was logged out.
+    Logout,
+    /// Logins are blocked until an operator acts.
+    LockedOut,
+    /// Sessions keep dying soon after login: something else is logging into
+    /// the account.
+    Conflict,
+}
+
+impl AuditEvent {
+    /// The spelling stored in the `event` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginOk => "login_ok",
+            Self::LoginFailed => "login_failed",
+            Self::InvalidatedCurrent => "invalidated_current",
+            Self::InvalidatedStale => "invalidated_stale",
+            Self::Submitted => "submitted",
+            Self::Logout => "logout",
+            Self::LockedOut => "locked_out",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
+/// An audit entry to record.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditEntry<'a> {
+    /// The session slot concerned.
+    pub key: &'a SessionKey,
+    /// The generation concerned, when there is one.
+    pub generation: Option<u64>,
+    /// What happened.
+    pub event: AuditEvent,
+    /// Free, non-secret text (never a token or password).
+    pub detail: &'a str,
+}
+
+/// An audit entry as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRow {
+    /// When it was recorded (millisecond precision).
+    pub at: DateTime<Utc>,
+    /// Broker spelling, as stored.
+    pub broker: String,
+    /// Account name.
+    pub account: String,
+    /// Api spelling, as stored.
+    pub api: String,
+    /// The generation concerned, when there is one.
+    pub generation: Option<u64>,
+    /// [`AuditEvent::as_str`] of the event.
+    pub event: String,
+    /// The caller's detail text.
+    pub detail: String,
+}
+
+/// Why a store operation failed. Never contains secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A stored session cannot be decrypted: wrong key, or tampered with.
+    #[error("cannot decrypt the stored session of {key}: {reason}")]
+    Decrypt {
+        /// The slot, as `broker/account/api`.
+        key: String,
+        /// Why, naming key ids where they differ.
+        reason: String,
+    },
+    /// A stored row is damaged in a way decryption does not explain.
+    #[error("the stored session of {key} is damaged: {reason}")]
+    Corrupt {
+        /// The slot, as `broker/account/api`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A session could not be encrypted.
+    #[error("cannot encrypt the session of {key}: {reason}")]
+    Encrypt {
+        /// The slot, as `broker/account/api`.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A save would move the generation of a slot backwards.
+    #[error(
+        "refusing to save {key} at generation {attempted}: the store already holds generation \
+         {stored}, and generations never go back"
+    )]
+    StaleGeneration {
+        /// The slot, as `broker/account/api`.
+        key: String,
+        /// The generation in the store.
+        stored: u64,
+        /// The generation the caller tried to save.
+        attempted: u64,
+    },
+    /// A value the store cannot represent.
+    #[error("{0}")]
+    Invalid(String),
+    /// The URL names a backend or form this build does not support.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Preparing the database's folder or file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("create folder", "create database file").
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The database reported an error.
+    #[error("store database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate the store schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}

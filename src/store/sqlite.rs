@@ -1,0 +1,327 @@
+//! The SQLite backend: one file in the state folder, WAL journal, and every
+//! commit synced to disk before it is reported.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::codec::{self, RawRow};
+use super::crypto::EncryptionKey;
+use super::{AuditEntry, AuditRow, StoreError, StoredSession};
+use crate::brokers::{Api, BrokerId, NewSession, SessionKey};
+
+/// Long enough to ride out another connection's checkpoint or a `brokerctl`
+/// reading the file, short enough that a stuck lock surfaces as an error.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// WAL lets readers run beside the one writer; a daemon writes a handful of
+/// rows a day, so a few connections are plenty.
+const POOL_SIZE: u32 = 4;
+
+/// The columns [`RawRow`] is read from, in one place for both queries.
+const SESSION_COLUMNS: &str =
+    "generation, key_id, nonce, ciphertext, expires_at, obtained_at, user_id, app_expiry";
+
+/// An SQLite store: a connection pool and the key rows are encrypted with.
+#[derive(Debug)]
+pub struct SqliteStore {
+    // The pool does its own locking; wrapping it in a mutex would serialise
+    // readers for nothing.
+    pool: SqlitePool,
+    key: EncryptionKey,
+}
+
+/// A `sessions` row with its slot columns, as `load_all` reads it.
+#[derive(sqlx::FromRow)]
+struct SlotRow {
+    broker: String,
+    account: String,
+    api: String,
+    #[sqlx(flatten)]
+    row: RawRow,
+}
+
+impl SqliteStore {
+    /// Opens the database at `location` (the URL after `sqlite:` or
+    /// `sqlite://`), creating it and its folder if missing, and migrates it.
+    pub(crate) async fn open(location: &str, key: EncryptionKey) -> Result<Self, StoreError> {
+        let path = database_path(location)?;
+        prepare_file(&path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL syncs the WAL on every commit: a saved session survives a
+            // power cut, which "persist before publish" depends on.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            // Overwrite freed pages with zeros, so a logged-out session's
+            // ciphertext does not linger in free space.
+            .pragma("secure_delete", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        tracing::info!(path = %path.display(), key_id = key.id(), "store opened");
+        Ok(Self { pool, key })
+    }
+
+    pub(crate) async fn save_session(
+        &self,
+        slot: &SessionKey,
+        generation: u64,
+        session: &NewSession,
+    ) -> Result<(), StoreError> {
+        let row = codec::seal(&self.key, slot, generation, session)?;
+        // Autocommit: `execute` returns after the commit, and with
+        // synchronous=FULL the commit has been fsynced by then.
+        let done = sqlx::query(
+            "INSERT INTO sessions (broker, account, api, generation, key_id, nonce, ciphertext, \
+                 expires_at, obtained_at, user_id, app_expiry, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (broker, account, api) DO UPDATE SET \
+                 generation = excluded.generation, key_id = excluded.key_id, \
+                 nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+                 expires_at = excluded.expires_at, obtained_at = excluded.obtained_at, \
+                 user_id = excluded.user_id, app_expiry = excluded.app_expiry, \
+                 updated_at = excluded.updated_at \
+             WHERE excluded.generation >= sessions.generation",
+        )
+        .bind(slot.broker.as_str())
+        .bind(&slot.account)
+        .bind(slot.api.as_str())
+        .bind(row.generation)
+        .bind(row.key_id)
+        .bind(row.nonce)
+        .bind(row.ciphertext)
+        .bind(row.expires_at)
+        .bind(row.obtained_at)
+        .bind(row.user_id)
+        .bind(row.app_expiry)
+        .bind(codec::now_millis())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            // The WHERE clause refused: the stored generation is newer.
+            let stored: i64 = sqlx::query_scalar(
+                "SELECT generation FROM sessions WHERE broker = ? AND account = ? AND api = ?",
+            )
+            .bind(slot.broker.as_str())
+            .bind(&slot.account)
+            .bind(slot.api.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+            return Err(StoreError::StaleGeneration {
+                key: slot.to_string(),
+                stored: u64::try_from(stored).unwrap_or(0),
+                attempted: generation,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn load_session(
+        &self,
+        slot: &SessionKey,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        let row: Option<RawRow> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE broker = ? AND account = ? AND api = ?"
+        ))
+        .bind(slot.broker.as_str())
+        .bind(&slot.account)
+        .bind(slot.api.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| codec::open(&self.key, slot, row)).transpose()
+    }
+
+    pub(crate) async fn load_all(&self) -> Result<Vec<(SessionKey, StoredSession)>, StoreError> {
+        let rows: Vec<SlotRow> = sqlx::query_as(&format!(
+            "SELECT broker, account, api, {SESSION_COLUMNS} FROM sessions \
+             ORDER BY broker, account, api"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for SlotRow {
+            broker,
+            account,
+            api,
+            row,
+        } in rows
+        {
+            // A row from a newer build (a broker this one does not know) must
+            // not stop the daemon from serving the others.
+            let (Some(broker_id), Some(api_id)) = (BrokerId::parse(&broker), Api::parse(&api))
+            else {
+                tracing::warn!(%broker, %account, %api, "skipping stored session of unknown broker or api");
+                continue;
+            };
+            let slot = SessionKey::new(broker_id, account, api_id);
+            let stored = codec::open(&self.key, &slot, row)?;
+            sessions.push((slot, stored));
+        }
+        Ok(sessions)
+    }
+
+    pub(crate) async fn forget_session(&self, slot: &SessionKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET key_id = NULL, nonce = NULL, ciphertext = NULL, \
+                 expires_at = NULL, obtained_at = NULL, user_id = NULL, app_expiry = NULL, \
+                 updated_at = ? \
+             WHERE broker = ? AND account = ? AND api = ?",
+        )
+        .bind(codec::now_millis())
+        .bind(slot.broker.as_str())
+        .bind(&slot.account)
+        .bind(slot.api.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), StoreError> {
+        let generation = entry.generation.map(codec::generation_to_db).transpose()?;
+        sqlx::query(
+            "INSERT INTO audit (at, broker, account, api, generation, event, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(codec::now_millis())
+        .bind(entry.key.broker.as_str())
+        .bind(&entry.key.account)
+        .bind(entry.key.api.as_str())
+        .bind(generation)
+        .bind(entry.event.as_str())
+        .bind(entry.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn audit_rows(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        type Row = (i64, String, String, String, Option<i64>, String, String);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT at, broker, account, api, generation, event, detail FROM audit \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(at, broker, account, api, generation, event, detail)| {
+                let bad = |what: String| StoreError::Invalid(format!("audit row: {what}"));
+                Ok(AuditRow {
+                    at: codec::millis_to_time(at).ok_or_else(|| bad(format!("bad time {at}")))?,
+                    generation: generation
+                        .map(|g| u64::try_from(g).map_err(|_| bad(format!("bad generation {g}"))))
+                        .transpose()?,
+                    broker,
+                    account,
+                    api,
+                    event,
+                    detail,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn prune_audit(
+        &self,
+        max_age: Duration,
+        max_rows: u64,
+    ) -> Result<u64, StoreError> {
+        let age_millis = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = codec::now_millis().saturating_sub(age_millis);
+        let mut tx = self.pool.begin().await?;
+        let by_age = sqlx::query("DELETE FROM audit WHERE at < ?")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Ids only grow (AUTOINCREMENT), so "all but the newest N" is "every id
+        // up to the (N+1)-th newest"; with fewer rows the subquery is NULL and
+        // nothing matches.
+        let by_count = sqlx::query(
+            "DELETE FROM audit WHERE id <= \
+                 (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(i64::try_from(max_rows).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(by_age + by_count)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn key_id(&self) -> &str {
+        self.key.id()
+    }
+}
+
+/// The file path in a `sqlite:` URL. Query parameters are refused rather than
+/// passed on: brokerd sets the SQLite options itself, and `mode=ro` or
+/// `mode=memory` would quietly break durability.
+fn database_path(location: &str) -> Result<PathBuf, StoreError> {
+    if location.contains('?') {
+        return Err(StoreError::Unsupported(
+            "query parameters in a sqlite: store URL are not supported; \
+             brokerd sets the SQLite options itself"
+                .into(),
+        ));
+    }
+    if location.is_empty() || location == ":memory:" {
+        return Err(StoreError::Unsupported(
+            "the store needs a database file (sessions must survive a restart); \
+             use sqlite:///path/to/brokerd.db"
+                .into(),
+        ));
+    }
+    Ok(PathBuf::from(location))
+}
+
+/// Creates the database's folder (0700) and an empty database file (0600)
+/// when missing. SQLite would create the file itself, but with the umask's
+/// mode (often 0644), and its `-wal`/`-shm` files copy the database's mode.
+fn prepare_file(path: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|source| StoreError::Io {
+                action: "create folder",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+    }
+    // An empty file is a valid, empty SQLite database.
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::Io {
+            action: "create database file",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;
