@@ -1,6 +1,7 @@
 //! Secrets: a string type that never prints itself, and the `env:` / `file:` /
 //! `cred:` references by which the configuration names where a secret lives.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -137,28 +138,45 @@ impl SecretRef {
         }
     }
 
-    /// The path a `file:` or `cred:` reference points at, if any.
+    /// The path a `file:` or `cred:` reference points at, if any, using the
+    /// daemon's own environment for `$CREDENTIALS_DIRECTORY`.
     pub fn path(&self) -> Result<Option<PathBuf>, SecretError> {
+        self.path_in(&SecretEnv::process())
+    }
+
+    /// The path a `file:` or `cred:` reference points at, if any, taking
+    /// `$CREDENTIALS_DIRECTORY` from `env`.
+    pub fn path_in(&self, env: &SecretEnv) -> Result<Option<PathBuf>, SecretError> {
         match self {
             Self::File(p) => Ok(Some(p.clone())),
             Self::Cred(name) => {
-                let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                let dir = env
+                    .credentials_dir()
                     .ok_or_else(|| SecretError::NoCredentialsDirectory(name.clone()))?;
-                Ok(Some(PathBuf::from(dir).join(name)))
+                Ok(Some(dir.join(name)))
             }
             _ => Ok(None),
         }
     }
 
-    /// Reads the secret now.
+    /// Reads the secret now, from the daemon's own environment.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
+        self.resolve_in(&SecretEnv::process())
+    }
+
+    /// Reads the secret now, taking environment variables and
+    /// `$CREDENTIALS_DIRECTORY` from `env` (tests pass [`SecretEnv::fake`],
+    /// because edition 2024 makes `std::env::set_var` unsafe).
+    pub fn resolve_in(&self, env: &SecretEnv) -> Result<Secret, SecretError> {
         let value = match self {
             Self::Literal(s) => return Ok(s.clone()),
-            Self::Env(name) => {
-                std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?
-            }
+            Self::Env(name) => env
+                .var(name)
+                .ok_or_else(|| SecretError::EnvMissing(name.clone()))?,
             Self::File(_) | Self::Cred(_) => {
-                let path = self.path()?.expect("file and cred references have a path");
+                let path = self
+                    .path_in(env)?
+                    .expect("file and cred references have a path");
                 let text = std::fs::read_to_string(&path)
                     .map_err(|source| SecretError::File { path, source })?;
                 text.trim_end_matches(['\n', '\r']).to_string()
@@ -168,6 +186,90 @@ impl SecretRef {
             return Err(SecretError::Empty(format!("{self:?}")));
         }
         Ok(Secret::new(value))
+    }
+}
+
+/// Where secret references are resolved: environment variables and the
+/// systemd credentials folder. The daemon uses [`SecretEnv::process`]; tests
+/// use [`SecretEnv::fake`] so they never have to mutate the process
+/// environment (unsafe in edition 2024, and racy across test threads).
+#[derive(Clone)]
+pub struct SecretEnv {
+    source: EnvSource,
+}
+
+#[derive(Clone)]
+enum EnvSource {
+    /// Read the process environment at the moment of use, so a value set by
+    /// the service manager after startup is still seen.
+    Process,
+    Fake {
+        vars: HashMap<String, String>,
+        credentials_dir: Option<PathBuf>,
+    },
+}
+
+impl SecretEnv {
+    /// The daemon's real environment variables and `$CREDENTIALS_DIRECTORY`.
+    pub fn process() -> Self {
+        Self {
+            source: EnvSource::Process,
+        }
+    }
+
+    /// A made-up environment: exactly `vars`, and `credentials_dir` standing
+    /// in for `$CREDENTIALS_DIRECTORY`.
+    pub fn fake(
+        vars: impl IntoIterator<Item = (String, String)>,
+        credentials_dir: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            source: EnvSource::Fake {
+                vars: vars.into_iter().collect(),
+                credentials_dir,
+            },
+        }
+    }
+
+    /// The value of an environment variable; `None` when unset or not
+    /// unicode.
+    pub fn var(&self, name: &str) -> Option<String> {
+        match &self.source {
+            EnvSource::Process => std::env::var(name).ok(),
+            EnvSource::Fake { vars, .. } => vars.get(name).cloned(),
+        }
+    }
+
+    /// The systemd credentials folder (`$CREDENTIALS_DIRECTORY`), if any.
+    pub fn credentials_dir(&self) -> Option<PathBuf> {
+        match &self.source {
+            EnvSource::Process => std::env::var_os("CREDENTIALS_DIRECTORY")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+            EnvSource::Fake {
+                credentials_dir, ..
+            } => credentials_dir.clone(),
+        }
+    }
+}
+
+/// Shows variable names only: the values are likely secrets.
+impl fmt::Debug for SecretEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            EnvSource::Process => f.write_str("SecretEnv::process()"),
+            EnvSource::Fake {
+                vars,
+                credentials_dir,
+            } => {
+                let mut names: Vec<&String> = vars.keys().collect();
+                names.sort();
+                f.debug_struct("SecretEnv::fake")
+                    .field("vars", &names)
+                    .field("credentials_dir", credentials_dir)
+                    .finish()
+            }
+        }
     }
 }
 
@@ -213,6 +315,39 @@ mod tests {
             .resolve()
             .unwrap_err();
         assert!(err.to_string().contains("BROKERD_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn resolves_in_a_fake_environment() {
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("k"), "from-cred\r\n").unwrap();
+        let env = SecretEnv::fake(
+            [("BROKERD_FAKE".to_string(), "from-env".to_string())],
+            Some(creds.path().to_path_buf()),
+        );
+        let got = SecretRef::Env("BROKERD_FAKE".into()).resolve_in(&env);
+        assert_eq!(got.unwrap().expose(), "from-env");
+        let got = SecretRef::Cred("k".into()).resolve_in(&env);
+        assert_eq!(got.unwrap().expose(), "from-cred");
+        let missing = SecretRef::Env("PATH".into()).resolve_in(&env).unwrap_err();
+        assert!(matches!(missing, SecretError::EnvMissing(n) if n == "PATH"));
+    }
+
+    #[test]
+    fn cred_without_credentials_dir_and_empty_values_fail() {
+        let env = SecretEnv::fake([("EMPTY".to_string(), String::new())], None);
+        let err = SecretRef::Cred("k".into()).resolve_in(&env).unwrap_err();
+        assert!(matches!(err, SecretError::NoCredentialsDirectory(n) if n == "k"));
+        let err = SecretRef::Env("EMPTY".into()).resolve_in(&env).unwrap_err();
+        assert_eq!(err.to_string(), "the secret from env:EMPTY is empty");
+    }
+
+    #[test]
+    fn fake_env_debug_shows_names_not_values() {
+        let env = SecretEnv::fake([("TOKEN".to_string(), "hunter2".to_string())], None);
+        let shown = format!("{env:?}");
+        assert!(shown.contains("TOKEN"));
+        assert!(!shown.contains("hunter2"));
     }
 
     #[test]

@@ -1,1 +1,0 @@
-//! Configuration (placeholder; being written).

@@ -1,0 +1,512 @@
+//! Raw → public conversion of the `[[account]]` tables: identity, session
+//! policy and the broker table, with the secrets resolved.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use humantime::format_duration;
+use toml::Value;
+
+use super::check::{Check, join};
+use super::raw::{RawAccount, RawAppKeyPair, RawJainam};
+use super::{AccountConfig, AppKeyPair, JAINAM_SIMULATOR_ROOT, JainamConfig, SessionPolicy};
+use crate::brokers::BrokerId;
+
+const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_REFRESH_JITTER: Duration = Duration::from_secs(60);
+const DEFAULT_MIN_VALID: Duration = Duration::from_secs(30);
+const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_CONFLICT_WINDOW: Duration = Duration::from_secs(60);
+const DEFAULT_CONFLICT_THRESHOLD: u64 = 3;
+const DEFAULT_CONFLICT_COOLDOWN: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_LOGIN_AT_START: bool = true;
+
+const DEFAULT_JAINAM_ROOT: &str = "https://jtrade.jainam.in:5000";
+const DEFAULT_JAINAM_MARKET_PREFIX: &str = "/apibinarymarketdata";
+const DEFAULT_JAINAM_SOURCE: &str = "WEBAPI";
+const DEFAULT_JAINAM_FALLBACK_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+const DEFAULT_JAINAM_APP_EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+
+const MAX_NAME_LEN: usize = 32;
+
+/// The brokers this build has a module for.
+const IMPLEMENTED: &[BrokerId] = &[BrokerId::Jainam];
+
+/// Reads every `[[account]]`; also checks what only shows across accounts
+/// (duplicate names, an app key shared by two sessions).
+pub(super) fn accounts(
+    c: &mut Check<'_>,
+    value: Option<Value>,
+    have_simulator: bool,
+) -> Vec<AccountConfig> {
+    let items = match value {
+        None => {
+            c.warn(
+                "account",
+                "no [[account]] tables: the daemon will start but serve no sessions",
+            );
+            return Vec::new();
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            c.wrong_type(
+                "account",
+                "an array of tables",
+                &other,
+                "write each account as its own [[account]] section (double brackets)",
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    // (broker, name) → key of the account that claimed it first.
+    let mut names: BTreeMap<(BrokerId, String), String> = BTreeMap::new();
+    // app key → key of its first use. An XTS login with an app key ends the
+    // previous session of that key, so two slots sharing one would log each
+    // other out forever (exactly the storm the daemon exists to prevent).
+    let mut app_keys: BTreeMap<String, String> = BTreeMap::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let key = format!("account[{i}]");
+        let Some(account) = account(c, item, &key, have_simulator) else {
+            continue;
+        };
+        let name_key = (account.broker, account.name.clone());
+        if let Some(first) = names.get(&name_key) {
+            c.problem(
+                format!("{key}.name"),
+                format!(
+                    "account {}/{} is already defined by {first}",
+                    account.broker, account.name
+                ),
+                "give each [[account]] of a broker its own name, or delete the duplicate",
+            );
+        } else {
+            names.insert(name_key, key.clone());
+        }
+        if let Some(j) = &account.jainam {
+            let pairs = [("interactive", &j.interactive), ("market", &j.market)];
+            for (api, pair) in pairs {
+                let Some(pair) = pair else { continue };
+                let here = format!("{key}.jainam.{api}.app_key");
+                let value = pair.app_key.expose().to_string();
+                if let Some(first) = app_keys.get(&value) {
+                    c.problem(
+                        here,
+                        format!("the same app key is used by {first}"),
+                        "every session needs its own app key: a login with a key ends the other \
+                         session using it; remove the duplicate account or use the right key",
+                    );
+                } else {
+                    app_keys.insert(value, here);
+                }
+            }
+        }
+        out.push(account);
+    }
+    out
+}
+
+/// One account; `None` when it cannot be built (its problems are recorded).
+fn account(
+    c: &mut Check<'_>,
+    value: Value,
+    key: &str,
+    have_simulator: bool,
+) -> Option<AccountConfig> {
+    let mut raw: RawAccount = c.table(Some(value), key, "an [[account]] section")?;
+
+    // `named`: the broker the account names, if brokerd knows it at all;
+    // `broker`: the same, if this build also implements it.
+    let broker_key = join(key, "broker");
+    let named = c
+        .required_string(raw.broker.take(), &broker_key, "broker = \"jainam\"")
+        .and_then(|text| {
+            let parsed = BrokerId::parse(&text);
+            if parsed.is_none() {
+                c.problem(
+                    &broker_key,
+                    format!("unknown broker {text:?}"),
+                    "use one of \"jainam\", \"kotak_neo\", \"zerodha\", \"breeze\" \
+                     (only jainam is supported by this build)",
+                );
+            }
+            parsed
+        });
+    let broker = named.filter(|b| {
+        let implemented = IMPLEMENTED.contains(b);
+        if !implemented {
+            c.problem(
+                &broker_key,
+                format!("broker {b} is not supported by this build yet"),
+                "use broker = \"jainam\", or run a brokerd build that supports it",
+            );
+        }
+        implemented
+    });
+
+    let name_key = join(key, "name");
+    let name = c
+        .required_string(raw.name.take(), &name_key, "name = \"main\"")
+        .filter(|n| {
+            let ok = valid_name(n);
+            if !ok {
+                c.problem(
+                    &name_key,
+                    format!("{n:?} is not a valid account name"),
+                    format!(
+                        "use 1 to {MAX_NAME_LEN} characters from a-z, 0-9, _ and -, e.g. \"main\""
+                    ),
+                );
+            }
+            ok
+        });
+
+    let allowed_uids = c.ids(raw.allowed_uids.take(), &join(key, "allowed_uids"));
+    let allowed_gids = c.ids(raw.allowed_gids.take(), &join(key, "allowed_gids"));
+    let policy = policy(c, &mut raw, key);
+
+    // Broker tables: only the one of this account's broker. Nothing is said
+    // about them when the broker itself is missing or unknown: that problem
+    // is already recorded and follow-ups would only bury it.
+    let tables = [
+        (BrokerId::KotakNeo, raw.kotak_neo.is_some()),
+        (BrokerId::Zerodha, raw.zerodha.is_some()),
+        (BrokerId::Breeze, raw.breeze.is_some()),
+        (BrokerId::Jainam, raw.jainam.is_some()),
+    ];
+    if let Some(named) = named {
+        for (b, present) in tables {
+            if present && b != named {
+                c.problem(
+                    join(key, b.as_str()),
+                    format!(
+                        "[account.{b}] is only for broker = \"{b}\", but this account's broker is {named}"
+                    ),
+                    format!("remove the table, or set broker = \"{b}\""),
+                );
+            }
+        }
+    }
+    let jainam = match (broker, raw.jainam) {
+        (Some(BrokerId::Jainam), Some(table)) => {
+            jainam(c, table, &join(key, "jainam"), have_simulator, &policy)
+        }
+        (Some(BrokerId::Jainam), None) => {
+            c.problem(
+                join(key, "jainam"),
+                "broker = \"jainam\" needs an [account.jainam] table",
+                "add [account.jainam] with an [account.jainam.interactive] and/or \
+                 [account.jainam.market] app key pair after this [[account]]",
+            );
+            None
+        }
+        _ => None,
+    };
+
+    let broker = broker?;
+    if broker == BrokerId::Jainam && jainam.is_none() {
+        return None;
+    }
+    Some(AccountConfig {
+        broker,
+        name: name?,
+        allowed_uids,
+        allowed_gids,
+        policy,
+        jainam,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The flat session-policy keys of an `[[account]]`, taken out of `raw`.
+fn policy(c: &mut Check<'_>, raw: &mut RawAccount, key: &str) -> SessionPolicy {
+    let d = |c: &mut Check<'_>, v: &mut Option<Value>, name: &str, default: Duration| {
+        c.duration(v.take(), &join(key, name), default)
+    };
+    let refresh_margin = d(
+        c,
+        &mut raw.refresh_margin,
+        "refresh_margin",
+        DEFAULT_REFRESH_MARGIN,
+    );
+    let refresh_jitter = d(
+        c,
+        &mut raw.refresh_jitter,
+        "refresh_jitter",
+        DEFAULT_REFRESH_JITTER,
+    );
+    let min_valid = d(c, &mut raw.min_valid, "min_valid", DEFAULT_MIN_VALID);
+    let backoff_initial = d(
+        c,
+        &mut raw.backoff_initial,
+        "backoff_initial",
+        DEFAULT_BACKOFF_INITIAL,
+    );
+    let backoff_max = d(c, &mut raw.backoff_max, "backoff_max", DEFAULT_BACKOFF_MAX);
+    let conflict_window = d(
+        c,
+        &mut raw.conflict_window,
+        "conflict_window",
+        DEFAULT_CONFLICT_WINDOW,
+    );
+    let conflict_cooldown = d(
+        c,
+        &mut raw.conflict_cooldown,
+        "conflict_cooldown",
+        DEFAULT_CONFLICT_COOLDOWN,
+    );
+    let conflict_threshold = c.uint(
+        raw.conflict_threshold.take(),
+        &join(key, "conflict_threshold"),
+        DEFAULT_CONFLICT_THRESHOLD,
+        1..=1000,
+    );
+    let login_at_start = c.boolean(
+        raw.login_at_start.take(),
+        &join(key, "login_at_start"),
+        DEFAULT_LOGIN_AT_START,
+    );
+
+    c.nonzero(backoff_initial, &join(key, "backoff_initial"), "\"1s\"");
+    c.nonzero(conflict_window, &join(key, "conflict_window"), "\"60s\"");
+    c.nonzero(
+        conflict_cooldown,
+        &join(key, "conflict_cooldown"),
+        "\"15m\"",
+    );
+    if backoff_max < backoff_initial {
+        c.problem(
+            join(key, "backoff_max"),
+            format!(
+                "{} is shorter than backoff_initial ({})",
+                format_duration(backoff_max),
+                format_duration(backoff_initial)
+            ),
+            "make backoff_max at least backoff_initial",
+        );
+    }
+    if min_valid > refresh_margin {
+        c.warn(
+            &join(key, "min_valid"),
+            format_args!(
+                "{} is longer than refresh_margin ({}): token requests near expiry will wait for \
+                 a refresh instead of being served",
+                format_duration(min_valid),
+                format_duration(refresh_margin)
+            ),
+        );
+    }
+    SessionPolicy {
+        refresh_margin,
+        refresh_jitter,
+        min_valid,
+        backoff_initial,
+        backoff_max,
+        conflict_window,
+        // Checked to be at most 1000 above.
+        conflict_threshold: conflict_threshold as u32,
+        conflict_cooldown,
+        login_at_start,
+    }
+}
+
+/// `[account.jainam]`.
+fn jainam(
+    c: &mut Check<'_>,
+    value: Value,
+    key: &str,
+    have_simulator: bool,
+    policy: &SessionPolicy,
+) -> Option<JainamConfig> {
+    let raw: RawJainam = c.table(Some(value), key, "an [account.jainam] section")?;
+    let problems_before = c.problem_count();
+
+    let root_key = join(key, "root");
+    let root = c
+        .string(raw.root, &root_key)
+        .unwrap_or_else(|| DEFAULT_JAINAM_ROOT.to_string());
+    let root = if root == JAINAM_SIMULATOR_ROOT {
+        if !have_simulator {
+            c.problem(
+                &root_key,
+                "root = \"simulator\" needs a [simulator] section, and there is none",
+                "add a [simulator] section (demo and tests only), or set root to the broker's URL, \
+                 e.g. \"https://jtrade.jainam.in:5000\"",
+            );
+        }
+        root
+    } else {
+        match check_root(&root) {
+            Ok((clean, plain_http)) => {
+                if plain_http {
+                    c.warn(
+                        &root_key,
+                        format_args!(
+                            "{clean} is plain http: app keys and tokens cross the network unencrypted"
+                        ),
+                    );
+                }
+                clean
+            }
+            Err(why) => {
+                c.problem(
+                    &root_key,
+                    format!("{root:?} {why}"),
+                    "write the server's base URL, e.g. \"https://jtrade.jainam.in:5000\" \
+                     (no path such as /interactive, no trailing slash needed)",
+                );
+                root
+            }
+        }
+    };
+
+    let prefix_key = join(key, "market_prefix");
+    let market_prefix = c
+        .string(raw.market_prefix, &prefix_key)
+        .unwrap_or_else(|| DEFAULT_JAINAM_MARKET_PREFIX.to_string());
+    if !market_prefix.starts_with('/')
+        || market_prefix.len() < 2
+        || market_prefix.contains(|ch: char| ch.is_whitespace() || ch == '?' || ch == '#')
+    {
+        c.problem(
+            &prefix_key,
+            format!("{market_prefix:?} is not a path prefix"),
+            "write a path starting with /, e.g. \"/apibinarymarketdata\" or \"/apimarketdata\"",
+        );
+    }
+    // One trailing slash is forgiven, like on root, so "{root}{prefix}/auth"
+    // never holds "//".
+    let market_prefix = match market_prefix.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => market_prefix,
+    };
+
+    let source_key = join(key, "source");
+    let source = c
+        .string(raw.source, &source_key)
+        .unwrap_or_else(|| DEFAULT_JAINAM_SOURCE.to_string());
+    if source.trim().is_empty() {
+        c.problem(
+            &source_key,
+            "is empty",
+            "remove the key for the default \"WEBAPI\"",
+        );
+    }
+
+    if raw.interactive.is_none() && raw.market.is_none() {
+        c.problem(
+            key,
+            "has neither an interactive nor a market app key pair",
+            "add [account.jainam.interactive] and/or [account.jainam.market], \
+             each with app_key and secret_key",
+        );
+    }
+    let interactive = key_pair(c, raw.interactive, &join(key, "interactive"));
+    let market = key_pair(c, raw.market, &join(key, "market"));
+
+    let client_key = join(key, "client_id");
+    let client_id = c.string(raw.client_id, &client_key);
+    if client_id.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        c.problem(
+            &client_key,
+            "is empty",
+            "write the dealer's client code, or remove the key for investor logins",
+        );
+    }
+
+    let lifetime_key = join(key, "fallback_lifetime");
+    let fallback_lifetime = c.duration(
+        raw.fallback_lifetime,
+        &lifetime_key,
+        DEFAULT_JAINAM_FALLBACK_LIFETIME,
+    );
+    // Otherwise a token without `exp` is due for refresh the moment it
+    // arrives, and the account logs in over and over.
+    if fallback_lifetime <= policy.refresh_margin + policy.refresh_jitter {
+        c.problem(
+            &lifetime_key,
+            format!(
+                "{} is not longer than the account's refresh_margin + refresh_jitter ({}), \
+                 so a token without exp would be refreshed as soon as it arrives",
+                format_duration(fallback_lifetime),
+                format_duration(policy.refresh_margin + policy.refresh_jitter)
+            ),
+            "use a longer fallback_lifetime (default \"8h\") or a shorter refresh_margin",
+        );
+    }
+    let app_expiry_warning = c.duration(
+        raw.app_expiry_warning,
+        &join(key, "app_expiry_warning"),
+        DEFAULT_JAINAM_APP_EXPIRY_WARNING,
+    );
+
+    if c.problem_count() != problems_before {
+        return None;
+    }
+    Some(JainamConfig {
+        root,
+        market_prefix,
+        source,
+        interactive,
+        market,
+        client_id,
+        fallback_lifetime,
+        app_expiry_warning,
+    })
+}
+
+/// An app key pair, both halves resolved. `None` when absent or broken.
+fn key_pair(c: &mut Check<'_>, value: Option<Value>, key: &str) -> Option<AppKeyPair> {
+    let raw: RawAppKeyPair = c.table(Some(value?), key, "a section with app_key and secret_key")?;
+    let app_key = c.secret(raw.app_key, &join(key, "app_key"));
+    let secret_key = c.secret(raw.secret_key, &join(key, "secret_key"));
+    Some(AppKeyPair {
+        app_key: app_key?,
+        secret_key: secret_key?,
+    })
+}
+
+/// Checks an http(s) base URL; returns it without one trailing slash, and
+/// whether it is plain http to a host other than this machine. The error
+/// completes the sentence "<url> ...".
+fn check_root(url: &str) -> Result<(String, bool), &'static str> {
+    let (plain, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (true, rest)
+    } else {
+        return Err("must start with https:// (or http://)");
+    };
+    if url.contains(|ch: char| ch.is_whitespace() || ch == '?' || ch == '#') {
+        return Err("must not contain spaces, a query or a fragment");
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    let host = match host_port.rsplit_once(':') {
+        // "[::1]:5000" and "host:5000"; a bare "[::1]" has no port colon
+        // after its closing bracket.
+        Some((h, port)) if !port.contains(']') => {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("has a port that is not a number");
+            }
+            h
+        }
+        _ => host_port,
+    };
+    if host.is_empty() || host.contains('@') {
+        return Err("has no host (or has user info, which is not supported)");
+    }
+    if rest.contains("//") {
+        return Err("has an empty path segment (\"//\")");
+    }
+    let local = matches!(host, "localhost" | "[::1]") || host.starts_with("127.");
+    let clean = url.strip_suffix('/').unwrap_or(url);
+    Ok((clean.to_string(), plain && !local))
+}

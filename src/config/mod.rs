@@ -1,0 +1,395 @@
+//! Configuration: the TOML file, read once and validated into plain types.
+//!
+//! Parsing collects every problem in the file (not just the first), each
+//! naming its key path and a concrete fix, so `brokerd check-config` can list
+//! them all at once. Secrets given by reference (`env:`, `file:`, `cred:`)
+//! are resolved here, so a missing variable or credential is caught before
+//! the daemon starts; the daemon's storage key is only checked for presence,
+//! because the store loads it itself (checking file modes). No secret value
+//! ever appears in a problem, a warning or `Debug` output.
+
+mod account;
+mod check;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::brokers::BrokerId;
+use crate::secret::{Secret, SecretEnv, SecretRef};
+
+/// The whole validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `[daemon]`: socket, storage, logging and limits.
+    pub daemon: DaemonConfig,
+    /// `[simulator]`: present when the bundled broker simulators should run
+    /// (demo and tests), never in production.
+    pub simulator: Option<SimulatorConfig>,
+    /// `[[account]]`, in file order.
+    pub accounts: Vec<AccountConfig>,
+    /// The file the configuration came from (absolute), if it came from one.
+    pub source: Option<PathBuf>,
+}
+
+/// A configuration plus the non-fatal things an operator should hear about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// `"{key}: {message}"` lines, e.g. a secret written literally in the
+    /// file. Never contains a secret value.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`, resolving secrets from the
+    /// daemon's real environment. Relative paths in the file are taken
+    /// relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+        Self::load_in(path, &SecretEnv::process())
+    }
+
+    /// [`Config::load`] with secrets resolved from `env`.
+    pub fn load_in(path: &Path, env: &SecretEnv) -> Result<Loaded, ConfigErrors> {
+        // Absolute before taking the parent: a bare "brokerd.toml" has an
+        // empty parent, and paths must not depend on a later chdir.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem::new(
+                FILE_KEY,
+                format!("cannot read {}: {e}", path.display()),
+                "check the path given with --config and that this user can read the file",
+            )])
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("/"));
+        let mut loaded = Self::from_toml_str(&text, base_dir, env)?;
+        loaded.config.source = Some(path);
+        Ok(loaded)
+    }
+
+    /// Parses and validates configuration text. Relative paths are resolved
+    /// against `base_dir`; secret references are resolved from `env`.
+    /// `source` is left `None`.
+    pub fn from_toml_str(
+        text: &str,
+        base_dir: &Path,
+        env: &SecretEnv,
+    ) -> Result<Loaded, ConfigErrors> {
+        validate::config(text, base_dir, env)
+    }
+
+    /// The account `name` of `broker`, if configured.
+    pub fn account(&self, broker: BrokerId, name: &str) -> Option<&AccountConfig> {
+        self.accounts
+            .iter()
+            .find(|a| a.broker == broker && a.name == name)
+    }
+}
+
+/// The key under which problems with the file as a whole are reported
+/// (unreadable file, TOML syntax).
+pub const FILE_KEY: &str = "(file)";
+
+/// Every problem found in a configuration. Non-empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// One thing wrong with the configuration. Never contains a secret value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `account[1].jainam.interactive.secret_key` or
+    /// `daemon.socket_mode`; `[n]` counts `[[account]]` tables from 0.
+    /// [`FILE_KEY`] for the file as a whole.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl ConfigProblem {
+    /// Builds a problem.
+    pub fn new(key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} (fix: {})", self.key, self.message, self.fix)
+    }
+}
+
+/// `[daemon]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// Path of the Unix socket clients connect to (absolute after loading,
+    /// shorter than 108 bytes).
+    pub socket: PathBuf,
+    /// Permission bits of the socket file; never grants "other" access.
+    pub socket_mode: u32,
+    /// Group owning the socket: a name or a numeric gid, resolved by the
+    /// daemon. `None` keeps the daemon's primary group.
+    pub socket_group: Option<String>,
+    /// Peer uids allowed on every account that has no list of its own.
+    /// Empty: only root and the daemon's own uid.
+    pub allowed_uids: Vec<u32>,
+    /// Peer gids allowed on every account that has no list of its own.
+    pub allowed_gids: Vec<u32>,
+    /// Folder for the database and other state (absolute after loading).
+    pub state_dir: PathBuf,
+    /// sqlx URL of the store: `sqlite://...` (default: `brokerd.db` in
+    /// `state_dir`) or `postgres://...`. A relative sqlite path has been made
+    /// absolute.
+    pub database_url: String,
+    /// Where the storage encryption key lives. Not resolved here: the store
+    /// reads it and checks the file's mode. Never a literal.
+    pub key: Option<SecretRef>,
+    /// Generate the key (a `file:` key only) when it does not exist yet.
+    pub create_key_if_missing: bool,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Audit rows older than this are deleted.
+    pub audit_retention: Duration,
+    /// At most this many audit rows are kept.
+    pub audit_max_rows: u64,
+    /// `[daemon.limits]`.
+    pub limits: Limits,
+}
+
+/// Written by hand so a password inside a `postgres://` URL is masked.
+impl fmt::Debug for DaemonConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DaemonConfig")
+            .field("socket", &self.socket)
+            .field("socket_mode", &format_args!("{:#o}", self.socket_mode))
+            .field("socket_group", &self.socket_group)
+            .field("allowed_uids", &self.allowed_uids)
+            .field("allowed_gids", &self.allowed_gids)
+            .field("state_dir", &self.state_dir)
+            .field(
+                "database_url",
+                &validate::redact_url_password(&self.database_url),
+            )
+            .field("key", &self.key)
+            .field("create_key_if_missing", &self.create_key_if_missing)
+            .field("log_format", &self.log_format)
+            .field("audit_retention", &self.audit_retention)
+            .field("audit_max_rows", &self.audit_max_rows)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal (systemd), human otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Human,
+}
+
+/// `[daemon.limits]`: resource bounds and timeouts of the socket server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest request line accepted; a longer one gets `too_large` and the
+    /// connection is closed.
+    pub max_line_bytes: usize,
+    /// Concurrent client connections.
+    pub max_connections: usize,
+    /// A connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a `token` request without `wait_secs` waits for a login.
+    pub default_wait: Duration,
+    /// Cap on a request's `wait_secs`.
+    pub max_wait: Duration,
+    /// HTTP timeout of one broker call.
+    pub login_timeout: Duration,
+    /// How long shutdown waits for in-flight work (a login finishes and is
+    /// persisted rather than dropped).
+    pub shutdown_grace: Duration,
+}
+
+/// `[simulator]`: run the bundled broker simulators (demo, tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulatorConfig {
+    /// Address the simulators listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+/// One `[[account]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// The broker.
+    pub broker: BrokerId,
+    /// The account's name, `[a-z0-9_-]{1,32}`, unique per broker.
+    pub name: String,
+    /// Peer uids allowed on this account; empty: the daemon's lists.
+    pub allowed_uids: Vec<u32>,
+    /// Peer gids allowed on this account; empty: the daemon's lists.
+    pub allowed_gids: Vec<u32>,
+    /// When and how sessions are renewed.
+    pub policy: SessionPolicy,
+    /// `[account.jainam]`: present exactly when `broker` is Jainam.
+    pub jainam: Option<JainamConfig>,
+}
+
+impl AccountConfig {
+    /// The uids allowed on this account, after inheriting the daemon's list
+    /// when the account has none.
+    pub fn effective_uids<'a>(&'a self, daemon: &'a DaemonConfig) -> &'a [u32] {
+        if self.allowed_uids.is_empty() {
+            &daemon.allowed_uids
+        } else {
+            &self.allowed_uids
+        }
+    }
+
+    /// The gids allowed on this account, after inheriting the daemon's list
+    /// when the account has none.
+    pub fn effective_gids<'a>(&'a self, daemon: &'a DaemonConfig) -> &'a [u32] {
+        if self.allowed_gids.is_empty() {
+            &daemon.allowed_gids
+        } else {
+            &self.allowed_gids
+        }
+    }
+}
+
+/// How the daemon keeps one account's sessions alive (flat keys on the
+/// `[[account]]` table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Refresh this long before the token expires.
+    pub refresh_margin: Duration,
+    /// Random extra advance, uniformly 0..jitter, so accounts do not all
+    /// refresh at the same instant.
+    pub refresh_jitter: Duration,
+    /// Default `min_valid_secs` of token requests.
+    pub min_valid: Duration,
+    /// First delay after a transient login failure.
+    pub backoff_initial: Duration,
+    /// Longest delay between retries (at least `backoff_initial`).
+    pub backoff_max: Duration,
+    /// A session rejected sooner than this after its login counts as an
+    /// early death (someone else is probably logging in).
+    pub conflict_window: Duration,
+    /// This many early deaths in a row put the account in `conflict`.
+    pub conflict_threshold: u32,
+    /// In `conflict`, at most one automatic login per this period.
+    pub conflict_cooldown: Duration,
+    /// Log in at startup when nothing valid is stored.
+    pub login_at_start: bool,
+}
+
+/// `[account.jainam]`: Jainam (Symphony XTS) settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JainamConfig {
+    /// Server root without trailing slash, e.g. `https://jtrade.jainam.in:5000`,
+    /// or [`JAINAM_SIMULATOR_ROOT`] for the bundled simulator.
+    pub root: String,
+    /// Path prefix of the market-data API, starting with `/`.
+    pub market_prefix: String,
+    /// `source` sent at login.
+    pub source: String,
+    /// App key pair of the interactive (trading) API.
+    pub interactive: Option<AppKeyPair>,
+    /// App key pair of the market-data API. At least one of the two is set.
+    pub market: Option<AppKeyPair>,
+    /// Dealer ("Pro") logins: the client code sent as `clientID`.
+    pub client_id: Option<String>,
+    /// Lifetime assumed for a token without an `exp` claim.
+    pub fallback_lifetime: Duration,
+    /// Warn when the app key's `application_expiry_date` is nearer than this.
+    pub app_expiry_warning: Duration,
+}
+
+/// The value of `root` that means "the bundled simulator"; the daemon
+/// substitutes the simulator's address.
+pub const JAINAM_SIMULATOR_ROOT: &str = "simulator";
+
+/// An app key and its secret, resolved. `Debug` masks both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppKeyPair {
+    /// The app key.
+    pub app_key: Secret,
+    /// The secret key.
+    pub secret_key: Secret,
+}
+
+/// What `check-config` prints, and whether the configuration passed.
+///
+/// Reads secrets from the real environment, like the daemon would.
+pub fn check_config_report(path: &Path) -> (bool, String) {
+    check_config_report_in(path, &SecretEnv::process())
+}
+
+/// [`check_config_report`] with secrets resolved from `env`.
+pub fn check_config_report_in(path: &Path, env: &SecretEnv) -> (bool, String) {
+    report(path, &Config::load_in(path, env))
+}
+
+fn report(path: &Path, result: &Result<Loaded, ConfigErrors>) -> (bool, String) {
+    let mut out = String::new();
+    match result {
+        Ok(loaded) => {
+            let accounts = &loaded.config.accounts;
+            let names: Vec<String> = accounts
+                .iter()
+                .map(|a| format!("{}/{}", a.broker, a.name))
+                .collect();
+            out.push_str(&format!(
+                "ok: {} account{} ({}) in {}\n",
+                accounts.len(),
+                if accounts.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                path.display()
+            ));
+            for w in &loaded.warnings {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+            (true, out)
+        }
+        Err(errors) => {
+            let n = errors.0.len();
+            out.push_str(&format!(
+                "{}: {n} problem{} ([n] counts [[account]] tables from 0)\n",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            ));
+            for p in &errors.0 {
+                out.push_str(&format!("  {p}\n"));
+            }
+            (false, out)
+        }
+    }
+}

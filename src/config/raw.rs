@@ -1,0 +1,117 @@
+//! The file's shape as serde sees it: which keys exist in which table.
+//!
+//! Every leaf is a `toml::Value` and every sub-table is read separately, so
+//! serde only enforces the key names (`deny_unknown_fields`) and validation
+//! does the typing. That lets one run report every problem with its exact
+//! key path, instead of stopping at the first type error, and keeps secret
+//! values out of serde's "invalid type: string \"...\"" messages.
+//!
+//! No `Debug` here on purpose: these structs hold literal secrets verbatim.
+
+use serde::Deserialize;
+use toml::Value;
+
+/// The whole file.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    /// `[daemon]`, read as [`RawDaemon`].
+    pub daemon: Option<Value>,
+    /// `[simulator]`, read as [`RawSimulator`].
+    pub simulator: Option<Value>,
+    /// `[[account]]`, each read as [`RawAccount`].
+    pub account: Option<Value>,
+}
+
+/// `[daemon]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDaemon {
+    pub socket: Option<Value>,
+    pub socket_mode: Option<Value>,
+    pub socket_group: Option<Value>,
+    pub allowed_uids: Option<Value>,
+    pub allowed_gids: Option<Value>,
+    pub state_dir: Option<Value>,
+    pub database_url: Option<Value>,
+    pub key: Option<Value>,
+    pub create_key_if_missing: Option<Value>,
+    pub log_format: Option<Value>,
+    pub audit_retention: Option<Value>,
+    pub audit_max_rows: Option<Value>,
+    /// `[daemon.limits]`, read as [`RawLimits`].
+    pub limits: Option<Value>,
+}
+
+/// `[daemon.limits]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub max_line_bytes: Option<Value>,
+    pub max_connections: Option<Value>,
+    pub idle_timeout: Option<Value>,
+    pub default_wait: Option<Value>,
+    pub max_wait: Option<Value>,
+    pub login_timeout: Option<Value>,
+    pub shutdown_grace: Option<Value>,
+}
+
+/// `[simulator]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSimulator {
+    pub listen: Option<Value>,
+}
+
+/// One `[[account]]`. The session-policy keys sit flat on the account table;
+/// they are not a `#[serde(flatten)]` struct because flatten and
+/// `deny_unknown_fields` do not work together.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccount {
+    pub broker: Option<Value>,
+    pub name: Option<Value>,
+    pub allowed_uids: Option<Value>,
+    pub allowed_gids: Option<Value>,
+    pub refresh_margin: Option<Value>,
+    pub refresh_jitter: Option<Value>,
+    pub min_valid: Option<Value>,
+    pub backoff_initial: Option<Value>,
+    pub backoff_max: Option<Value>,
+    pub conflict_window: Option<Value>,
+    pub conflict_threshold: Option<Value>,
+    pub conflict_cooldown: Option<Value>,
+    pub login_at_start: Option<Value>,
+    /// `[account.jainam]`, read as [`RawJainam`].
+    pub jainam: Option<Value>,
+    // The brokers this build does not implement yet are still named here, so
+    // a `[account.zerodha]` table is reported as "not supported yet" rather
+    // than as an unknown key.
+    pub kotak_neo: Option<Value>,
+    pub zerodha: Option<Value>,
+    pub breeze: Option<Value>,
+}
+
+/// `[account.jainam]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJainam {
+    pub root: Option<Value>,
+    pub market_prefix: Option<Value>,
+    pub source: Option<Value>,
+    /// `[account.jainam.interactive]`, read as [`RawAppKeyPair`].
+    pub interactive: Option<Value>,
+    /// `[account.jainam.market]`, read as [`RawAppKeyPair`].
+    pub market: Option<Value>,
+    pub client_id: Option<Value>,
+    pub fallback_lifetime: Option<Value>,
+    pub app_expiry_warning: Option<Value>,
+}
+
+/// `[account.jainam.interactive]` or `[account.jainam.market]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAppKeyPair {
+    pub app_key: Option<Value>,
+    pub secret_key: Option<Value>,
+}

@@ -1,0 +1,257 @@
+//! `[daemon]`: socket, modes, paths, key, store URL, limits.
+
+use super::*;
+
+#[test]
+fn socket_mode_must_be_octal_and_not_for_others() {
+    let p = problems(&format!("[daemon]\nsocket_mode = \"0666\"\n{ACCOUNT}"));
+    let m = problem_on(&p, "daemon.socket_mode");
+    assert!(m.message.contains("every user"), "{m}");
+    assert!(m.fix.contains("0660"));
+
+    let p = problems(&format!("[daemon]\nsocket_mode = \"abc\"\n{ACCOUNT}"));
+    assert!(
+        problem_on(&p, "daemon.socket_mode")
+            .message
+            .contains("not an octal mode")
+    );
+
+    let p = problems(&format!("[daemon]\nsocket_mode = \"0680\"\n{ACCOUNT}"));
+    assert!(
+        problem_on(&p, "daemon.socket_mode")
+            .message
+            .contains("not an octal mode")
+    );
+
+    let p = problems(&format!("[daemon]\nsocket_mode = 660\n{ACCOUNT}"));
+    let m = problem_on(&p, "daemon.socket_mode");
+    assert!(m.message.contains("number"), "{m}");
+    assert!(m.fix.contains("\"0660\""));
+
+    let p = problems(&format!("[daemon]\nsocket_mode = \"4660\"\n{ACCOUNT}"));
+    assert!(
+        problem_on(&p, "daemon.socket_mode")
+            .message
+            .contains("setuid")
+    );
+
+    for (text, mode) in [("660", 0o660), ("0o640", 0o640), ("0600", 0o600)] {
+        let c = ok(&format!("[daemon]\nsocket_mode = \"{text}\"\n{ACCOUNT}"));
+        assert_eq!(c.config.daemon.socket_mode, mode, "{text}");
+    }
+}
+
+#[test]
+fn bare_number_durations_need_a_unit() {
+    let text = format!(
+        "[daemon]\naudit_retention = 90\n[daemon.limits]\nidle_timeout = 300\n{}",
+        account_with("refresh_margin = 600")
+    );
+    let p = problems(&text);
+    for key in [
+        "daemon.audit_retention",
+        "daemon.limits.idle_timeout",
+        "account[0].refresh_margin",
+    ] {
+        let d = problem_on(&p, key);
+        assert!(d.message.contains("has no unit"), "{d}");
+        assert!(
+            d.fix.starts_with("write it with a unit, e.g. \"30s\""),
+            "{d}"
+        );
+    }
+    let p = problems(&format!(
+        "[daemon.limits]\nmax_wait = \"2 fortnights\"\n{ACCOUNT}"
+    ));
+    let d = problem_on(&p, "daemon.limits.max_wait");
+    assert!(d.message.contains("not a duration"), "{d}");
+}
+
+#[test]
+fn literal_key_is_a_problem() {
+    let p = problems(&format!(
+        "[daemon]\nkey = \"c2VjcmV0LWtleS1ieXRlcw==\"\n{ACCOUNT}"
+    ));
+    assert_eq!(keys(&p), ["daemon.key"]);
+    assert!(
+        p[0].message.contains("keys never live in the config"),
+        "{}",
+        p[0]
+    );
+    assert!(p[0].fix.contains("cred:brokerd-key"));
+    assert!(!p[0].to_string().contains("c2VjcmV0"));
+}
+
+#[test]
+fn key_file_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("[daemon]\nkey = \"file:keys/brokerd.key\"\n{ACCOUNT}");
+    let p = match Config::from_toml_str(&text, dir.path(), &env()) {
+        Err(ConfigErrors(p)) => p,
+        Ok(_) => panic!("a missing key file was accepted"),
+    };
+    assert!(
+        problem_on(&p, "daemon.key")
+            .message
+            .contains("does not exist")
+    );
+
+    let text = text.replace("[daemon]\n", "[daemon]\ncreate_key_if_missing = true\n");
+    let loaded = Config::from_toml_str(&text, dir.path(), &env()).unwrap();
+    let path = dir.path().join("keys/brokerd.key");
+    assert_eq!(
+        loaded.config.daemon.key,
+        Some(SecretRef::File(path.clone()))
+    );
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].starts_with("daemon.key: "));
+    assert!(loaded.warnings[0].contains(&path.display().to_string()));
+
+    // Only a file: key can be created.
+    let p = problems(&format!(
+        "[daemon]\nkey = \"env:APP\"\ncreate_key_if_missing = true\n{ACCOUNT}"
+    ));
+    assert_eq!(keys(&p), ["daemon.create_key_if_missing"]);
+    let p = problems(&format!(
+        "[daemon]\nkey = \"env:BROKERD_KEY_UNSET\"\n{ACCOUNT}"
+    ));
+    assert!(
+        problem_on(&p, "daemon.key")
+            .message
+            .contains("BROKERD_KEY_UNSET")
+    );
+}
+
+#[test]
+fn socket_path_too_long() {
+    let long = format!("/run/{}/brokerd.sock", "d".repeat(100));
+    let p = problems(&format!("[daemon]\nsocket = {long:?}\n{ACCOUNT}"));
+    let s = problem_on(&p, "daemon.socket");
+    assert!(s.message.contains("shorter than 108"), "{s}");
+    assert!(s.fix.contains("shorter"));
+    // Relative: the length counts after resolution against the base folder.
+    let base = PathBuf::from(format!("/{}", "b".repeat(90)));
+    let r = Config::from_toml_str(
+        &format!("[daemon]\nsocket = \"run/brokerd.sock\"\n{ACCOUNT}"),
+        &base,
+        &env(),
+    );
+    assert_eq!(keys(&r.unwrap_err().0), ["daemon.socket"]);
+}
+
+#[test]
+fn relative_paths_resolve_against_the_base_folder() {
+    let text = format!(
+        r#"
+[daemon]
+socket = "run/../brokerd.sock"
+state_dir = "./state"
+{ACCOUNT}"#
+    );
+    let d = ok(&text).config.daemon;
+    assert_eq!(d.socket, Path::new("/etc/brokerd/brokerd.sock"));
+    assert_eq!(d.state_dir, Path::new("/etc/brokerd/state"));
+    assert_eq!(d.database_url, "sqlite:///etc/brokerd/state/brokerd.db");
+
+    let d = ok(&format!(
+        "[daemon]\ndatabase_url = \"sqlite://db/../sessions.db?mode=rwc\"\n{ACCOUNT}"
+    ))
+    .config
+    .daemon;
+    assert_eq!(d.database_url, "sqlite:///etc/brokerd/sessions.db?mode=rwc");
+    let d = ok(&format!(
+        "[daemon]\ndatabase_url = \"sqlite:///abs/x.db\"\n{ACCOUNT}"
+    ))
+    .config
+    .daemon;
+    assert_eq!(d.database_url, "sqlite:///abs/x.db");
+
+    let p = problems(&format!("[daemon]\nstate_dir = \"~/brokerd\"\n{ACCOUNT}"));
+    assert!(problem_on(&p, "daemon.state_dir").message.contains("~"));
+}
+
+#[test]
+fn load_resolves_against_the_files_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("etc");
+    std::fs::create_dir(&conf_dir).unwrap();
+    std::fs::write(conf_dir.join("secret"), "s3\n").unwrap();
+    let path = conf_dir.join("brokerd.toml");
+    let text = format!(
+        "[daemon]\nstate_dir = \"../state\"\nsocket = \"b.sock\"\n{}",
+        ACCOUNT.replace("env:SECRET", "file:secret")
+    );
+    std::fs::write(&path, text).unwrap();
+    let loaded = Config::load_in(&path, &env()).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.source.as_deref(), Some(path.as_path()));
+    assert_eq!(c.daemon.state_dir, dir.path().join("state"));
+    assert_eq!(c.daemon.socket, conf_dir.join("b.sock"));
+    let pair = c.accounts[0]
+        .jainam
+        .as_ref()
+        .unwrap()
+        .interactive
+        .as_ref()
+        .unwrap();
+    assert_eq!(pair.secret_key.expose(), "s3");
+
+    let missing = Config::load_in(&dir.path().join("nope.toml"), &env()).unwrap_err();
+    assert_eq!(keys(&missing.0), [FILE_KEY]);
+    assert!(missing.0[0].message.contains("nope.toml"));
+}
+
+#[test]
+fn limits_and_policy_relations() {
+    let p = problems(&format!(
+        "[daemon.limits]\ndefault_wait = \"3m\"\nmax_wait = \"2m\"\n{ACCOUNT}"
+    ));
+    assert!(
+        problem_on(&p, "daemon.limits.default_wait")
+            .message
+            .contains("max_wait")
+    );
+    let p = problems(&format!(
+        "[daemon.limits]\nmax_line_bytes = 16777217\n{ACCOUNT}"
+    ));
+    assert!(
+        problem_on(&p, "daemon.limits.max_line_bytes")
+            .fix
+            .contains("1024 to 16777216")
+    );
+    let p = problems(&format!(
+        "[daemon.limits]\nlogin_timeout = \"0s\"\n{ACCOUNT}"
+    ));
+    assert!(
+        problem_on(&p, "daemon.limits.login_timeout")
+            .message
+            .contains("zero")
+    );
+    let w = ok(&account_with("min_valid = \"20m\"")).warnings;
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with("account[0].min_valid: "));
+}
+
+#[test]
+fn database_urls() {
+    let l = ok(&format!(
+        "[daemon]\ndatabase_url = \"postgres://brokerd:pgpass-9f@db/brokerd\"\n{ACCOUNT}"
+    ));
+    assert_eq!(
+        l.config.daemon.database_url,
+        "postgres://brokerd:pgpass-9f@db/brokerd"
+    );
+    assert_eq!(l.warnings.len(), 1);
+    assert!(l.warnings[0].starts_with("daemon.database_url: "));
+    assert!(!l.warnings[0].contains("pgpass-9f"));
+    let debug = format!("{:?}", l.config);
+    assert!(!debug.contains("pgpass-9f"), "{debug}");
+    assert!(debug.contains("postgres://brokerd:***@db/brokerd"));
+
+    let p = problems(&format!(
+        "[daemon]\ndatabase_url = \"mysql://u:pw-77@h/db\"\n{ACCOUNT}"
+    ));
+    let d = problem_on(&p, "daemon.database_url");
+    assert!(d.message.contains("\"mysql\""));
+    assert!(!d.to_string().contains("pw-77"));
+}

@@ -1,0 +1,462 @@
+//! Raw → public conversion of the file as a whole, `[daemon]` and
+//! `[simulator]` (accounts are in `account.rs`, the typed readers in
+//! `check.rs`).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::check::{Check, secret_error_text};
+use super::raw::{RawDaemon, RawFile, RawLimits, RawSimulator};
+use super::{
+    Config, ConfigErrors, ConfigProblem, DaemonConfig, FILE_KEY, Limits, Loaded, LogFormat,
+    SimulatorConfig, account,
+};
+use crate::secret::{SecretEnv, SecretError, SecretRef};
+
+// Named defaults: the one place each default lives. The example config
+// repeats them in its comments; a test checks the two agree.
+const DEFAULT_SOCKET: &str = "/run/brokerd/brokerd.sock";
+const DEFAULT_SOCKET_MODE: u32 = 0o660;
+const DEFAULT_STATE_DIR: &str = "/var/lib/brokerd";
+const DEFAULT_DATABASE_FILE: &str = "brokerd.db";
+const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+const DEFAULT_AUDIT_MAX_ROWS: u64 = 100_000;
+const DEFAULT_MAX_LINE_BYTES: u64 = 64 * 1024;
+const MIN_MAX_LINE_BYTES: u64 = 1024;
+const MAX_MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_DEFAULT_WAIT: Duration = Duration::from_secs(15);
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(120);
+const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+const DEFAULT_SIMULATOR_LISTEN: &str = "127.0.0.1:0";
+
+/// `sockaddr_un.sun_path` is 108 bytes including the terminating NUL, and
+/// std refuses a path that does not leave room for it.
+const SUN_PATH_MAX: usize = 108;
+
+/// Parses and validates a whole file.
+pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loaded, ConfigErrors> {
+    let table: Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => return Err(ConfigErrors(vec![syntax_problem(text, &e)])),
+    };
+    let mut c = Check::new(base_dir, env);
+    let file: RawFile = c
+        .table(Some(Value::Table(table)), "", "a TOML document")
+        .unwrap_or_default();
+    let daemon = daemon(&mut c, file.daemon);
+    let simulator = simulator(&mut c, file.simulator);
+    let accounts = account::accounts(&mut c, file.account, simulator.is_some());
+    let (problems, warnings) = c.finish();
+    if !problems.is_empty() {
+        return Err(ConfigErrors(problems));
+    }
+    Ok(Loaded {
+        config: Config {
+            daemon,
+            simulator,
+            accounts,
+            source: None,
+        },
+        warnings,
+    })
+}
+
+/// A TOML syntax error, located by line and column (toml's own rendering is
+/// several lines with a source excerpt, which would break one-problem-per-line).
+fn syntax_problem(text: &str, e: &toml::de::Error) -> ConfigProblem {
+    let message = e.message().trim().replace('\n', "; ");
+    let location = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("line {line}, column {column}: ")
+    });
+    ConfigProblem::new(
+        FILE_KEY,
+        format!(
+            "TOML syntax error at {}{message}",
+            location.unwrap_or_default()
+        ),
+        "correct the TOML at that position",
+    )
+}
+
+fn daemon(c: &mut Check<'_>, value: Option<Value>) -> DaemonConfig {
+    let raw: RawDaemon = c
+        .table(value, "daemon", "a [daemon] section")
+        .unwrap_or_default();
+
+    let socket = c.path(raw.socket, "daemon.socket", DEFAULT_SOCKET);
+    if socket.as_os_str().len() >= SUN_PATH_MAX {
+        c.problem(
+            "daemon.socket",
+            format!(
+                "{} is {} bytes; a Unix socket path must be shorter than {SUN_PATH_MAX}",
+                socket.display(),
+                socket.as_os_str().len()
+            ),
+            "choose a shorter socket path, e.g. /run/brokerd/brokerd.sock",
+        );
+    }
+    let socket_mode = socket_mode(c, raw.socket_mode);
+    let socket_group = c.string(raw.socket_group, "daemon.socket_group");
+    if let Some(g) = &socket_group
+        && (g.trim().is_empty() || g.contains(char::is_whitespace) || g.contains(':'))
+    {
+        c.problem(
+            "daemon.socket_group",
+            format!("{g:?} is not a group name or gid"),
+            "write a group name such as \"brokerd\" or a numeric gid, or remove the key",
+        );
+    }
+    let allowed_uids = c.ids(raw.allowed_uids, "daemon.allowed_uids");
+    let allowed_gids = c.ids(raw.allowed_gids, "daemon.allowed_gids");
+    let state_dir = c.path(raw.state_dir, "daemon.state_dir", DEFAULT_STATE_DIR);
+    let database_url = database_url(c, raw.database_url, &state_dir);
+    let create_key_if_missing = c.boolean(
+        raw.create_key_if_missing,
+        "daemon.create_key_if_missing",
+        false,
+    );
+    let key = daemon_key(c, raw.key, create_key_if_missing);
+    let log_format = match c.string(raw.log_format, "daemon.log_format").as_deref() {
+        None | Some("auto") => LogFormat::Auto,
+        Some("json") => LogFormat::Json,
+        Some("human") => LogFormat::Human,
+        Some(other) => {
+            c.problem(
+                "daemon.log_format",
+                format!("unknown log format {other:?}"),
+                "use \"auto\", \"json\" or \"human\"",
+            );
+            LogFormat::Auto
+        }
+    };
+    let audit_retention = c.duration(
+        raw.audit_retention,
+        "daemon.audit_retention",
+        DEFAULT_AUDIT_RETENTION,
+    );
+    c.nonzero(audit_retention, "daemon.audit_retention", "\"90d\"");
+    let audit_max_rows = c.uint(
+        raw.audit_max_rows,
+        "daemon.audit_max_rows",
+        DEFAULT_AUDIT_MAX_ROWS,
+        1..=i64::MAX as u64,
+    );
+    let limits = limits(c, raw.limits);
+    DaemonConfig {
+        socket,
+        socket_mode,
+        socket_group,
+        allowed_uids,
+        allowed_gids,
+        state_dir,
+        database_url,
+        key,
+        create_key_if_missing,
+        log_format,
+        audit_retention,
+        audit_max_rows,
+        limits,
+    }
+}
+
+/// A mode is a quoted octal string, as for chmod: a bare TOML number would
+/// be read as decimal (660 is 0o1224), which is never what was meant.
+fn socket_mode(c: &mut Check<'_>, value: Option<Value>) -> u32 {
+    const KEY: &str = "daemon.socket_mode";
+    const FIX: &str = "write an octal mode in quotes, e.g. socket_mode = \"0660\"";
+    let text = match value {
+        None => return DEFAULT_SOCKET_MODE,
+        Some(Value::String(s)) => s,
+        Some(Value::Integer(n)) => {
+            c.problem(
+                KEY,
+                format!("{n} is a number, not a quoted octal mode"),
+                FIX,
+            );
+            return DEFAULT_SOCKET_MODE;
+        }
+        Some(other) => {
+            c.wrong_type(KEY, "a quoted octal string", &other, FIX);
+            return DEFAULT_SOCKET_MODE;
+        }
+    };
+    let digits = text.strip_prefix("0o").unwrap_or(&text);
+    let mode = match u32::from_str_radix(digits, 8) {
+        Ok(m)
+            if !digits.is_empty()
+                && digits.len() <= 4
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            m
+        }
+        _ => {
+            c.problem(KEY, format!("{text:?} is not an octal mode"), FIX);
+            return DEFAULT_SOCKET_MODE;
+        }
+    };
+    if mode > 0o777 {
+        c.problem(
+            KEY,
+            format!("{text:?} sets setuid/setgid/sticky bits, which mean nothing on a socket"),
+            "use \"0660\" (owner and group) or \"0600\" (owner only)",
+        );
+    } else if mode & 0o007 != 0 {
+        c.problem(
+            KEY,
+            format!("{text:?} lets every user on the host connect (\"other\" bits are set)"),
+            "use \"0660\" and put the client users in socket_group, or \"0600\" for the daemon's user only",
+        );
+    }
+    mode
+}
+
+/// The default sits in the state directory; a relative sqlite path is made
+/// absolute against the config's folder like every other path.
+fn database_url(c: &mut Check<'_>, value: Option<Value>, state_dir: &Path) -> String {
+    const KEY: &str = "daemon.database_url";
+    let Some(url) = c.string(value, KEY) else {
+        return format!(
+            "sqlite://{}",
+            state_dir.join(DEFAULT_DATABASE_FILE).display()
+        );
+    };
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (file, query) = match rest.split_once('?') {
+            Some((f, q)) => (f, Some(q)),
+            None => (rest, None),
+        };
+        if file.is_empty() {
+            c.problem(
+                KEY,
+                "the sqlite URL names no file",
+                "write sqlite:///var/lib/brokerd/brokerd.db, or remove the key for that default",
+            );
+            return url;
+        }
+        if file == ":memory:" {
+            c.warn(
+                KEY,
+                "an in-memory database forgets every session on restart",
+            );
+            return url;
+        }
+        let file = c.resolve(Path::new(file));
+        let mut out = format!("sqlite://{}", file.display());
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if redact_url_password(&url) != url {
+            c.warn(
+                KEY,
+                "the URL contains a password, so the config file holds a secret; \
+                 prefer PGPASSWORD in the daemon's environment or a ~/.pgpass file",
+            );
+        }
+        url
+    } else {
+        // Show only the scheme: the rest may carry a password.
+        let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
+        c.problem(
+            KEY,
+            format!("unsupported database URL scheme {scheme:?}"),
+            "use sqlite:///path/to/brokerd.db or postgres://user@host/db",
+        );
+        url
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced by `***`.
+pub(super) fn redact_url_password(url: &str) -> Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Cow::Borrowed(url);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return Cow::Borrowed(url);
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return Cow::Borrowed(url);
+    };
+    Cow::Owned(format!(
+        "{scheme}://{}:***{}",
+        &authority[..colon],
+        &rest[at..]
+    ))
+}
+
+/// The storage key is checked, not read: the store reads it and insists on
+/// strict file modes. It may never be written into the config itself.
+fn daemon_key(c: &mut Check<'_>, value: Option<Value>, create: bool) -> Option<SecretRef> {
+    const KEY: &str = "daemon.key";
+    let absent = value.is_none();
+    let Some(reference) = c.secret_ref(value, KEY) else {
+        if absent && create {
+            c.problem(
+                "daemon.create_key_if_missing",
+                "there is no daemon.key to create",
+                "add key = \"file:/var/lib/brokerd/key\", or remove create_key_if_missing",
+            );
+        }
+        return None;
+    };
+    let missing = |c: &mut Check<'_>, what: String| {
+        c.problem(
+            KEY,
+            format!("{what} does not exist"),
+            "create it with `brokerctl keygen`, or use a file: key with create_key_if_missing = true",
+        );
+    };
+    match &reference {
+        SecretRef::Literal(_) => {
+            c.problem(
+                KEY,
+                "the storage key is written into the config file; keys never live in the config",
+                "put the key in a file or systemd credential and write key = \"cred:brokerd-key\", \
+                 \"file:/etc/brokerd/key\" or \"env:BROKERD_KEY\"",
+            );
+            return None;
+        }
+        SecretRef::File(path) => {
+            if !exists(path) {
+                if create {
+                    c.warn(
+                        KEY,
+                        format_args!(
+                            "{} does not exist yet; the daemon will create it (create_key_if_missing = true)",
+                            path.display()
+                        ),
+                    );
+                } else {
+                    missing(c, format!("key file {}", path.display()));
+                }
+            }
+        }
+        SecretRef::Cred(name) => match c.env().credentials_dir() {
+            Some(dir) if !exists(&dir.join(name)) => {
+                missing(c, format!("credential {name} in {}", dir.display()));
+            }
+            Some(_) => {}
+            None => {
+                let (message, fix) =
+                    secret_error_text(&SecretError::NoCredentialsDirectory(name.clone()));
+                c.problem(KEY, message, fix);
+            }
+        },
+        SecretRef::Env(name) => {
+            if c.env().var(name).is_none() {
+                let (message, fix) = secret_error_text(&SecretError::EnvMissing(name.clone()));
+                c.problem(KEY, message, fix);
+            }
+        }
+    }
+    if create && !matches!(reference, SecretRef::File(_)) {
+        c.problem(
+            "daemon.create_key_if_missing",
+            format!("the daemon can only create a file: key, and the key is {reference:?}"),
+            "set create_key_if_missing = false, or use key = \"file:/var/lib/brokerd/key\"",
+        );
+    }
+    Some(reference)
+}
+
+/// Only "not found" counts as missing: a permission error means the checker
+/// runs as a different user than the daemon, and the store will say more.
+fn exists(path: &Path) -> bool {
+    !matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+fn limits(c: &mut Check<'_>, value: Option<Value>) -> Limits {
+    let raw: RawLimits = c
+        .table(value, "daemon.limits", "a [daemon.limits] section")
+        .unwrap_or_default();
+    let max_line_bytes = c.uint(
+        raw.max_line_bytes,
+        "daemon.limits.max_line_bytes",
+        DEFAULT_MAX_LINE_BYTES,
+        MIN_MAX_LINE_BYTES..=MAX_MAX_LINE_BYTES,
+    );
+    let max_connections = c.uint(
+        raw.max_connections,
+        "daemon.limits.max_connections",
+        DEFAULT_MAX_CONNECTIONS,
+        1..=1_000_000,
+    );
+    let idle_timeout = c.duration(
+        raw.idle_timeout,
+        "daemon.limits.idle_timeout",
+        DEFAULT_IDLE_TIMEOUT,
+    );
+    c.nonzero(idle_timeout, "daemon.limits.idle_timeout", "\"300s\"");
+    let default_wait = c.duration(
+        raw.default_wait,
+        "daemon.limits.default_wait",
+        DEFAULT_DEFAULT_WAIT,
+    );
+    let max_wait = c.duration(raw.max_wait, "daemon.limits.max_wait", DEFAULT_MAX_WAIT);
+    if default_wait > max_wait {
+        c.problem(
+            "daemon.limits.default_wait",
+            format!(
+                "{} is longer than max_wait ({})",
+                humantime::format_duration(default_wait),
+                humantime::format_duration(max_wait)
+            ),
+            "make default_wait at most max_wait",
+        );
+    }
+    let login_timeout = c.duration(
+        raw.login_timeout,
+        "daemon.limits.login_timeout",
+        DEFAULT_LOGIN_TIMEOUT,
+    );
+    c.nonzero(login_timeout, "daemon.limits.login_timeout", "\"30s\"");
+    let shutdown_grace = c.duration(
+        raw.shutdown_grace,
+        "daemon.limits.shutdown_grace",
+        DEFAULT_SHUTDOWN_GRACE,
+    );
+    c.nonzero(shutdown_grace, "daemon.limits.shutdown_grace", "\"20s\"");
+    Limits {
+        // Both ranges were checked to fit in 32 bits, so these casts are exact.
+        max_line_bytes: max_line_bytes as usize,
+        max_connections: max_connections as usize,
+        idle_timeout,
+        default_wait,
+        max_wait,
+        login_timeout,
+        shutdown_grace,
+    }
+}
+
+fn simulator(c: &mut Check<'_>, value: Option<Value>) -> Option<SimulatorConfig> {
+    let raw: RawSimulator = c.table(Some(value?), "simulator", "a [simulator] section")?;
+    let text = c
+        .string(raw.listen, "simulator.listen")
+        .unwrap_or_else(|| DEFAULT_SIMULATOR_LISTEN.to_string());
+    match text.parse::<SocketAddr>() {
+        Ok(listen) => Some(SimulatorConfig { listen }),
+        Err(_) => {
+            c.problem(
+                "simulator.listen",
+                format!("{text:?} is not an IP address and port"),
+                "write an IP:port such as \"127.0.0.1:0\" (port 0 picks a free port)",
+            );
+            None
+        }
+    }
+}
