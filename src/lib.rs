@@ -7,7 +7,13 @@
 #![warn(missing_docs)]
 
 pub mod brokers;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod daemon;
+pub mod logging;
 pub mod secret;
+pub mod server;
+pub mod session;
 pub mod sim;
 pub mod store;

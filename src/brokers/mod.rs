@@ -1,6 +1,8 @@
 //! The brokers: one module per broker behind one enum, pure HTTP and mapping.
 //! Brokers never touch the store, the socket or global state.
 
+pub mod http;
+pub mod jainam;
 pub mod jwt;
 
 use std::collections::BTreeMap;
@@ -195,6 +197,93 @@ impl BrokerError {
     pub fn message(&self) -> &str {
         match self {
             Self::Transient(m) | Self::Rejected(m) | Self::DeadSession(m) | Self::Config(m) => m,
+        }
+    }
+}
+
+/// How to log one slot in: the broker's settings for one (account, api).
+/// Cheap to clone; swapped as a whole on reload.
+#[derive(Clone, Debug)]
+pub enum Connector {
+    /// Jainam XTS, interactive or market data.
+    Jainam {
+        /// The account's Jainam settings (secrets resolved).
+        cfg: crate::config::JainamConfig,
+        /// Which of the two sessions.
+        api: Api,
+        /// HTTP timeout of one broker call.
+        timeout: std::time::Duration,
+    },
+}
+
+impl Connector {
+    /// Logs in with a brand-new client and returns the session with the
+    /// client that obtained it.
+    pub async fn login(&self) -> Result<(NewSession, BrokerClient), BrokerError> {
+        match self {
+            Self::Jainam { cfg, api, timeout } => {
+                let mut client = jainam::JainamClient::new(cfg, *api, *timeout)?;
+                let session = client.login().await?;
+                Ok((session, BrokerClient::new(BrokerClientKind::Jainam(client))))
+            }
+        }
+    }
+
+    /// A fresh client around a session read back from the store.
+    pub fn rehydrate(&self, material: &Material) -> Result<BrokerClient, BrokerError> {
+        match self {
+            Self::Jainam { cfg, api, timeout } => {
+                let client = jainam::JainamClient::for_stored(cfg, *api, *timeout, material)?;
+                Ok(BrokerClient::new(BrokerClientKind::Jainam(client)))
+            }
+        }
+    }
+
+    /// The app key's expiry warning horizon, for brokers whose app keys expire.
+    pub fn app_expiry_warning(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Jainam { cfg, .. } => Some(cfg.app_expiry_warning),
+        }
+    }
+}
+
+static CLIENT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The client bound to one session. Each carries a process-unique serial
+/// so tests (and logs) can show that no client outlives its session.
+#[derive(Debug)]
+pub struct BrokerClient {
+    serial: u64,
+    kind: BrokerClientKind,
+}
+
+#[derive(Debug)]
+enum BrokerClientKind {
+    Jainam(jainam::JainamClient),
+}
+
+impl BrokerClient {
+    fn new(kind: BrokerClientKind) -> Self {
+        let serial = CLIENT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { serial, kind }
+    }
+
+    /// Process-unique number of this client.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// Asks the broker whether the session's token is still alive.
+    pub async fn validate(&self, material: &Material) -> Result<(), BrokerError> {
+        match &self.kind {
+            BrokerClientKind::Jainam(c) => c.validate(&material.token).await,
+        }
+    }
+
+    /// Ends the session at the broker.
+    pub async fn logout(&self, material: &Material) -> Result<(), BrokerError> {
+        match &self.kind {
+            BrokerClientKind::Jainam(c) => c.logout(&material.token).await,
         }
     }
 }

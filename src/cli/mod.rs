@@ -1,0 +1,213 @@
+//! brokerctl's commands. The binary only parses arguments and calls [`run`].
+
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::client::{self, Client};
+use crate::store::{EncryptionKey, write_key_file};
+
+/// Command line of brokerctl.
+#[derive(Debug, Parser)]
+#[command(
+    name = "brokerctl",
+    version,
+    about = "Talk to brokerd: status, tokens, logins, events"
+)]
+pub struct Args {
+    /// Socket path (else $BROKERD_SOCKET, else the config's daemon.socket).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    /// Config file to read the socket path from.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which session a command is about.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// kotak_neo, breeze, zerodha or jainam.
+    pub broker: String,
+    /// Account name (optional when the broker has one account).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// interactive (default) or market (Jainam market data).
+    #[arg(long)]
+    pub api: Option<String>,
+}
+
+/// brokerctl subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every account: state, generation, expiry, last login, last error.
+    Status {
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A valid session (JSON by default).
+    Token {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+        /// Print one value: token, generation, expires_at, a field name, or a header name.
+        #[arg(long, conflicts_with = "export")]
+        field: Option<String>,
+        /// Print `export NAME='value'` lines for a shell.
+        #[arg(long)]
+        export: bool,
+        /// The session must stay valid this many seconds.
+        #[arg(long)]
+        min_valid: Option<u64>,
+        /// Wait up to this many seconds for a login.
+        #[arg(long)]
+        wait: Option<u64>,
+    },
+    /// Report that the broker rejected a generation; prints the new session.
+    Invalidate {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+        /// The rejected generation.
+        #[arg(long)]
+        generation: u64,
+        /// What the broker said.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Force a fresh login (also clears locked_out and conflict).
+    Login {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// End the session at the broker and forget it.
+    Logout {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print session events as they happen (one JSON line each).
+    Watch {
+        /// Only these brokers.
+        #[arg(long = "broker")]
+        brokers: Vec<String>,
+    },
+    /// Prometheus metrics.
+    Metrics,
+    /// Make a new encryption key (base64 of 32 random bytes).
+    Keygen {
+        /// Write it to this file (mode 0600, must not exist) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs one command; errors are one line for the operator.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Command::Keygen { out } = &args.command {
+        return keygen(out.as_deref());
+    }
+    let path = client::socket_path(args.socket.as_deref(), args.config.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let mut conn = Client::connect(&path).await?;
+    let request = match &args.command {
+        Command::Status { .. } => json!({"op": "status"}),
+        Command::Metrics => json!({"op": "metrics"}),
+        Command::Watch { brokers } if brokers.is_empty() => json!({"op": "subscribe"}),
+        Command::Watch { brokers } => json!({"op": "subscribe", "brokers": brokers}),
+        Command::Token {
+            target,
+            min_valid,
+            wait,
+            ..
+        } => with_target(
+            json!({"op": "token", "min_valid_secs": min_valid, "wait_secs": wait}),
+            target,
+        ),
+        Command::Invalidate {
+            target,
+            generation,
+            reason,
+        } => with_target(
+            json!({"op": "invalidate", "generation": generation, "reason": reason}),
+            target,
+        ),
+        Command::Login { target } => with_target(json!({"op": "login"}), target),
+        Command::Logout { target } => with_target(json!({"op": "logout"}), target),
+        Command::Keygen { .. } => unreachable!("handled above"),
+    };
+    let reply = conn.call(&request).await?;
+    if reply["ok"] != json!(true) {
+        let code = reply["error"]["code"].as_str().unwrap_or("error");
+        let message = reply["error"]["message"].as_str().unwrap_or("no message");
+        let retry = reply["error"]["retry_after_secs"]
+            .as_u64()
+            .map(|s| format!(" (retry in {s}s)"))
+            .unwrap_or_default();
+        eprintln!("brokerctl: {code}: {message}{retry}");
+        return Ok(ExitCode::FAILURE);
+    }
+    match &args.command {
+        Command::Status { json: true } => {
+            println!("{}", serde_json::to_string_pretty(&reply["accounts"])?)
+        }
+        Command::Status { json: false } => print!("{}", render::status_table(&reply["accounts"])),
+        Command::Metrics => print!("{}", reply["text"].as_str().unwrap_or("")),
+        Command::Logout { target } => println!("logged out {}", target.broker),
+        Command::Watch { .. } => {
+            while let Some(event) = conn.next().await? {
+                println!("{event}");
+            }
+        }
+        Command::Token {
+            field: Some(name), ..
+        } => match render::field(&reply["session"], name) {
+            Some(v) => println!("{v}"),
+            None => {
+                eprintln!("brokerctl: the session has no field {name:?}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        Command::Token { export: true, .. } => {
+            print!("{}", render::export_lines(&reply["session"]))
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&reply["session"])?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn with_target(mut request: Value, target: &Target) -> Value {
+    request["broker"] = json!(target.broker);
+    if let Some(a) = &target.account {
+        request["account"] = json!(a);
+    }
+    if let Some(a) = &target.api {
+        request["api"] = json!(a);
+    }
+    // Drop nulls so the daemon applies its defaults.
+    if let Value::Object(map) = &mut request {
+        map.retain(|_, v| !v.is_null());
+    }
+    request
+}
+
+fn keygen(out: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let key = EncryptionKey::generate();
+    match out {
+        Some(path) => {
+            write_key_file(path, &key)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            eprintln!("wrote key {} to {} (mode 0600)", key.id(), path.display());
+        }
+        None => println!("{}", key.to_base64().expose()),
+    }
+    Ok(ExitCode::SUCCESS)
+}

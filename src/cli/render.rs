@@ -1,0 +1,186 @@
+//! Text renderings for brokerctl: the status table, single fields, and
+//! shell `export` lines.
+
+use serde_json::Value;
+
+/// A readable table of `status` accounts.
+pub fn status_table(accounts: &Value) -> String {
+    let mut rows = vec![
+        [
+            "ACCOUNT",
+            "STATE",
+            "GEN",
+            "EXPIRES IN",
+            "LAST LOGIN",
+            "LAST ERROR",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for a in accounts.as_array().into_iter().flatten() {
+        let name = format!(
+            "{}/{}{}",
+            a["broker"].as_str().unwrap_or("?"),
+            a["account"].as_str().unwrap_or("?"),
+            if a["api"] == "market" { "/market" } else { "" }
+        );
+        let expires = a["expires_in_secs"].as_i64().map_or("-".into(), human_secs);
+        let last_login = a["last_login_at"].as_str().unwrap_or("-").to_string();
+        let mut error = a["last_error"]["message"]
+            .as_str()
+            .map_or("-".into(), |m| m.to_string());
+        if let Some(r) = a["retry_after_secs"].as_u64() {
+            error = format!("{error} (retry in {})", human_secs(r as i64));
+        }
+        for w in a["warnings"].as_array().into_iter().flatten() {
+            error = format!("{error}; WARNING: {}", w.as_str().unwrap_or(""));
+        }
+        rows.push(vec![
+            name,
+            a["state"].as_str().unwrap_or("?").to_string(),
+            a["generation"].to_string(),
+            expires,
+            last_login,
+            error,
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < 5 {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `3725` → `1h02m`.
+fn human_secs(s: i64) -> String {
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// One value of a session: a top-level key, a field, or a header.
+pub fn field(session: &Value, name: &str) -> Option<String> {
+    let v = session
+        .get(name)
+        .filter(|v| !v.is_object())
+        .or_else(|| session["fields"].get(name))
+        .or_else(|| session["headers"].get(name))?;
+    Some(match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// `export BROKER_ACCOUNT_NAME='value'` lines for the token, generation,
+/// expiry and every scalar field.
+pub fn export_lines(session: &Value) -> String {
+    let mut prefix = format!(
+        "{}_{}",
+        session["broker"].as_str().unwrap_or(""),
+        session["account"].as_str().unwrap_or("")
+    );
+    if session["api"] == "market" {
+        prefix.push_str("_market");
+    }
+    let prefix: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |name: &str, v: &Value| {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
+                .collect::<Vec<_>>()
+                .join(","),
+            Value::Null | Value::Object(_) => return,
+            other => other.to_string(),
+        };
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "export {prefix}_{name}='{}'\n",
+            text.replace('\'', "'\\''")
+        ));
+    };
+    for key in ["token", "generation", "expires_at"] {
+        line(key, &session[key]);
+    }
+    if let Some(fields) = session["fields"].as_object() {
+        for (k, v) in fields {
+            line(k, v);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn session() -> Value {
+        json!({"broker":"jainam","account":"main","api":"interactive","generation":3,"token":"t'k",
+               "expires_at":"2026-11-25T00:00:00+05:30","headers":{"Authorization":"t'k"},
+               "fields":{"user_id":"U1","client_codes":["A","B"],"is_investor_client":true}})
+    }
+
+    #[test]
+    fn export_quotes_for_the_shell() {
+        let out = export_lines(&session());
+        assert!(
+            out.contains("export JAINAM_MAIN_TOKEN='t'\\''k'\n"),
+            "{out}"
+        );
+        assert!(out.contains("export JAINAM_MAIN_GENERATION='3'\n"));
+        assert!(out.contains("export JAINAM_MAIN_CLIENT_CODES='A,B'\n"));
+    }
+
+    #[test]
+    fn field_finds_top_level_fields_and_headers() {
+        let s = session();
+        assert_eq!(field(&s, "generation").unwrap(), "3");
+        assert_eq!(field(&s, "user_id").unwrap(), "U1");
+        assert_eq!(field(&s, "Authorization").unwrap(), "t'k");
+        assert_eq!(field(&s, "nope"), None);
+    }
+
+    #[test]
+    fn table_has_a_row_per_account() {
+        let t = status_table(
+            &json!([{"broker":"jainam","account":"main","api":"market","state":"active","generation":2,
+            "expires_in_secs":3725,"last_login_at":"x","last_error":null,"warnings":["soon"]}]),
+        );
+        assert!(t.contains("jainam/main/market"), "{t}");
+        assert!(t.contains("1h02m"));
+        assert!(t.contains("WARNING: soon"));
+    }
+}

@@ -1,0 +1,277 @@
+//! Wiring: instance lock, key and store, simulator (demo), slots, socket,
+//! background loops, and an orderly stop.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, Loaded};
+use crate::server::{self, ServerMetrics, Shared};
+use crate::session::{Access, Registry};
+use crate::sim::xts::{XtsSim, XtsSimConfig};
+use crate::store::{self, Store};
+
+/// A running daemon. Dropping it without [`Running::stop`] leaves tasks
+/// running until the runtime ends.
+pub struct Running {
+    /// The socket path it listens on.
+    pub socket: PathBuf,
+    /// The slots (tests and systemd status read them).
+    pub registry: Arc<Registry>,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The bundled simulator, when the config asked for it.
+    pub simulator: Option<XtsSim>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    grace: Duration,
+    _lock: InstanceLock,
+}
+
+/// Starts everything; returns once the socket listens and stored sessions
+/// are rehydrated (the moment systemd may be told READY=1).
+pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
+    let Loaded { config, warnings } = loaded;
+    for w in &warnings {
+        warn!("config: {w}");
+    }
+    let d = &config.daemon;
+    create_private_dir(&d.state_dir)?;
+    let lock = InstanceLock::acquire(&d.state_dir)?;
+    let env_key = std::env::var("BROKERD_KEY").ok();
+    let key = store::load_key(env_key.as_deref(), d.key.as_ref(), d.create_key_if_missing)
+        .context("loading the encryption key")?;
+    let store = Arc::new(
+        Store::open(&d.database_url, key)
+            .await
+            .with_context(|| format!("opening the store {}", redact_url(&d.database_url)))?,
+    );
+    match store.prune_audit(d.audit_retention, d.audit_max_rows).await {
+        Ok(n) if n > 0 => info!(rows = n, "pruned old audit rows"),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "audit pruning failed"),
+    }
+    let simulator = match &config.simulator {
+        Some(sim) => {
+            let s = XtsSim::start(XtsSimConfig {
+                listen: sim.listen,
+                ..XtsSimConfig::default()
+            })
+            .await
+            .context("starting the bundled Jainam simulator")?;
+            info!(url = %s.base_url(), "bundled Jainam (XTS) simulator listening");
+            Some(s)
+        }
+        None => None,
+    };
+    let sim_root = simulator.as_ref().map(XtsSim::base_url);
+    let registry = Arc::new(Registry::build(
+        &config,
+        Arc::clone(&store),
+        sim_root.as_deref(),
+    ));
+    registry.rehydrate(&store, true).await;
+
+    let gid = d.socket_group.as_deref().map(resolve_group).transpose()?;
+    let listener = server::bind(&d.socket, d.socket_mode, gid).await?;
+    let shared = Arc::new(Shared {
+        registry: Arc::clone(&registry),
+        metrics: ServerMetrics::default(),
+        limits: d.limits.clone(),
+        daemon_uid: own_uid(),
+        daemon_access: Access {
+            uids: d.allowed_uids.clone(),
+            gids: d.allowed_gids.clone(),
+        },
+    });
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(server::run(
+        listener,
+        shared,
+        cancel.clone(),
+        tracker.clone(),
+    ));
+    registry.spawn_drivers(&cancel, &tracker);
+    spawn_audit_pruning(&config, Arc::clone(&store), cancel.clone(), &tracker);
+    info!(socket = %d.socket.display(), accounts = config.accounts.len(), sessions = registry.slots().len(),
+          key_id = store.key_id(), "brokerd ready");
+    Ok(Running {
+        socket: d.socket.clone(),
+        registry,
+        store,
+        simulator,
+        cancel,
+        tracker,
+        grace: d.limits.shutdown_grace,
+        _lock: lock,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests and logins finish (bounded
+    /// by the shutdown grace), never logs sessions out, removes the socket.
+    pub async fn stop(self) {
+        info!("stopping");
+        self.cancel.cancel();
+        let logins = self.registry.tasks();
+        logins.close();
+        if tokio::time::timeout(self.grace, logins.wait())
+            .await
+            .is_err()
+        {
+            warn!("an in-flight login did not finish within the shutdown grace");
+        }
+        self.tracker.close();
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not finish within the shutdown grace");
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        self.store.close().await;
+        if let Some(sim) = &self.simulator {
+            sim.shutdown().await;
+        }
+        info!("stopped");
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then stops.
+pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+    let running = start(loaded).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
+    }
+    running.stop().await;
+    Ok(())
+}
+
+fn spawn_audit_pruning(
+    config: &Config,
+    store: Arc<Store>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let (age, rows) = (config.daemon.audit_retention, config.daemon.audit_max_rows);
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(6 * 3600)) => {}
+            }
+            if let Err(e) = store.prune_audit(age, rows).await {
+                warn!(error = %e, "audit pruning failed");
+            }
+        }
+    });
+}
+
+/// The state directory holds the key file and the database: owner only.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the state directory {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("setting the mode of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `state_dir/brokerd.lock`, holding our pid: one
+/// daemon per state directory (invariant 9 on one host).
+struct InstanceLock {
+    _file: File,
+}
+
+impl InstanceLock {
+    fn acquire(state_dir: &Path) -> anyhow::Result<Self> {
+        let path = state_dir.join("brokerd.lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("opening the lock file {}", path.display()))?;
+        if file.try_lock().is_err() {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let pid = if pid.is_empty() { "unknown" } else { pid };
+            bail!(
+                "another brokerd (pid {pid}) is running on the state directory {}; stop it first \
+                 (systemctl stop brokerd) or give this one another state_dir",
+                state_dir.display()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// The daemon's effective uid, read without unsafe code.
+pub fn own_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+/// A group name or number → gid, from /etc/group.
+fn resolve_group(name: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = name.parse() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").context("reading /etc/group")?;
+    groups
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.split(':');
+            (parts.next() == Some(name)).then(|| parts.nth(1)?.parse().ok())?
+        })
+        .with_context(|| format!("daemon.socket_group: no group named {name:?}; create it (groupadd {name}) or fix the name"))
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = InstanceLock::acquire(dir.path()).unwrap();
+        let err = InstanceLock::acquire(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://***@h/db");
+        assert_eq!(redact_url("sqlite:///a/b.db"), "sqlite:///a/b.db");
+    }
+}

@@ -1,0 +1,234 @@
+//! Daemon-wide request metrics and the Prometheus text exposition.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::session::{SlotStatus, State};
+
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_US: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 5_000_000, 30_000_000,
+];
+
+/// Request latency histogram and connection gauge; atomics because every
+/// connection task records into it.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    /// Connections currently open.
+    pub connections: AtomicU64,
+    /// Connections refused because the cap was reached.
+    pub connections_refused: AtomicU64,
+}
+
+impl ServerMetrics {
+    /// Records one request's duration.
+    pub fn observe(&self, d: Duration) {
+        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The exposition text for these metrics plus the slots'.
+    pub fn render(&self, slots: &[SlotStatus]) -> String {
+        let mut out = String::new();
+        let now = Utc::now();
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        let labels = |s: &SlotStatus| {
+            format!(
+                "broker=\"{}\",account=\"{}\",api=\"{}\"",
+                s.key.broker,
+                s.key.account.replace('"', ""),
+                s.key.api
+            )
+        };
+        family(
+            &mut out,
+            "brokerd_session_expires_in_seconds",
+            "gauge",
+            "Seconds until the current session expires (0 when none).",
+        );
+        for s in slots {
+            let left = s.expires_at.map_or(0, |t| (t - now).num_seconds().max(0));
+            let _ = writeln!(
+                out,
+                "brokerd_session_expires_in_seconds{{{}}} {left}",
+                labels(s)
+            );
+        }
+        family(
+            &mut out,
+            "brokerd_session_generation",
+            "gauge",
+            "Generation of the current session.",
+        );
+        for s in slots {
+            let _ = writeln!(
+                out,
+                "brokerd_session_generation{{{}}} {}",
+                labels(s),
+                s.generation
+            );
+        }
+        family(
+            &mut out,
+            "brokerd_session_state",
+            "gauge",
+            "1 for the state the session is in.",
+        );
+        for s in slots {
+            for state in [
+                State::Empty,
+                State::Active,
+                State::Refreshing,
+                State::AuthRequired,
+                State::Backoff,
+                State::LockedOut,
+                State::Conflict,
+            ] {
+                let v = u8::from(s.state == state);
+                let _ = writeln!(
+                    out,
+                    "brokerd_session_state{{{},state=\"{}\"}} {v}",
+                    labels(s),
+                    state.as_str()
+                );
+            }
+        }
+        family(
+            &mut out,
+            "brokerd_logins_total",
+            "counter",
+            "Broker logins by result.",
+        );
+        for s in slots {
+            let _ = writeln!(
+                out,
+                "brokerd_logins_total{{{},result=\"ok\"}} {}",
+                labels(s),
+                s.counters[0]
+            );
+            let _ = writeln!(
+                out,
+                "brokerd_logins_total{{{},result=\"failed\"}} {}",
+                labels(s),
+                s.counters[1]
+            );
+        }
+        family(
+            &mut out,
+            "brokerd_invalidations_total",
+            "counter",
+            "invalidate requests: of the current generation, or of an older one.",
+        );
+        for s in slots {
+            let _ = writeln!(
+                out,
+                "brokerd_invalidations_total{{{},kind=\"current\"}} {}",
+                labels(s),
+                s.counters[2]
+            );
+            let _ = writeln!(
+                out,
+                "brokerd_invalidations_total{{{},kind=\"stale\"}} {}",
+                labels(s),
+                s.counters[3]
+            );
+        }
+        family(
+            &mut out,
+            "brokerd_token_requests_total",
+            "counter",
+            "token requests.",
+        );
+        for s in slots {
+            let _ = writeln!(
+                out,
+                "brokerd_token_requests_total{{{}}} {}",
+                labels(s),
+                s.counters[4]
+            );
+        }
+        family(
+            &mut out,
+            "brokerd_request_duration_seconds",
+            "histogram",
+            "Socket request latency, all operations.",
+        );
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "brokerd_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "brokerd_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "brokerd_request_duration_seconds_sum {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "brokerd_request_duration_seconds_count {count}");
+        family(
+            &mut out,
+            "brokerd_connections",
+            "gauge",
+            "Open socket connections.",
+        );
+        let _ = writeln!(
+            out,
+            "brokerd_connections {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "brokerd_connections_refused_total",
+            "counter",
+            "Connections refused at the cap.",
+        );
+        let _ = writeln!(
+            out,
+            "brokerd_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let m = ServerMetrics::default();
+        m.observe(Duration::from_micros(40));
+        m.observe(Duration::from_micros(700));
+        m.observe(Duration::from_secs(60));
+        let text = m.render(&[]);
+        assert!(
+            text.contains("brokerd_request_duration_seconds_bucket{le=\"0.00005\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("brokerd_request_duration_seconds_bucket{le=\"0.001\"} 2"));
+        assert!(text.contains("brokerd_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("brokerd_request_duration_seconds_count 3"));
+    }
+}

@@ -1,0 +1,163 @@
+//! One request line in, one reply line out: parsing, access checks and the
+//! dispatch of each operation to the session layer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::Shared;
+use super::peer::Peer;
+use super::protocol::{self, Request};
+use crate::session::{ErrorCode, RequestError, Slot};
+
+/// What the connection loop does after a request.
+pub enum Outcome {
+    /// Write this line.
+    Reply(String),
+    /// Write this line, then stream events (only these brokers when given).
+    Subscribe(String, Option<Vec<String>>),
+}
+
+/// Handles one line.
+pub async fn handle(line: &str, shared: &Shared, peer: &Peer) -> Outcome {
+    let req: Request = match serde_json::from_str(line) {
+        Ok(r) => r,
+        Err(e) => {
+            let id = protocol::salvage_id(line);
+            let err = RequestError::new(ErrorCode::BadRequest, format!("not a valid request: {e}"));
+            return Outcome::Reply(protocol::error_reply(id.as_deref(), &err));
+        }
+    };
+    let id = req.id;
+    match dispatch(&req, shared, peer).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome::Reply(protocol::error_reply(id, &err)),
+    }
+}
+
+async fn dispatch(
+    req: &Request<'_>,
+    shared: &Shared,
+    peer: &Peer,
+) -> Result<Outcome, RequestError> {
+    let id = req.id;
+    let reply = |v: serde_json::Value| Ok(Outcome::Reply(protocol::ok_reply(id, v)));
+    match req.op.as_ref() {
+        "hello" => reply(json!({
+            "daemon": "brokerd",
+            "version": env!("CARGO_PKG_VERSION"),
+            "protocol": protocol::PROTOCOL_VERSION,
+        })),
+        "status" => {
+            let accounts: Vec<_> = shared
+                .registry
+                .slots()
+                .iter()
+                .filter(|s| peer.allowed(s.access(), shared.daemon_uid))
+                .map(|s| protocol::status_json(&s.status()))
+                .collect();
+            reply(json!({ "accounts": accounts }))
+        }
+        "metrics" => {
+            let statuses: Vec<_> = shared.registry.slots().iter().map(|s| s.status()).collect();
+            reply(json!({ "text": shared.metrics.render(&statuses) }))
+        }
+        "subscribe" => Ok(Outcome::Subscribe(
+            protocol::ok_reply(id, json!({})),
+            req.brokers.clone(),
+        )),
+        "token" => {
+            let slot = find(req, shared, peer)?;
+            let live = slot.token(min_valid(req, slot), wait(req, shared)).await?;
+            Ok(session(id, slot, &live))
+        }
+        "invalidate" => {
+            let slot = find(req, shared, peer)?;
+            let generation = req.generation.ok_or_else(|| {
+                RequestError::new(
+                    ErrorCode::BadRequest,
+                    "invalidate needs \"generation\": the generation the broker rejected",
+                )
+            })?;
+            let live = slot
+                .invalidate(
+                    generation,
+                    req.reason.as_deref(),
+                    min_valid(req, slot),
+                    wait(req, shared),
+                )
+                .await?;
+            Ok(session(id, slot, &live))
+        }
+        "login" => {
+            let slot = find(req, shared, peer)?;
+            let live = slot.force_login(wait(req, shared)).await?;
+            Ok(session(id, slot, &live))
+        }
+        "logout" => {
+            let slot = find(req, shared, peer)?;
+            slot.logout().await?;
+            reply(json!({}))
+        }
+        "login_url" | "submit" | "sign" => Err(RequestError::new(
+            ErrorCode::UnknownOp,
+            format!(
+                "{:?} is not supported by this build (it serves app-key brokers only)",
+                req.op
+            ),
+        )),
+        other => Err(RequestError::new(
+            ErrorCode::UnknownOp,
+            format!(
+                "unknown op {other:?}; ops are hello, status, token, invalidate, login, logout, subscribe, metrics"
+            ),
+        )),
+    }
+}
+
+fn session(id: Option<&RawValue>, slot: &Slot, live: &crate::session::Live) -> Outcome {
+    Outcome::Reply(protocol::session_reply(
+        id,
+        protocol::session_json(slot.key(), live),
+    ))
+}
+
+fn find<'s>(
+    req: &Request<'_>,
+    shared: &'s Shared,
+    peer: &Peer,
+) -> Result<&'s Arc<Slot>, RequestError> {
+    let broker = req.broker.as_deref().ok_or_else(|| {
+        RequestError::new(
+            ErrorCode::BadRequest,
+            format!("{} needs \"broker\"", req.op),
+        )
+    })?;
+    let slot = shared
+        .registry
+        .find(broker, req.account.as_deref(), req.api.as_deref())?;
+    if !peer.allowed(slot.access(), shared.daemon_uid) {
+        return Err(RequestError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "uid {} may not use {}; add it to the account's allowed_uids or allowed_gids",
+                peer.uid,
+                slot.key()
+            ),
+        ));
+    }
+    Ok(slot)
+}
+
+fn min_valid(req: &Request<'_>, slot: &Slot) -> Duration {
+    req.min_valid_secs
+        .map_or_else(|| slot.default_min_valid(), Duration::from_secs)
+}
+
+fn wait(req: &Request<'_>, shared: &Shared) -> Duration {
+    req.wait_secs
+        .map_or(shared.limits.default_wait, Duration::from_secs)
+        .min(shared.limits.max_wait)
+}

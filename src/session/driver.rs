@@ -1,0 +1,75 @@
+//! The per-slot background loop: proactive refresh before expiry, retries
+//! after backoff, one login per cooldown while in conflict, and the first
+//! login at startup. It sleeps until the next due time or a state change.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::slot::{Phase, Slot, SlotState};
+
+impl Slot {
+    /// Runs until `cancel`. `heartbeat` is bumped on every pass, so a
+    /// watchdog can tell that the loop is alive.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut changes = self.changed.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let next = {
+                let mut st = self.state.lock();
+                self.plan(&mut st)
+            };
+            let sleep = next.map_or(Duration::from_secs(3600), |at| {
+                at.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = changes.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// Starts whatever login is due now; returns when to look again.
+    fn plan(self: &Arc<Self>, st: &mut SlotState) -> Option<Instant> {
+        let now = Instant::now();
+        match st.phase {
+            Phase::LoggingIn | Phase::LockedOut => None,
+            Phase::Backoff { until } | Phase::Conflict { until } if until > now => Some(until),
+            Phase::Backoff { .. } => {
+                self.begin_login(st, "retry after backoff");
+                None
+            }
+            Phase::Conflict { .. } => {
+                self.begin_login(st, "conflict cooldown over");
+                None
+            }
+            Phase::Idle => {
+                let usable = st.current.as_ref().filter(|_| !st.dead);
+                match usable {
+                    Some(live) => {
+                        let wait = (live.refresh_at - Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::ZERO);
+                        if wait.is_zero() {
+                            if live.remaining(Utc::now()).is_zero() && !st.want_session {
+                                return None;
+                            }
+                            self.begin_login(st, "refresh before expiry");
+                            None
+                        } else {
+                            Some(now + wait)
+                        }
+                    }
+                    None if st.want_session => {
+                        self.begin_login(st, "no session");
+                        None
+                    }
+                    None => None,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! A published session: what the slot hands out, immutable once built.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+
+use crate::brokers::{BrokerClient, NewSession};
+use crate::config::SessionPolicy;
+
+/// Automatic refreshes never come closer together than this, whatever the
+/// token lifetime: short-lived tokens must not cause a login storm.
+pub(super) const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// One generation of one slot's session, with the client that obtained it.
+#[derive(Debug)]
+pub struct Live {
+    /// Fencing number: strictly increasing per slot, across restarts.
+    pub generation: u64,
+    /// Token material and metadata.
+    pub session: NewSession,
+    /// The client bound to this session; dropped with it.
+    pub client: BrokerClient,
+    /// When the daemon renews it proactively.
+    pub refresh_at: DateTime<Utc>,
+    /// The session's wire form, built once by the server on first use: the
+    /// hot `token` path then copies bytes instead of serialising.
+    wire: OnceLock<Box<RawValue>>,
+}
+
+impl Live {
+    /// Wraps a session, scheduling its refresh per `policy`.
+    pub fn new(
+        generation: u64,
+        session: NewSession,
+        client: BrokerClient,
+        policy: &SessionPolicy,
+    ) -> Self {
+        let refresh_at = refresh_time(&session, policy, rand::random::<f64>());
+        Self {
+            generation,
+            session,
+            client,
+            refresh_at,
+            wire: OnceLock::new(),
+        }
+    }
+
+    /// The expiry.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.session.meta.expires_at
+    }
+
+    /// Time left before expiry at `now` (zero when past).
+    pub fn remaining(&self, now: DateTime<Utc>) -> Duration {
+        (self.expires_at() - now).to_std().unwrap_or(Duration::ZERO)
+    }
+
+    /// Whole lifetime the broker granted.
+    pub fn lifetime(&self) -> Duration {
+        (self.expires_at() - self.session.meta.obtained_at)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Age at `now`.
+    pub fn age(&self, now: DateTime<Utc>) -> Duration {
+        (now - self.session.meta.obtained_at)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// The cache of the wire form (filled by the protocol layer).
+    pub fn wire_cache(&self) -> &OnceLock<Box<RawValue>> {
+        &self.wire
+    }
+}
+
+/// When to renew: `refresh_margin` (plus up to `refresh_jitter`) before
+/// expiry, but never sooner than half the lifetime or [`MIN_REFRESH_INTERVAL`]
+/// after the login.
+pub fn refresh_time(session: &NewSession, policy: &SessionPolicy, jitter: f64) -> DateTime<Utc> {
+    let meta = &session.meta;
+    let lifetime = (meta.expires_at - meta.obtained_at)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    let ahead = policy.refresh_margin + policy.refresh_jitter.mul_f64(jitter.clamp(0.0, 1.0));
+    let by_margin =
+        meta.expires_at - chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::MAX);
+    let floor = meta.obtained_at
+        + chrono::Duration::from_std((lifetime / 2).max(MIN_REFRESH_INTERVAL))
+            .unwrap_or(chrono::Duration::MAX);
+    by_margin.max(floor)
+}

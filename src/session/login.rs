@@ -1,0 +1,306 @@
+//! The slot's login task (single flight, persist before publish, backoff,
+//! lock-out) and the other operations that talk to the broker or the store.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use chrono::Utc;
+use tracing::{error, info, warn};
+
+use super::backoff;
+use super::error::{ErrorCode, RequestError};
+use super::events::{Event, EventKind};
+use super::live::Live;
+use super::slot::{Invalidation, Phase, Slot, SlotState};
+use crate::brokers::{BrokerClient, BrokerError, NewSession};
+use crate::store::{AuditEntry, AuditEvent, StoredSession};
+
+impl Slot {
+    /// Starts the one login of this slot unless one is already in flight.
+    /// Called with the state locked, so two callers cannot both start one.
+    pub(super) fn begin_login(self: &Arc<Self>, st: &mut SlotState, reason: &'static str) {
+        if st.phase == Phase::LoggingIn {
+            return;
+        }
+        st.phase = Phase::LoggingIn;
+        let slot = Arc::clone(self);
+        self.tasks
+            .spawn(async move { slot.login_task(reason).await });
+    }
+
+    async fn login_task(self: Arc<Self>, reason: &'static str) {
+        let connector = self.settings.lock().connector.clone();
+        let started = Instant::now();
+        let next_generation = self.state.lock().generation + 1;
+        info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+              generation = next_generation, reason, "login starting");
+        // Invariant 2: `Connector::login` builds a brand-new client every time.
+        match connector.login().await {
+            Ok((session, client)) => {
+                self.publish(next_generation, session, client, started)
+                    .await
+            }
+            Err(err) => self.login_failed(err, next_generation, started).await,
+        }
+        self.notify();
+    }
+
+    /// Persist, then publish (invariant 4): no client can receive a session
+    /// the store does not have.
+    async fn publish(
+        &self,
+        generation: u64,
+        session: NewSession,
+        client: BrokerClient,
+        started: Instant,
+    ) {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if let Err(e) = self
+            .store
+            .save_session(&self.key, generation, &session)
+            .await
+        {
+            error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
+                   duration_ms, outcome = "store_failed", error = %e,
+                   "login succeeded but the session could not be stored; it is not handed out");
+            let err = BrokerError::Transient(format!("the session could not be stored: {e}"));
+            return self.login_failed(err, generation, started).await;
+        }
+        let policy = self.settings.lock().policy.clone();
+        let fingerprint = session.material.token.fingerprint();
+        let expires_at = session.meta.expires_at;
+        let app_expiry = session.meta.app_expiry.clone();
+        let client_serial = client.serial();
+        let live = Arc::new(Live::new(generation, session, client, &policy));
+        let retired = {
+            let mut st = self.state.lock();
+            st.generation = generation;
+            st.dead = false;
+            st.phase = Phase::Idle;
+            st.failures = 0;
+            st.last_login_at = Some(Utc::now());
+            st.last_error = None;
+            st.want_session = true;
+            st.current.replace(live)
+        };
+        // The retired client (and any rejected token) is dropped here, never reused.
+        drop(retired);
+        self.counters.logins_ok.fetch_add(1, Ordering::Relaxed);
+        info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
+              duration_ms, outcome = "ok", token = %fingerprint, expires_at = %expires_at.to_rfc3339(),
+              client = client_serial, app_expiry = app_expiry.as_deref().unwrap_or(""), "login ok");
+        self.audit(
+            Some(generation),
+            AuditEvent::LoginOk,
+            &format!("token {fingerprint}, expires {}", expires_at.to_rfc3339()),
+        )
+        .await;
+        self.events.publish(Event {
+            kind: EventKind::Renewed,
+            key: self.key.clone(),
+            generation,
+            expires_at: Some(expires_at),
+        });
+    }
+
+    async fn login_failed(&self, err: BrokerError, generation: u64, started: Instant) {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.counters.logins_failed.fetch_add(1, Ordering::Relaxed);
+        let policy = self.settings.lock().policy.clone();
+        let message = err.message().to_string();
+        if err.is_retryable() || matches!(err, BrokerError::DeadSession(_)) {
+            let (failures, delay) = {
+                let mut st = self.state.lock();
+                st.failures += 1;
+                let delay = backoff::delay_with_jitter(
+                    st.failures,
+                    policy.backoff_initial,
+                    policy.backoff_max,
+                );
+                st.phase = Phase::Backoff {
+                    until: Instant::now() + delay,
+                };
+                st.last_error = Some(("login_failed", message.clone()));
+                (st.failures, delay)
+            };
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
+                  duration_ms, outcome = "transient", error = %message, failures,
+                  retry_in_ms = delay.as_millis() as u64, "login failed; backing off");
+            self.audit(None, AuditEvent::LoginFailed, &message).await;
+        } else {
+            {
+                let mut st = self.state.lock();
+                st.phase = Phase::LockedOut;
+                st.last_error = Some(("locked_out", message.clone()));
+            }
+            error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
+                   duration_ms, outcome = "rejected", error = %message,
+                   "login rejected; not retried automatically (brokers lock accounts after repeated wrong attempts): \
+                    fix the configuration, then run `brokerctl login {} --account {}`", self.key.broker, self.key.account);
+            self.audit(None, AuditEvent::LoginFailed, &message).await;
+            self.audit(None, AuditEvent::LockedOut, &message).await;
+            self.events.publish(Event {
+                kind: EventKind::LockedOut,
+                key: self.key.clone(),
+                generation: generation - 1,
+                expires_at: None,
+            });
+        }
+    }
+
+    /// Audit, metrics and logs for an `invalidate`.
+    pub(super) async fn record_invalidation(
+        &self,
+        outcome: Invalidation,
+        generation: u64,
+        reason: Option<&str>,
+    ) {
+        let reason = reason.unwrap_or("client reported a rejection");
+        // The reason is client-supplied: keep it short and single-line.
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        let (k, b, a) = (&self.key.account, self.key.broker, self.key.api);
+        match &outcome {
+            Invalidation::Current(live) | Invalidation::Conflict(live, _) => {
+                self.counters
+                    .invalidations_current
+                    .fetch_add(1, Ordering::Relaxed);
+                let age_ms = live.age(Utc::now()).as_millis() as u64;
+                warn!(broker = %b, account = %k, api = %a, generation, age_ms, token = %live.session.material.token.fingerprint(),
+                      reason = %reason, "session rejected by the broker");
+                self.audit(Some(generation), AuditEvent::InvalidatedCurrent, &reason)
+                    .await;
+            }
+            _ => {}
+        }
+        if let Invalidation::Conflict(_, message) = &outcome {
+            error!(broker = %b, account = %k, api = %a, generation, "{message}");
+            self.audit(Some(generation), AuditEvent::Conflict, message)
+                .await;
+            self.events.publish(Event {
+                kind: EventKind::Conflict,
+                key: self.key.clone(),
+                generation,
+                expires_at: None,
+            });
+        }
+        if let Invalidation::Stale = outcome {
+            self.counters
+                .invalidations_stale
+                .fetch_add(1, Ordering::Relaxed);
+            self.audit(Some(generation), AuditEvent::InvalidatedStale, &reason)
+                .await;
+        }
+    }
+
+    /// Ends the session at the broker (best effort) and forgets it.
+    pub async fn logout(self: &Arc<Self>) -> Result<(), RequestError> {
+        let (old, dead) = {
+            let mut st = self.state.lock();
+            st.want_session = false;
+            let dead = st.dead;
+            st.dead = false;
+            (st.current.take(), dead)
+        };
+        self.notify();
+        let generation = old.as_ref().map(|l| l.generation);
+        if let Some(live) = old.as_ref().filter(|_| !dead) {
+            match live.client.logout(&live.session.material).await {
+                Ok(()) => {
+                    info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                                generation = live.generation, "logged out at the broker")
+                }
+                Err(e) => {
+                    warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                                generation = live.generation, error = %e, "broker logout failed; session forgotten anyway")
+                }
+            }
+        }
+        self.store.forget_session(&self.key).await.map_err(|e| {
+            RequestError::new(
+                ErrorCode::Unavailable,
+                format!("{}: the stored session could not be removed: {e}", self.key),
+            )
+        })?;
+        self.audit(generation, AuditEvent::Logout, "logout requested")
+            .await;
+        self.events.publish(Event {
+            kind: EventKind::LoggedOut,
+            key: self.key.clone(),
+            generation: generation.unwrap_or(0),
+            expires_at: None,
+        });
+        Ok(())
+    }
+
+    /// Takes over a stored session after a restart. A still-valid session is
+    /// served without a login (after a cheap check at the broker when
+    /// `validate`); an unreadable one is reported and replaced by a login.
+    pub async fn rehydrate(self: &Arc<Self>, stored: Option<StoredSession>, validate: bool) {
+        let Some(stored) = stored else { return };
+        let connector = self.settings.lock().connector.clone();
+        let policy = self.settings.lock().policy.clone();
+        let key = &self.key;
+        self.state.lock().generation = stored.generation;
+        let session = match stored.session {
+            None => return,
+            Some(Err(e)) => {
+                error!(broker = %key.broker, account = %key.account, api = %key.api, error = %e,
+                       "stored session unreadable; it will be replaced by a fresh login");
+                self.state.lock().last_error = Some(("store", e.to_string()));
+                return;
+            }
+            Some(Ok(s)) => s,
+        };
+        if session.meta.expires_at
+            <= Utc::now() + chrono::Duration::from_std(policy.min_valid).unwrap_or_default()
+        {
+            info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
+                  "stored session has expired; not reused");
+            return;
+        }
+        let client = match connector.rehydrate(&session.material) {
+            Ok(c) => c,
+            Err(e) => {
+                return warn!(broker = %key.broker, account = %key.account, error = %e, "cannot rebuild a client");
+            }
+        };
+        if validate && let Err(e) = client.validate(&session.material).await {
+            if matches!(e, BrokerError::DeadSession(_)) {
+                info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
+                      error = %e, "stored session is no longer accepted by the broker; not reused");
+                return;
+            }
+            // Keep the last good session when the broker cannot answer.
+            warn!(broker = %key.broker, account = %key.account, api = %key.api, error = %e,
+                  "could not check the stored session with the broker; serving it");
+        }
+        let fingerprint = session.material.token.fingerprint();
+        let live = Arc::new(Live::new(stored.generation, session, client, &policy));
+        info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
+              token = %fingerprint, expires_at = %live.expires_at().to_rfc3339(), "stored session restored without a login");
+        {
+            let mut st = self.state.lock();
+            st.last_login_at = Some(live.session.meta.obtained_at);
+            st.current = Some(live);
+            st.want_session = true;
+        }
+        self.notify();
+    }
+
+    pub(super) async fn audit(&self, generation: Option<u64>, event: AuditEvent, detail: &str) {
+        let entry = AuditEntry {
+            key: &self.key,
+            generation,
+            event,
+            detail,
+        };
+        if let Err(e) = self.store.audit(entry).await {
+            warn!(broker = %self.key.broker, account = %self.key.account, error = %e, "audit write failed");
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! The session slot of one (broker, account, api): the current session, its
+//! state, single-flight login and generation fencing. See DESIGN.md "the
+//! heart"; the login task lives in `login.rs`, the schedule in `driver.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use super::error::{ErrorCode, RequestError};
+use super::events::EventBus;
+use super::live::Live;
+use crate::brokers::{Connector, SessionKey};
+use crate::config::SessionPolicy;
+use crate::store::Store;
+
+/// What the slot is doing, as `status` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// No usable session and nothing in progress.
+    Empty,
+    /// A usable session.
+    Active,
+    /// A login is in flight.
+    Refreshing,
+    /// Waiting for a person (interactive brokers).
+    AuthRequired,
+    /// A transient failure; the next attempt time is known.
+    Backoff,
+    /// Credentials rejected; an operator must act.
+    LockedOut,
+    /// Sessions keep dying right after login.
+    Conflict,
+}
+
+impl State {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Active => "active",
+            Self::Refreshing => "refreshing",
+            Self::AuthRequired => "auth_required",
+            Self::Backoff => "backoff",
+            Self::LockedOut => "locked_out",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
+/// What the slot's login machinery is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    Idle,
+    LoggingIn,
+    Backoff { until: Instant },
+    LockedOut,
+    Conflict { until: Instant },
+}
+
+/// The slot's mutable data. Only ever behind `Slot::state`.
+#[derive(Debug)]
+pub(super) struct SlotState {
+    pub current: Option<Arc<Live>>,
+    /// The broker rejected `current`: never hand it out again.
+    pub dead: bool,
+    /// Highest generation ever issued (survives logout and restarts).
+    pub generation: u64,
+    pub phase: Phase,
+    /// Whether the daemon should keep a session ready without being asked.
+    pub want_session: bool,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub last_error: Option<(&'static str, String)>,
+    /// Consecutive transient login failures (drives the backoff).
+    pub failures: u32,
+    /// Consecutive sessions rejected within the conflict window.
+    pub early_deaths: u32,
+}
+
+/// Counters for `metrics`; atomics because requests bump them concurrently.
+#[derive(Debug, Default)]
+pub struct SlotCounters {
+    /// Successful logins.
+    pub logins_ok: AtomicU64,
+    /// Failed logins.
+    pub logins_failed: AtomicU64,
+    /// `invalidate` of the current generation.
+    pub invalidations_current: AtomicU64,
+    /// `invalidate` of an older generation (answered without a login).
+    pub invalidations_stale: AtomicU64,
+    /// `token` requests.
+    pub token_requests: AtomicU64,
+}
+
+/// Who may use a slot: uid and gid allow-lists (empty = nobody beyond root
+/// and the daemon's own user).
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Allowed peer uids.
+    pub uids: Vec<u32>,
+    /// Allowed peer gids (primary or supplementary).
+    pub gids: Vec<u32>,
+}
+
+/// Settings replaced as a whole on reload.
+#[derive(Clone, Debug)]
+pub(super) struct Settings {
+    pub connector: Connector,
+    pub policy: SessionPolicy,
+}
+
+/// One session slot. Shared as `Arc<Slot>`.
+#[derive(Debug)]
+pub struct Slot {
+    pub(super) key: SessionKey,
+    pub(super) access: Access,
+    // Plain data read at the start of each login; never held across I/O.
+    pub(super) settings: Mutex<Settings>,
+    pub(super) store: Arc<Store>,
+    pub(super) events: EventBus,
+    // parking_lot: tiny critical sections, never held across `.await`.
+    pub(super) state: Mutex<SlotState>,
+    // watch: every state change bumps it; waiters and the driver wake on it,
+    // and a burst of changes coalesces into one wake.
+    pub(super) changed: watch::Sender<u64>,
+    // Login tasks run here so a shutdown can let an in-flight login finish
+    // and persist instead of dropping it halfway.
+    pub(super) tasks: TaskTracker,
+    pub(super) counters: SlotCounters,
+}
+
+/// What a request needs from the session.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Need {
+    pub min_valid: Duration,
+    /// Only a generation newer than this will do (forced logins).
+    pub newer_than: u64,
+}
+
+enum Decision {
+    Serve(Arc<Live>),
+    Fail(RequestError),
+    Wait,
+}
+
+impl Slot {
+    /// A new, empty slot.
+    pub fn new(
+        key: SessionKey,
+        access: Access,
+        connector: Connector,
+        policy: SessionPolicy,
+        store: Arc<Store>,
+        events: EventBus,
+        tasks: TaskTracker,
+    ) -> Arc<Self> {
+        let want_session = policy.login_at_start;
+        Arc::new(Self {
+            key,
+            access,
+            settings: Mutex::new(Settings { connector, policy }),
+            store,
+            events,
+            state: Mutex::new(SlotState {
+                current: None,
+                dead: false,
+                generation: 0,
+                phase: Phase::Idle,
+                want_session,
+                last_login_at: None,
+                last_error: None,
+                failures: 0,
+                early_deaths: 0,
+            }),
+            changed: watch::channel(0).0,
+            tasks,
+            counters: SlotCounters::default(),
+        })
+    }
+
+    /// Which session this slot holds.
+    pub fn key(&self) -> &SessionKey {
+        &self.key
+    }
+
+    /// Who may use it.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The request counters.
+    pub fn counters(&self) -> &SlotCounters {
+        &self.counters
+    }
+
+    /// The policy's default `min_valid`.
+    pub fn default_min_valid(&self) -> Duration {
+        self.settings.lock().policy.min_valid
+    }
+
+    /// Wakes everything waiting on this slot.
+    pub(super) fn notify(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A session valid for at least `min_valid`, logging in first if needed
+    /// and waiting up to `wait` for that login.
+    pub async fn token(
+        self: &Arc<Self>,
+        min_valid: Duration,
+        wait: Duration,
+    ) -> Result<Arc<Live>, RequestError> {
+        self.counters.token_requests.fetch_add(1, Ordering::Relaxed);
+        let need = Need {
+            min_valid,
+            newer_than: 0,
+        };
+        // Fast path: a usable session needs one short lock and no waiting.
+        if let Some(live) = usable(&self.state.lock(), need, Utc::now()) {
+            return Ok(live);
+        }
+        self.wait_for(need, wait).await
+    }
+
+    /// "The broker rejected `generation`." Stale reports are answered with
+    /// the current session at once; a report of the current generation marks
+    /// it dead and starts exactly one login however many clients report it.
+    pub async fn invalidate(
+        self: &Arc<Self>,
+        generation: u64,
+        reason: Option<&str>,
+        min_valid: Duration,
+        wait: Duration,
+    ) -> Result<Arc<Live>, RequestError> {
+        let now = Utc::now();
+        let outcome = {
+            let policy = self.settings.lock().policy.clone();
+            let mut st = self.state.lock();
+            if generation > st.generation {
+                return Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "generation {generation} was never issued for {}; the newest is {}",
+                        self.key, st.generation
+                    ),
+                ));
+            }
+            match st.current.clone() {
+                Some(live) if live.generation == generation && !st.dead => {
+                    st.dead = true;
+                    let early = live.age(now) < policy.conflict_window;
+                    st.early_deaths = if early { st.early_deaths + 1 } else { 0 };
+                    if st.early_deaths >= policy.conflict_threshold {
+                        st.phase = Phase::Conflict {
+                            until: Instant::now() + policy.conflict_cooldown,
+                        };
+                        let message = conflict_message(&self.key, &policy, st.early_deaths);
+                        st.last_error = Some(("conflict", message.clone()));
+                        Invalidation::Conflict(live, message)
+                    } else {
+                        self.begin_login(&mut st, "token rejected by the broker");
+                        Invalidation::Current(live)
+                    }
+                }
+                Some(live) if live.generation > generation => Invalidation::Stale,
+                _ => Invalidation::AlreadyDead,
+            }
+        };
+        self.notify();
+        self.record_invalidation(outcome, generation, reason).await;
+        self.wait_for(
+            Need {
+                min_valid,
+                newer_than: 0,
+            },
+            wait,
+        )
+        .await
+    }
+
+    /// Operator-forced fresh login; clears `locked_out`, `conflict` and
+    /// `backoff` first.
+    pub async fn force_login(self: &Arc<Self>, wait: Duration) -> Result<Arc<Live>, RequestError> {
+        let newer_than = {
+            let mut st = self.state.lock();
+            if !matches!(st.phase, Phase::LoggingIn) {
+                st.phase = Phase::Idle;
+            }
+            st.failures = 0;
+            st.early_deaths = 0;
+            st.want_session = true;
+            let generation = st.generation;
+            self.begin_login(&mut st, "operator request");
+            generation
+        };
+        self.notify();
+        self.wait_for(
+            Need {
+                min_valid: Duration::ZERO,
+                newer_than,
+            },
+            wait,
+        )
+        .await
+    }
+
+    /// Waits until `need` can be served, fails, or `wait` runs out.
+    pub(super) async fn wait_for(
+        self: &Arc<Self>,
+        need: Need,
+        wait: Duration,
+    ) -> Result<Arc<Live>, RequestError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = self.changed.subscribe();
+        let mut asked = false;
+        loop {
+            // Mark what we have seen before looking, so no change is missed.
+            changes.borrow_and_update();
+            let decision = {
+                let mut st = self.state.lock();
+                self.decide(&mut st, need, &mut asked)
+            };
+            match decision {
+                Decision::Serve(live) => return Ok(live),
+                Decision::Fail(err) => return Err(err),
+                Decision::Wait => {}
+            }
+            if asked {
+                self.notify();
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(RequestError::new(
+                        ErrorCode::Unavailable,
+                        "the daemon is shutting down",
+                    ));
+                }
+                Err(_) => {
+                    return Err(RequestError::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "no session for {} within {}s; a login is still in progress",
+                            self.key,
+                            wait.as_secs()
+                        ),
+                    )
+                    .retry_after(Duration::from_secs(1)));
+                }
+            }
+        }
+    }
+
+    fn decide(self: &Arc<Self>, st: &mut SlotState, need: Need, asked: &mut bool) -> Decision {
+        let now = Utc::now();
+        if let Some(live) = usable(st, need, now) {
+            return Decision::Serve(live);
+        }
+        let last = |fallback: &str| {
+            st.last_error
+                .as_ref()
+                .map_or_else(|| fallback.to_string(), |e| e.1.clone())
+        };
+        match st.phase {
+            Phase::LoggingIn => Decision::Wait,
+            Phase::LockedOut => Decision::Fail(RequestError::new(
+                ErrorCode::LockedOut,
+                format!(
+                    "{}: {}; not retried automatically; fix it, then run `brokerctl login {} --account {}`",
+                    self.key,
+                    last("credentials rejected"),
+                    self.key.broker,
+                    self.key.account
+                ),
+            )),
+            Phase::Conflict { until } => Decision::Fail(
+                RequestError::new(
+                    ErrorCode::Conflict,
+                    last("sessions keep dying right after login"),
+                )
+                .retry_after(until.saturating_duration_since(Instant::now())),
+            ),
+            Phase::Backoff { until } => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() && !*asked {
+                    *asked = true;
+                    self.begin_login(st, "retry after backoff");
+                    return Decision::Wait;
+                }
+                Decision::Fail(
+                    RequestError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "{}: last login failed ({}); retrying automatically",
+                            self.key,
+                            last("transient failure")
+                        ),
+                    )
+                    .retry_after(left),
+                )
+            }
+            Phase::Idle => {
+                // A session just obtained that is too short for the caller:
+                // another login would get the same, so say so instead of
+                // logging in again for every such request.
+                if let Some(live) = st
+                    .current
+                    .as_ref()
+                    .filter(|_| !st.dead && need.newer_than == 0)
+                    && live.lifetime() < need.min_valid
+                    && live.age(now) < super::live::MIN_REFRESH_INTERVAL
+                {
+                    return Decision::Fail(RequestError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "{} issues sessions valid for only {}s, less than the {}s asked for",
+                            self.key.broker,
+                            live.lifetime().as_secs(),
+                            need.min_valid.as_secs()
+                        ),
+                    ));
+                }
+                if *asked {
+                    return Decision::Fail(RequestError::new(
+                        ErrorCode::LoginFailed,
+                        format!(
+                            "{}: {}",
+                            self.key,
+                            last("the login did not produce a usable session")
+                        ),
+                    ));
+                }
+                *asked = true;
+                st.want_session = true;
+                self.begin_login(
+                    st,
+                    if st.current.is_some() {
+                        "session expiring"
+                    } else {
+                        "no session"
+                    },
+                );
+                Decision::Wait
+            }
+        }
+    }
+}
+
+/// The current session if it satisfies `need` at `now`.
+fn usable(st: &SlotState, need: Need, now: DateTime<Utc>) -> Option<Arc<Live>> {
+    let live = st.current.as_ref()?;
+    (!st.dead && live.generation > need.newer_than && live.remaining(now) >= need.min_valid)
+        .then(|| live.clone())
+}
+
+/// The plain-words explanation of a conflict, for status and logs.
+pub(super) fn conflict_message(key: &SessionKey, policy: &SessionPolicy, deaths: u32) -> String {
+    format!(
+        "{key}: the last {deaths} sessions were rejected within {}s of login; another program is probably \
+         logging into this account with the same credentials. Stop it; brokerd retries at most once every {}s \
+         (or run `brokerctl login {} --account {}`)",
+        policy.conflict_window.as_secs(),
+        policy.conflict_cooldown.as_secs(),
+        key.broker,
+        key.account
+    )
+}
+
+/// What an `invalidate` did, for the audit trail and metrics.
+pub(super) enum Invalidation {
+    Current(Arc<Live>),
+    Conflict(Arc<Live>, String),
+    Stale,
+    AlreadyDead,
+}

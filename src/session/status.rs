@@ -1,0 +1,141 @@
+//! A point-in-time view of a slot for `status`, metrics and systemd.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::slot::{Phase, Slot, State};
+use crate::brokers::SessionKey;
+
+/// Everything `status` shows about one slot. Never secrets.
+#[derive(Clone, Debug)]
+pub struct SlotStatus {
+    /// Which slot.
+    pub key: SessionKey,
+    /// Its state.
+    pub state: State,
+    /// Generation of the current session (or the newest issued when none).
+    pub generation: u64,
+    /// Expiry of the current session.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the last successful login finished.
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// The last error: a short code and one line.
+    pub last_error: Option<(String, String)>,
+    /// Seconds until the next automatic attempt (backoff, conflict).
+    pub retry_after_secs: Option<u64>,
+    /// The app key's own expiry as the broker states it (Jainam).
+    pub app_expiry: Option<String>,
+    /// Operator warnings (e.g. the app key expires soon).
+    pub warnings: Vec<String>,
+    /// Serial of the broker client bound to the current session.
+    pub client_serial: Option<u64>,
+    /// Counters: logins ok, logins failed, invalidations current, stale, token requests.
+    pub counters: [u64; 5],
+}
+
+impl Slot {
+    /// The slot as of now.
+    pub fn status(&self) -> SlotStatus {
+        let warning_horizon = self.settings.lock().connector.app_expiry_warning();
+        let st = self.state.lock();
+        let now = Utc::now();
+        let live = st.current.as_ref();
+        let usable = live.filter(|l| !st.dead && l.remaining(now) > std::time::Duration::ZERO);
+        let until = |t: Instant| t.saturating_duration_since(Instant::now()).as_secs().max(1);
+        let (state, retry_after_secs) = match st.phase {
+            Phase::LoggingIn => (State::Refreshing, None),
+            Phase::LockedOut => (State::LockedOut, None),
+            Phase::Conflict { until: t } => (State::Conflict, Some(until(t))),
+            Phase::Backoff { until: t } => (State::Backoff, Some(until(t))),
+            Phase::Idle if usable.is_some() => (State::Active, None),
+            Phase::Idle => (State::Empty, None),
+        };
+        let mut warnings = Vec::new();
+        if let (Some(horizon), Some(date)) = (
+            warning_horizon,
+            live.and_then(|l| l.session.meta.app_expiry.as_deref()),
+        ) && let Some(w) = app_expiry_warning(date, horizon, now)
+        {
+            warnings.push(w);
+        }
+        let c = &self.counters;
+        SlotStatus {
+            key: self.key.clone(),
+            state,
+            generation: live.map_or(st.generation, |l| l.generation),
+            expires_at: usable.map(|l| l.expires_at()),
+            last_login_at: st.last_login_at,
+            last_error: st
+                .last_error
+                .as_ref()
+                .map(|(c, m)| (c.to_string(), m.clone())),
+            retry_after_secs,
+            app_expiry: live.and_then(|l| l.session.meta.app_expiry.clone()),
+            warnings,
+            client_serial: live.map(|l| l.client.serial()),
+            counters: [
+                c.logins_ok.load(Ordering::Relaxed),
+                c.logins_failed.load(Ordering::Relaxed),
+                c.invalidations_current.load(Ordering::Relaxed),
+                c.invalidations_stale.load(Ordering::Relaxed),
+                c.token_requests.load(Ordering::Relaxed),
+            ],
+        }
+    }
+}
+
+/// A warning when the app key's expiry date (as the broker wrote it) is
+/// within `horizon` of `now`. Unparseable dates are shown as they are.
+pub fn app_expiry_warning(
+    date: &str,
+    horizon: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let parsed = DateTime::parse_from_rfc3339(date)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            let day = chrono::NaiveDate::parse_from_str(date.get(..10)?, "%Y-%m-%d").ok()?;
+            Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+        })?;
+    let left = parsed - now;
+    if left > chrono::Duration::from_std(horizon).ok()? {
+        return None;
+    }
+    Some(if left <= chrono::Duration::zero() {
+        format!("the app key expired on {date}: renew it with the broker")
+    } else {
+        format!(
+            "the app key expires on {date} (in {} days): renew it with the broker",
+            left.num_days()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn warns_only_inside_the_horizon() {
+        let now = DateTime::parse_from_rfc3339("2026-11-24T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let two_weeks = Duration::from_secs(14 * 86400);
+        assert!(
+            app_expiry_warning("2026-12-01", two_weeks, now)
+                .unwrap()
+                .contains("in 7 days")
+        );
+        assert_eq!(app_expiry_warning("2027-06-01", two_weeks, now), None);
+        assert!(
+            app_expiry_warning("2026-11-01", two_weeks, now)
+                .unwrap()
+                .contains("expired")
+        );
+        assert_eq!(app_expiry_warning("someday", two_weeks, now), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! Test harness: a Jainam simulator, a daemon started in-process on a temp
+//! dir, and clients over the real Unix socket.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use brokerd::client::Client;
+use brokerd::config::Config;
+use brokerd::daemon::{self, Running};
+use brokerd::secret::SecretEnv;
+use brokerd::sim::xts::{XtsSim, XtsSimConfig, XtsSimUser};
+use serde_json::{Value, json};
+
+/// A daemon plus its simulator, on a private temp dir.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub sim: XtsSim,
+    pub running: Option<Running>,
+    pub policy: String,
+    pub extra: String,
+}
+
+impl Harness {
+    /// Starts a simulator and a daemon with one Jainam account "main" (both
+    /// apis); `policy` is extra account-level TOML (e.g. `login_at_start = false`).
+    pub async fn start(policy: &str) -> Self {
+        Self::start_with(policy, "").await
+    }
+
+    /// Like [`start`], with extra TOML appended (more accounts).
+    pub async fn start_with(policy: &str, extra: &str) -> Self {
+        let mut cfg = XtsSimConfig::default();
+        cfg.users.push(second_user());
+        let sim = XtsSim::start(cfg).await.expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut h = Self {
+            dir,
+            sim,
+            running: None,
+            policy: policy.to_string(),
+            extra: extra.to_string(),
+        };
+        h.boot().await;
+        h
+    }
+
+    pub fn config_text(&self) -> String {
+        let d = self.dir.path().display();
+        let root = self.sim.base_url();
+        format!(
+            r#"
+[daemon]
+socket = "{d}/run/brokerd.sock"
+state_dir = "{d}/state"
+key = "file:{d}/keys/brokerd.key"
+create_key_if_missing = true
+[daemon.limits]
+default_wait = "10s"
+login_timeout = "2s"
+shutdown_grace = "5s"
+
+[[account]]
+broker = "jainam"
+name = "main"
+{policy}
+[account.jainam]
+root = "{root}"
+[account.jainam.interactive]
+app_key = "demo-interactive-key"
+secret_key = "demo-interactive-secret"
+[account.jainam.market]
+app_key = "demo-market-key"
+secret_key = "demo-market-secret"
+{extra}
+"#,
+            policy = self.policy,
+            extra = self.extra.replace("{root}", &root),
+        )
+    }
+
+    /// Starts (or restarts) the daemon on the same directory.
+    pub async fn boot(&mut self) {
+        let loaded =
+            Config::from_toml_str(&self.config_text(), self.dir.path(), &SecretEnv::process())
+                .unwrap_or_else(|e| panic!("test config is valid: {e}"));
+        self.running = Some(daemon::start(loaded).await.expect("daemon starts"));
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.boot().await;
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/brokerd.sock")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("state/brokerd.db")
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.socket()).await.expect("connects")
+    }
+
+    /// One request on a fresh connection.
+    pub async fn call(&self, request: Value) -> Value {
+        self.client().await.call(&request).await.expect("reply")
+    }
+
+    pub async fn token(&self, api: &str) -> Value {
+        self.call(json!({"op": "token", "broker": "jainam", "account": "main", "api": api}))
+            .await
+    }
+
+    /// The status line of one api of account main.
+    pub async fn status_of(&self, api: &str) -> Value {
+        let st = self.call(json!({"op": "status"})).await;
+        st["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .find(|a| a["account"] == "main" && a["api"] == api)
+            .cloned()
+            .expect("account main is listed")
+    }
+}
+
+/// A second simulated user, for tests with two accounts.
+pub fn second_user() -> XtsSimUser {
+    XtsSimUser {
+        user_id: "SECOND01".into(),
+        interactive_app_key: "second-interactive-key".into(),
+        interactive_secret_key: "second-interactive-secret".into(),
+        market_app_key: "second-market-key".into(),
+        market_secret_key: "second-market-secret".into(),
+        is_investor_client: false,
+        client_codes: vec!["CLI01".into(), "CLI02".into()],
+        application_expiry_date: "2026-12-01".into(),
+    }
+}
+
+/// Asserts `reply` is a success and returns its session.
+pub fn session(reply: &Value) -> &Value {
+    assert_eq!(reply["ok"], true, "expected success, got {reply}");
+    &reply["session"]
+}
+
+/// Asserts `reply` failed with `code`.
+pub fn error_code(reply: &Value) -> &str {
+    assert_eq!(reply["ok"], false, "expected an error, got {reply}");
+    reply["error"]["code"].as_str().expect("error code")
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+/// All bytes of the sqlite database and its WAL/SHM files.
+pub fn db_bytes(db: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        if let Ok(b) = std::fs::read(p) {
+            all.extend(b);
+        }
+    }
+    all
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
