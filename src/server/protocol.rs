@@ -66,7 +66,8 @@ pub fn salvage_id(line: &str) -> Option<Box<RawValue>> {
 /// broker cut-off is stated in IST.
 fn ist(t: DateTime<Utc>) -> String {
     let offset = FixedOffset::east_opt(5 * 3600 + 1800).expect("+05:30 is a valid offset");
-    t.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    t.with_timezone(&offset)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,259 @@
+//! Black-box: the real `brokerd` and `brokerctl` binaries through a full
+//! lifecycle with every secret set to a distinctive value. None of them may
+//! appear in the logs, the status output or the audit table.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use brokerd::brokers::Api;
+use brokerd::sim::xts::{FailMode, XtsSim, XtsSimConfig, XtsSimUser};
+use common::{contains, eventually};
+
+const APP_KEY: &str = "APPKEY-SENTINEL-7f1c2e";
+const SECRET_KEY: &str = "SECRETKEY-SENTINEL-94ad01";
+const MD_APP_KEY: &str = "MDKEY-SENTINEL-3b8e55";
+const MD_SECRET_KEY: &str = "MDSECRET-SENTINEL-c0ffee";
+
+fn brokerctl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
+        .arg("--socket")
+        .arg(dir.join("run/brokerd.sock"))
+        .args(args)
+        .output()
+        .expect("brokerctl runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_logs_status_or_audit() {
+    let user = XtsSimUser {
+        interactive_app_key: APP_KEY.into(),
+        interactive_secret_key: SECRET_KEY.into(),
+        market_app_key: MD_APP_KEY.into(),
+        market_secret_key: MD_SECRET_KEY.into(),
+        ..XtsSimUser::demo()
+    };
+    let sim = XtsSim::start(XtsSimConfig {
+        users: vec![user],
+        ..XtsSimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("secrets")).unwrap();
+    std::fs::write(d.join("secrets/app_key"), format!("{APP_KEY}\n")).unwrap();
+    std::fs::write(d.join("secrets/secret_key"), SECRET_KEY).unwrap();
+    let key = brokerd::store::EncryptionKey::generate();
+    let key_b64 = key.to_base64().expose().to_string();
+    let config = format!(
+        r#"
+[daemon]
+socket = "{d}/run/brokerd.sock"
+state_dir = "{d}/state"
+log_format = "json"
+[daemon.limits]
+login_timeout = "2s"
+
+[[account]]
+broker = "jainam"
+name = "main"
+login_at_start = false
+[account.jainam]
+root = "{root}"
+[account.jainam.interactive]
+app_key = "file:secrets/app_key"
+secret_key = "file:secrets/secret_key"
+[account.jainam.market]
+app_key = "env:TEST_MD_APP_KEY"
+secret_key = "env:TEST_MD_SECRET_KEY"
+"#,
+        d = d.display(),
+        root = sim.base_url()
+    );
+    let config_path = d.join("brokerd.toml");
+    std::fs::write(&config_path, config).unwrap();
+
+    let check = Command::new(env!("CARGO_BIN_EXE_brokerd"))
+        .args(["check-config", "--config"])
+        .arg(&config_path)
+        .env("TEST_MD_APP_KEY", MD_APP_KEY)
+        .env("TEST_MD_SECRET_KEY", MD_SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let log_path = d.join("daemon.log");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_brokerd"))
+        .arg("--config")
+        .arg(&config_path)
+        .env("BROKERD_KEY", &key_b64)
+        .env("TEST_MD_APP_KEY", MD_APP_KEY)
+        .env("TEST_MD_SECRET_KEY", MD_SECRET_KEY)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let socket = d.join("run/brokerd.sock");
+    assert!(
+        eventually(Duration::from_secs(20), || socket.exists()).await,
+        "daemon came up"
+    );
+
+    // The lifecycle, through brokerctl.
+    let mut outputs = String::new();
+    let mut run = |args: &[&str], expect_ok: bool| {
+        let (ok, text) = brokerctl(d, args);
+        assert_eq!(ok, expect_ok, "brokerctl {args:?}: {text}");
+        text
+    };
+    let token = run(&["token", "jainam", "--field", "token"], true)
+        .trim()
+        .to_string();
+    assert!(token.len() > 20 && sim.is_token_valid(&token));
+    let export = run(&["token", "jainam", "--api", "market", "--export"], true);
+    assert!(export.contains("export JAINAM_MAIN_MARKET_TOKEN='"));
+    run(
+        &[
+            "invalidate",
+            "jainam",
+            "--generation",
+            "1",
+            "--reason",
+            "Invalid Token",
+        ],
+        true,
+    );
+    sim.fail_next_logins(Api::Interactive, 1, FailMode::WrongSecret);
+    run(&["invalidate", "jainam", "--generation", "2"], false);
+    outputs += &run(&["status"], true);
+    outputs += &run(&["status", "--json"], true);
+    assert!(outputs.contains("locked_out"), "{outputs}");
+    run(&["login", "jainam"], true);
+    run(&["logout", "jainam", "--api", "market"], true);
+    outputs += &run(&["status"], true);
+    outputs += &run(&["metrics"], true);
+    assert_eq!(sim.login_count(Api::Interactive), 4);
+
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.id().to_string())
+        .status()
+        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "clean exit on SIGTERM");
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    for line in logs.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "log lines are JSON: {line}"
+        );
+    }
+    assert!(
+        logs.contains("\"outcome\":\"ok\""),
+        "login attempts are logged"
+    );
+    let fingerprint = brokerd::secret::fingerprint(&token);
+    assert!(logs.contains(&fingerprint), "tokens appear as fingerprints");
+
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        d.join("state/brokerd.db").display()
+    ))
+    .await
+    .unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT event, detail FROM audit")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let audit: String = rows.iter().map(|(e, d)| format!("{e} {d}\n")).collect();
+    for event in [
+        "login_ok",
+        "login_failed",
+        "locked_out",
+        "invalidated_current",
+        "logout",
+    ] {
+        assert!(audit.contains(event), "audit has {event}: {audit}");
+    }
+
+    let mut secrets: Vec<String> = sim.issued_tokens();
+    secrets.extend([APP_KEY, SECRET_KEY, MD_APP_KEY, MD_SECRET_KEY, &key_b64].map(String::from));
+    for (name, text) in [
+        ("logs", &logs),
+        ("brokerctl output", &outputs),
+        ("audit table", &audit),
+    ] {
+        for secret in &secrets {
+            assert!(
+                !contains(text.as_bytes(), secret),
+                "a secret appears in the {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_config_names_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[daemon]\nsocket_mode = \"0666\"\n[[account]]\nbroker = \"jainam\"\nname = \"Main!\"\nrefresh_margin = 600\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_brokerd"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for key in [
+        "daemon.socket_mode",
+        "account[0].name",
+        "account[0].refresh_margin",
+        "account[0].jainam",
+    ] {
+        assert!(text.contains(key), "{key} is reported: {text}");
+    }
+}
+
+#[test]
+fn brokerctl_says_clearly_when_the_daemon_is_not_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = brokerctl(dir.path(), &["status"]);
+    assert!(!ok);
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    assert!(text.contains("is brokerd running?"), "{text}");
+}
+
+#[test]
+fn keygen_writes_a_private_key_file_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k");
+    let (ok, _) = brokerctl(dir.path(), &["keygen", "--out", path.to_str().unwrap()]);
+    assert!(ok);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let key = std::fs::read_to_string(&path).unwrap();
+    assert!(brokerd::store::EncryptionKey::from_base64(&key).is_ok());
+    let (again, text) = brokerctl(dir.path(), &["keygen", "--out", path.to_str().unwrap()]);
+    assert!(!again, "never overwrites a key: {text}");
+}
