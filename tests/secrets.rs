@@ -112,7 +112,7 @@ secret_key = "env:TEST_MD_SECRET_KEY"
 
     // The lifecycle, through brokerctl.
     let mut outputs = String::new();
-    let mut run = |args: &[&str], expect_ok: bool| {
+    let run = |args: &[&str], expect_ok: bool| {
         let (ok, text) = brokerctl(d, args);
         assert_eq!(ok, expect_ok, "brokerctl {args:?}: {text}");
         text
