@@ -157,3 +157,69 @@ async fn a_wrong_key_is_a_clear_error_per_account_not_a_crash() {
         .await
     );
 }
+
+/// A dealer login: `client_id` is served with the token, the restart check
+/// sends `clientID` (the simulator refuses dealers without it), and the
+/// app key's near expiry shows in status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dealer_sessions_carry_client_id_and_survive_a_restart() {
+    let extra = r#"
+[[account]]
+broker = "jainam"
+name = "dealer"
+login_at_start = false
+[account.jainam]
+root = "{root}"
+[account.jainam.interactive]
+app_key = "second-interactive-key"
+secret_key = "second-interactive-secret"
+[account.jainam.market]
+app_key = "second-market-key"
+secret_key = "second-market-secret"
+"#;
+    let mut h = Harness::start_with("login_at_start = false", extra).await;
+    let s = session(
+        &h.call(json!({"op": "token", "broker": "jainam", "account": "dealer"}))
+            .await,
+    )
+    .clone();
+    assert_eq!(s["fields"]["is_investor_client"], false);
+    assert_eq!(s["fields"]["client_id"], "CLI01");
+    assert_eq!(s["fields"]["client_codes"], json!(["CLI01", "CLI02"]));
+    session(
+        &h.call(json!({"op": "token", "broker": "jainam", "account": "dealer", "api": "market"}))
+            .await,
+    );
+    h.restart().await;
+    let again = h
+        .call(json!({"op": "token", "broker": "jainam", "account": "dealer"}))
+        .await;
+    assert_eq!(
+        session(&again)["token"],
+        s["token"],
+        "validated with clientID and reused"
+    );
+    let st = h.call(json!({"op": "status"})).await;
+    let market = st["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == "dealer" && a["api"] == "market")
+        .unwrap()
+        .clone();
+    assert_eq!(market["app_expiry"], "2026-12-01");
+    if chrono::Utc::now()
+        < chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap()
+            - chrono::Duration::days(14)
+    {
+        assert_eq!(market["warnings"], json!([]));
+    } else {
+        assert!(
+            market["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("2026-12-01"),
+            "{market}"
+        );
+    }
+}

@@ -241,3 +241,49 @@ async fn idle_connections_are_closed() {
         .expect("closed by the daemon");
     assert!(matches!(closed, Ok(None) | Err(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_get_a_clear_error() {
+    let mut h = Harness::start("login_at_start = false").await;
+    h.stop().await;
+    let text = h.config_text().replace(
+        "default_wait = \"10s\"",
+        "default_wait = \"10s\"\nmax_connections = 2",
+    );
+    let loaded = brokerd::config::Config::from_toml_str(
+        &text,
+        h.dir.path(),
+        &brokerd::secret::SecretEnv::process(),
+    )
+    .unwrap();
+    h.running = Some(brokerd::daemon::start(loaded).await.unwrap());
+    let mut a = Client::connect(&h.socket()).await.unwrap();
+    let mut b = Client::connect(&h.socket()).await.unwrap();
+    assert_eq!(a.call(&json!({"op": "hello"})).await.unwrap()["ok"], true);
+    assert_eq!(b.call(&json!({"op": "hello"})).await.unwrap()["ok"], true);
+    let mut c = Client::connect(&h.socket()).await.unwrap();
+    let refused = c.next().await.unwrap().unwrap();
+    assert_eq!(error_code(&refused), "unavailable");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many connections")
+    );
+    drop(a);
+    // The freed slot is usable again.
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut d = Client::connect(&h.socket()).await.unwrap();
+        if d.call(&json!({"op": "hello"}))
+            .await
+            .map(|r| r["ok"] == true)
+            .unwrap_or(false)
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+}

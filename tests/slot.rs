@@ -392,3 +392,49 @@ async fn the_daemon_logs_in_at_start_when_asked() {
     assert_eq!(session(&h.token("interactive").await)["generation"], 1);
     assert_eq!(h.sim.login_count(Api::Interactive), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_pages_and_timeouts_are_transient_not_credential_failures() {
+    // login_timeout is 2 s in the harness; the simulator holds its answer 3 s.
+    let h = Harness::start(&format!("{NO_EAGER_LOGIN}\nbackoff_initial = \"200ms\"")).await;
+    h.sim.fail_next_logins(Api::Interactive, 1, FailMode::Html);
+    h.sim
+        .fail_next_logins(Api::Market, 1, FailMode::Timeout(Duration::from_secs(3)));
+    let html = h.token("interactive").await;
+    assert_eq!(error_code(&html), "unavailable");
+    assert!(
+        html["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("non-JSON"),
+        "{html}"
+    );
+    let timeout = h
+        .call(json!({"op": "token", "broker": "jainam", "api": "market", "wait_secs": 5}))
+        .await;
+    assert_eq!(error_code(&timeout), "unavailable");
+    assert!(
+        timeout["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{timeout}"
+    );
+    // Both recover by themselves after the backoff.
+    assert!(
+        eventually(Duration::from_secs(5), || h
+            .sim
+            .successful_logins(Api::Interactive)
+            == 1)
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || h
+            .sim
+            .successful_logins(Api::Market)
+            >= 1)
+        .await
+    );
+    assert_eq!(session(&h.token("interactive").await)["generation"], 1);
+    assert_eq!(h.status_of("interactive").await["state"], "active");
+}

@@ -67,7 +67,13 @@ impl Slot {
             let err = BrokerError::Transient(format!("the session could not be stored: {e}"));
             return self.login_failed(err, generation, started).await;
         }
-        let policy = self.settings.lock().policy.clone();
+        let (policy, policy_warning) = {
+            let settings = self.settings.lock();
+            (
+                settings.policy.clone(),
+                settings.connector.app_expiry_warning(),
+            )
+        };
         let fingerprint = session.material.token.fingerprint();
         let expires_at = session.meta.expires_at;
         let app_expiry = session.meta.app_expiry.clone();
@@ -90,6 +96,11 @@ impl Slot {
         info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
               duration_ms, outcome = "ok", token = %fingerprint, expires_at = %expires_at.to_rfc3339(),
               client = client_serial, app_expiry = app_expiry.as_deref().unwrap_or(""), "login ok");
+        if let (Some(horizon), Some(date)) = (policy_warning, app_expiry.as_deref())
+            && let Some(warning) = super::status::app_expiry_warning(date, horizon, Utc::now())
+        {
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, "{warning}");
+        }
         self.audit(
             Some(generation),
             AuditEvent::LoginOk,
