@@ -438,3 +438,28 @@ async fn html_pages_and_timeouts_are_transient_not_credential_failures() {
     assert_eq!(session(&h.token("interactive").await)["generation"], 1);
     assert_eq!(h.status_of("interactive").await["state"], "active");
 }
+
+/// A refresh whose credentials are rejected locks the slot while the old
+/// session is still valid; a client then reporting that session dead must
+/// not cause a second attempt with the rejected credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_while_locked_out_makes_no_new_attempt() {
+    let h = Harness::start(NO_EAGER_LOGIN).await;
+    session(&h.token("interactive").await);
+    h.sim
+        .fail_next_logins(Api::Interactive, 1, FailMode::WrongSecret);
+    let forced = h.call(json!({"op": "login", "broker": "jainam"})).await;
+    assert_eq!(error_code(&forced), "locked_out");
+    // The old session is still good and still served.
+    assert_eq!(session(&h.token("interactive").await)["generation"], 1);
+    let reply = h
+        .call(json!({"op": "invalidate", "broker": "jainam", "generation": 1}))
+        .await;
+    assert_eq!(error_code(&reply), "locked_out");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        2,
+        "no attempt after the lock-out"
+    );
+}

@@ -262,7 +262,11 @@ impl Slot {
                         st.last_error = Some(("conflict", message.clone()));
                         Invalidation::Conflict(live, message)
                     } else {
-                        self.begin_login(&mut st, "token rejected by the broker");
+                        // Only from Idle: a lock-out must not get a second wrong
+                        // attempt, and a backoff must not be cut short.
+                        if st.phase == Phase::Idle {
+                            self.begin_login(&mut st, "token rejected by the broker");
+                        }
                         Invalidation::Current(live)
                     }
                 }
