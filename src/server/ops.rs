@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use super::Shared;
 use super::peer::Peer;
 use super::protocol::{self, Request};
+use crate::brokers::BrokerId;
 use crate::session::{ErrorCode, RequestError, Slot};
 
 /// What the connection loop does after a request.
@@ -61,13 +62,35 @@ async fn dispatch(
             reply(json!({ "accounts": accounts }))
         }
         "metrics" => {
-            let statuses: Vec<_> = shared.registry.slots().iter().map(|s| s.status()).collect();
+            // Like status: a peer sees only the accounts it may use.
+            let statuses: Vec<_> = shared
+                .registry
+                .slots()
+                .iter()
+                .filter(|s| peer.allowed(s.access(), shared.daemon_uid))
+                .map(|s| s.status())
+                .collect();
             reply(json!({ "text": shared.metrics.render(&statuses) }))
         }
-        "subscribe" => Ok(Outcome::Subscribe(
-            protocol::ok_reply(id, json!({})),
-            req.brokers.clone(),
-        )),
+        "subscribe" => {
+            if let Some(unknown) = req
+                .brokers
+                .iter()
+                .flatten()
+                .find(|b| BrokerId::parse(b).is_none())
+            {
+                return Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "unknown broker {unknown:?} in \"brokers\"; brokers are kotak_neo, breeze, zerodha, jainam"
+                    ),
+                ));
+            }
+            Ok(Outcome::Subscribe(
+                protocol::ok_reply(id, json!({})),
+                req.brokers.clone(),
+            ))
+        }
         "token" => {
             let slot = find(req, shared, peer)?;
             let live = slot.token(min_valid(req, slot), wait(req, shared)).await?;

@@ -25,11 +25,12 @@ impl Slot {
         }
         st.phase = Phase::LoggingIn;
         let slot = Arc::clone(self);
+        let logouts = st.logouts;
         self.tasks
-            .spawn(async move { slot.login_task(reason).await });
+            .spawn(async move { slot.login_task(reason, logouts).await });
     }
 
-    async fn login_task(self: Arc<Self>, reason: &'static str) {
+    async fn login_task(self: Arc<Self>, reason: &'static str, logouts: u64) {
         let connector = self.settings.lock().connector.clone();
         let started = Instant::now();
         let next_generation = self.state.lock().generation + 1;
@@ -38,12 +39,23 @@ impl Slot {
         // Invariant 2: `Connector::login` builds a brand-new client every time.
         match connector.login().await {
             Ok((session, client)) => {
-                self.publish(next_generation, session, client, started)
+                self.publish(next_generation, session, client, started, logouts)
                     .await
             }
             Err(err) => self.login_failed(err, next_generation, started).await,
         }
         self.notify();
+    }
+
+    /// A login that finished after the operator logged out: end it at the
+    /// broker and forget it, as the logout asked.
+    async fn discard_after_logout(&self, live: &Live) {
+        info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+              generation = live.generation, "a login finished after a logout; ending it instead of publishing it");
+        if let Err(e) = live.client.logout(&live.session.material).await {
+            warn!(broker = %self.key.broker, account = %self.key.account, error = %e, "broker logout failed");
+        }
+        self.state.lock().phase = Phase::Idle;
     }
 
     /// Persist, then publish (invariant 4): no client can receive a session
@@ -54,6 +66,7 @@ impl Slot {
         session: NewSession,
         client: BrokerClient,
         started: Instant,
+        logouts: u64,
     ) {
         let duration_ms = started.elapsed().as_millis() as u64;
         if let Err(e) = self
@@ -82,13 +95,24 @@ impl Slot {
         let retired = {
             let mut st = self.state.lock();
             st.generation = generation;
-            st.dead = false;
-            st.phase = Phase::Idle;
-            st.failures = 0;
-            st.last_login_at = Some(Utc::now());
-            st.last_error = None;
-            st.want_session = true;
-            st.current.replace(live)
+            if st.logouts != logouts {
+                // A logout arrived while the session was being stored: it
+                // must not be published (checked under the same lock).
+                st.phase = Phase::Idle;
+                None
+            } else {
+                st.dead = false;
+                st.phase = Phase::Idle;
+                st.failures = 0;
+                st.last_login_at = Some(Utc::now());
+                st.last_error = None;
+                st.want_session = true;
+                Some(st.current.replace(live.clone()))
+            }
+        };
+        let Some(retired) = retired else {
+            let _ = self.store.forget_session(&self.key).await;
+            return self.discard_after_logout(&live).await;
         };
         // The retired client (and any rejected token) is dropped here, never reused.
         drop(retired);
@@ -213,6 +237,7 @@ impl Slot {
         let (old, dead) = {
             let mut st = self.state.lock();
             st.want_session = false;
+            st.logouts += 1;
             let dead = st.dead;
             st.dead = false;
             (st.current.take(), dead)
@@ -237,14 +262,17 @@ impl Slot {
                 format!("{}: the stored session could not be removed: {e}", self.key),
             )
         })?;
-        self.audit(generation, AuditEvent::Logout, "logout requested")
-            .await;
-        self.events.publish(Event {
-            kind: EventKind::LoggedOut,
-            key: self.key.clone(),
-            generation: generation.unwrap_or(0),
-            expires_at: None,
-        });
+        // Only a session that existed is logged out: no event for an empty slot.
+        if let Some(generation) = generation {
+            self.audit(Some(generation), AuditEvent::Logout, "logout requested")
+                .await;
+            self.events.publish(Event {
+                kind: EventKind::LoggedOut,
+                key: self.key.clone(),
+                generation,
+                expires_at: None,
+            });
+        }
         Ok(())
     }
 

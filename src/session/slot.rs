@@ -73,6 +73,9 @@ pub(super) struct SlotState {
     pub phase: Phase,
     /// Whether the daemon should keep a session ready without being asked.
     pub want_session: bool,
+    /// Bumped by every logout, so a login that was already in flight when
+    /// the operator logged out does not bring the session back.
+    pub logouts: u64,
     pub last_login_at: Option<DateTime<Utc>>,
     pub last_error: Option<(&'static str, String)>,
     /// Consecutive transient login failures (drives the backoff).
@@ -171,6 +174,7 @@ impl Slot {
                 generation: 0,
                 phase: Phase::Idle,
                 want_session,
+                logouts: 0,
                 last_login_at: None,
                 last_error: None,
                 failures: 0,
