@@ -292,26 +292,56 @@ async fn connections_beyond_the_cap_get_a_clear_error() {
 async fn a_logout_during_a_login_is_not_undone_by_that_login() {
     let h = Harness::start("login_at_start = false").await;
     let mut events = h.client().await;
-    events.call(&json!({"op": "subscribe", "brokers": ["jainam"]})).await.unwrap();
+    events
+        .call(&json!({"op": "subscribe", "brokers": ["jainam"]}))
+        .await
+        .unwrap();
     h.sim.set_latency(Duration::from_millis(800));
-    let started = h.call(json!({"op": "login", "broker": "jainam", "wait_secs": 0})).await;
-    assert_eq!(error_code(&started), "timeout", "the login is still in flight");
+    let started = h
+        .call(json!({"op": "login", "broker": "jainam", "wait_secs": 0}))
+        .await;
+    assert_eq!(
+        error_code(&started),
+        "timeout",
+        "the login is still in flight"
+    );
     // Logging out an empty slot tells nobody anything.
-    assert_eq!(h.call(json!({"op": "logout", "broker": "jainam"})).await["ok"], true);
+    assert_eq!(
+        h.call(json!({"op": "logout", "broker": "jainam"})).await["ok"],
+        true
+    );
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(h.status_of("interactive").await["state"], "empty", "the late login was not published");
+    assert_eq!(
+        h.status_of("interactive").await["state"],
+        "empty",
+        "the late login was not published"
+    );
     assert_eq!(h.sim.successful_logins(Api::Interactive), 1);
-    assert_eq!(h.sim.logout_count(Api::Interactive), 1, "and it was ended at the broker");
+    assert_eq!(
+        h.sim.logout_count(Api::Interactive),
+        1,
+        "and it was ended at the broker"
+    );
     h.sim.set_latency(Duration::ZERO);
     assert_eq!(session(&h.token("interactive").await)["generation"], 2);
     let first = events.next().await.unwrap().unwrap();
-    assert_eq!((first["event"].as_str(), first["generation"].as_u64()), (Some("renewed"), Some(2)));
+    assert_eq!(
+        (first["event"].as_str(), first["generation"].as_u64()),
+        (Some("renewed"), Some(2))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_refuses_unknown_broker_names() {
     let h = Harness::start("login_at_start = false").await;
-    let reply = h.call(json!({"op": "subscribe", "brokers": ["jainaam"]})).await;
+    let reply = h
+        .call(json!({"op": "subscribe", "brokers": ["jainaam"]}))
+        .await;
     assert_eq!(error_code(&reply), "bad_request");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("jainaam"));
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("jainaam")
+    );
 }
