@@ -169,12 +169,7 @@ async fn the_socket_is_private_and_a_second_daemon_refuses_to_start() {
         & 0o777;
     assert_eq!(dir_mode, 0o750);
     // A second daemon on the same state directory names the holder.
-    let loaded = brokerd::config::Config::from_toml_str(
-        &h.config_text(),
-        h.dir.path(),
-        &brokerd::secret::SecretEnv::process(),
-    )
-    .unwrap();
+    let loaded = h.load(&h.config_text());
     let err = brokerd::daemon::start(loaded)
         .await
         .err()
@@ -203,12 +198,7 @@ async fn a_live_socket_of_another_daemon_is_not_stolen() {
         &format!("state_dir = \"{}/state\"", h.dir.path().display()),
         &format!("state_dir = \"{}/state\"", other_dir.path().display()),
     );
-    let loaded = brokerd::config::Config::from_toml_str(
-        &text,
-        h.dir.path(),
-        &brokerd::secret::SecretEnv::process(),
-    )
-    .unwrap();
+    let loaded = h.load(&text);
     let err = format!(
         "{:#}",
         brokerd::daemon::start(loaded).await.err().expect("refused")
@@ -220,20 +210,7 @@ async fn a_live_socket_of_another_daemon_is_not_stolen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed() {
     let mut h = Harness::start("login_at_start = false").await;
-    h.stop().await;
-    h.extra = String::new();
-    // Rebuild with a short idle timeout.
-    let text = h.config_text().replace(
-        "default_wait = \"10s\"",
-        "default_wait = \"10s\"\nidle_timeout = \"300ms\"",
-    );
-    let loaded = brokerd::config::Config::from_toml_str(
-        &text,
-        h.dir.path(),
-        &brokerd::secret::SecretEnv::process(),
-    )
-    .unwrap();
-    h.running = Some(brokerd::daemon::start(loaded).await.unwrap());
+    h.restart_with_limits("idle_timeout = \"300ms\"").await;
     let mut c = Client::connect(&h.socket()).await.unwrap();
     assert_eq!(c.call(&json!({"op": "hello"})).await.unwrap()["ok"], true);
     let closed = tokio::time::timeout(Duration::from_secs(3), c.next())
@@ -245,18 +222,7 @@ async fn idle_connections_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_get_a_clear_error() {
     let mut h = Harness::start("login_at_start = false").await;
-    h.stop().await;
-    let text = h.config_text().replace(
-        "default_wait = \"10s\"",
-        "default_wait = \"10s\"\nmax_connections = 2",
-    );
-    let loaded = brokerd::config::Config::from_toml_str(
-        &text,
-        h.dir.path(),
-        &brokerd::secret::SecretEnv::process(),
-    )
-    .unwrap();
-    h.running = Some(brokerd::daemon::start(loaded).await.unwrap());
+    h.restart_with_limits("max_connections = 2").await;
     let mut a = Client::connect(&h.socket()).await.unwrap();
     let mut b = Client::connect(&h.socket()).await.unwrap();
     assert_eq!(a.call(&json!({"op": "hello"})).await.unwrap()["ok"], true);

@@ -94,16 +94,7 @@ pub fn export_lines(session: &Value) -> String {
     if session["api"] == "market" {
         prefix.push_str("_market");
     }
-    let prefix: String = prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let prefix = shell_name(&prefix);
     let mut out = String::new();
     let mut line = |name: &str, v: &Value| {
         let text = match v {
@@ -116,16 +107,7 @@ pub fn export_lines(session: &Value) -> String {
             Value::Null | Value::Object(_) => return,
             other => other.to_string(),
         };
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let name = shell_name(name);
         out.push_str(&format!(
             "export {prefix}_{name}='{}'\n",
             text.replace('\'', "'\\''")
@@ -140,6 +122,19 @@ pub fn export_lines(session: &Value) -> String {
         }
     }
     out
+}
+
+/// `jainam-main.x` → `JAINAM_MAIN_X`: a valid shell variable name part.
+fn shell_name(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

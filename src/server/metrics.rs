@@ -42,124 +42,88 @@ impl ServerMetrics {
     pub fn render(&self, slots: &[SlotStatus]) -> String {
         let mut out = String::new();
         let now = Utc::now();
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        let labels = |s: &SlotStatus| {
-            format!(
-                "broker=\"{}\",account=\"{}\",api=\"{}\"",
-                s.key.broker,
-                s.key.account.replace('"', ""),
-                s.key.api
-            )
-        };
-        family(
+        let states = [
+            State::Empty,
+            State::Active,
+            State::Refreshing,
+            State::AuthRequired,
+            State::Backoff,
+            State::LockedOut,
+            State::Conflict,
+        ];
+        per_slot(
             &mut out,
+            slots,
             "brokerd_session_expires_in_seconds",
             "gauge",
             "Seconds until the current session expires (0 when none).",
+            |s| {
+                vec![(
+                    String::new(),
+                    s.expires_at.map_or(0, |t| (t - now).num_seconds().max(0)) as u64,
+                )]
+            },
         );
-        for s in slots {
-            let left = s.expires_at.map_or(0, |t| (t - now).num_seconds().max(0));
-            let _ = writeln!(
-                out,
-                "brokerd_session_expires_in_seconds{{{}}} {left}",
-                labels(s)
-            );
-        }
-        family(
+        per_slot(
             &mut out,
+            slots,
             "brokerd_session_generation",
             "gauge",
             "Generation of the current session.",
+            |s| vec![(String::new(), s.generation)],
         );
-        for s in slots {
-            let _ = writeln!(
-                out,
-                "brokerd_session_generation{{{}}} {}",
-                labels(s),
-                s.generation
-            );
-        }
-        family(
+        per_slot(
             &mut out,
+            slots,
             "brokerd_session_state",
             "gauge",
             "1 for the state the session is in.",
+            |s| {
+                states
+                    .iter()
+                    .map(|st| {
+                        (
+                            format!(",state=\"{}\"", st.as_str()),
+                            u64::from(s.state == *st),
+                        )
+                    })
+                    .collect()
+            },
         );
-        for s in slots {
-            for state in [
-                State::Empty,
-                State::Active,
-                State::Refreshing,
-                State::AuthRequired,
-                State::Backoff,
-                State::LockedOut,
-                State::Conflict,
-            ] {
-                let v = u8::from(s.state == state);
-                let _ = writeln!(
-                    out,
-                    "brokerd_session_state{{{},state=\"{}\"}} {v}",
-                    labels(s),
-                    state.as_str()
-                );
-            }
-        }
-        family(
+        per_slot(
             &mut out,
+            slots,
             "brokerd_logins_total",
             "counter",
             "Broker logins by result.",
+            |s| {
+                vec![
+                    (",result=\"ok\"".into(), s.counters[0]),
+                    (",result=\"failed\"".into(), s.counters[1]),
+                ]
+            },
         );
-        for s in slots {
-            let _ = writeln!(
-                out,
-                "brokerd_logins_total{{{},result=\"ok\"}} {}",
-                labels(s),
-                s.counters[0]
-            );
-            let _ = writeln!(
-                out,
-                "brokerd_logins_total{{{},result=\"failed\"}} {}",
-                labels(s),
-                s.counters[1]
-            );
-        }
-        family(
+        per_slot(
             &mut out,
+            slots,
             "brokerd_invalidations_total",
             "counter",
             "invalidate requests: of the current generation, or of an older one.",
+            |s| {
+                vec![
+                    (",kind=\"current\"".into(), s.counters[2]),
+                    (",kind=\"stale\"".into(), s.counters[3]),
+                ]
+            },
         );
-        for s in slots {
-            let _ = writeln!(
-                out,
-                "brokerd_invalidations_total{{{},kind=\"current\"}} {}",
-                labels(s),
-                s.counters[2]
-            );
-            let _ = writeln!(
-                out,
-                "brokerd_invalidations_total{{{},kind=\"stale\"}} {}",
-                labels(s),
-                s.counters[3]
-            );
-        }
-        family(
+        per_slot(
             &mut out,
+            slots,
             "brokerd_token_requests_total",
             "counter",
             "token requests.",
+            |s| vec![(String::new(), s.counters[4])],
         );
-        for s in slots {
-            let _ = writeln!(
-                out,
-                "brokerd_token_requests_total{{{}}} {}",
-                labels(s),
-                s.counters[4]
-            );
-        }
         family(
             &mut out,
             "brokerd_request_duration_seconds",
@@ -209,6 +173,34 @@ impl ServerMetrics {
             self.connections_refused.load(Ordering::Relaxed)
         );
         out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One metric family with a sample (or several, told apart by extra
+/// labels) per slot.
+fn per_slot(
+    out: &mut String,
+    slots: &[SlotStatus],
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl Fn(&SlotStatus) -> Vec<(String, u64)>,
+) {
+    family(out, name, kind, help);
+    for s in slots {
+        let labels = format!(
+            "broker=\"{}\",account=\"{}\",api=\"{}\"",
+            s.key.broker,
+            s.key.account.replace('"', ""),
+            s.key.api
+        );
+        for (extra, value) in samples(s) {
+            let _ = writeln!(out, "{name}{{{labels}{extra}}} {value}");
+        }
     }
 }
 

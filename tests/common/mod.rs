@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brokerd::client::Client;
-use brokerd::config::Config;
+use brokerd::config::{Config, Loaded};
 use brokerd::daemon::{self, Running};
 use brokerd::secret::SecretEnv;
 use brokerd::sim::xts::{XtsSim, XtsSimConfig, XtsSimUser};
@@ -19,6 +19,8 @@ pub struct Harness {
     pub running: Option<Running>,
     pub policy: String,
     pub extra: String,
+    /// Extra lines for `[daemon.limits]`.
+    pub limits: String,
 }
 
 impl Harness {
@@ -40,6 +42,7 @@ impl Harness {
             running: None,
             policy: policy.to_string(),
             extra: extra.to_string(),
+            limits: String::new(),
         };
         h.boot().await;
         h
@@ -59,6 +62,7 @@ create_key_if_missing = true
 default_wait = "10s"
 login_timeout = "2s"
 shutdown_grace = "5s"
+{limits}
 
 [[account]]
 broker = "jainam"
@@ -75,16 +79,28 @@ secret_key = "demo-market-secret"
 {extra}
 "#,
             policy = self.policy,
+            limits = self.limits,
             extra = self.extra.replace("{root}", &root),
         )
     }
 
+    /// Validates a config text as the daemon would, relative to the temp dir.
+    pub fn load(&self, text: &str) -> Loaded {
+        Config::from_toml_str(text, self.dir.path(), &SecretEnv::process())
+            .unwrap_or_else(|e| panic!("test config is valid: {e}"))
+    }
+
     /// Starts (or restarts) the daemon on the same directory.
     pub async fn boot(&mut self) {
-        let loaded =
-            Config::from_toml_str(&self.config_text(), self.dir.path(), &SecretEnv::process())
-                .unwrap_or_else(|e| panic!("test config is valid: {e}"));
+        let loaded = self.load(&self.config_text());
         self.running = Some(daemon::start(loaded).await.expect("daemon starts"));
+    }
+
+    /// Restarts with extra `[daemon.limits]` lines.
+    pub async fn restart_with_limits(&mut self, limits: &str) {
+        self.stop().await;
+        self.limits = limits.to_string();
+        self.boot().await;
     }
 
     pub async fn stop(&mut self) {
