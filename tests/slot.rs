@@ -463,3 +463,19 @@ async fn an_invalidation_while_locked_out_makes_no_new_attempt() {
         "no attempt after the lock-out"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_exp_gets_the_configured_fallback_lifetime() {
+    let mut h = Harness::start(NO_EAGER_LOGIN).await;
+    h.restart_with_jainam("fallback_lifetime = \"3h\"").await;
+    h.sim.set_include_exp(Api::Interactive, false);
+    let s = session(&h.token("interactive").await).clone();
+    let expires = chrono::DateTime::parse_from_rfc3339(s["expires_at"].as_str().unwrap()).unwrap();
+    let left = expires
+        .signed_duration_since(chrono::Utc::now())
+        .num_seconds();
+    assert!(
+        (3 * 3600 - 60..=3 * 3600).contains(&left),
+        "expires in {left}s"
+    );
+}

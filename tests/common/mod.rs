@@ -21,6 +21,8 @@ pub struct Harness {
     pub extra: String,
     /// Extra lines for `[daemon.limits]`.
     pub limits: String,
+    /// Extra lines for the main account's `[account.jainam]` table.
+    pub jainam: String,
 }
 
 impl Harness {
@@ -43,6 +45,7 @@ impl Harness {
             policy: policy.to_string(),
             extra: extra.to_string(),
             limits: String::new(),
+            jainam: String::new(),
         };
         h.boot().await;
         h
@@ -70,6 +73,7 @@ name = "main"
 {policy}
 [account.jainam]
 root = "{root}"
+{jainam}
 [account.jainam.interactive]
 app_key = "demo-interactive-key"
 secret_key = "demo-interactive-secret"
@@ -80,6 +84,7 @@ secret_key = "demo-market-secret"
 "#,
             policy = self.policy,
             limits = self.limits,
+            jainam = self.jainam,
             extra = self.extra.replace("{root}", &root),
         )
     }
@@ -94,6 +99,13 @@ secret_key = "demo-market-secret"
     pub async fn boot(&mut self) {
         let loaded = self.load(&self.config_text());
         self.running = Some(daemon::start(loaded).await.expect("daemon starts"));
+    }
+
+    /// Restarts with extra `[account.jainam]` lines for account main.
+    pub async fn restart_with_jainam(&mut self, lines: &str) {
+        self.stop().await;
+        self.jainam = lines.to_string();
+        self.boot().await;
     }
 
     /// Restarts with extra `[daemon.limits]` lines.
