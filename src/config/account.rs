@@ -8,8 +8,9 @@ use humantime::format_duration;
 use toml::Value;
 
 use super::check::{Check, join};
+use super::kotak_neo::kotak_neo;
 use super::raw::{RawAccount, RawAppKeyPair, RawJainam};
-use super::{AccountConfig, AppKeyPair, JAINAM_SIMULATOR_ROOT, JainamConfig, SessionPolicy};
+use super::{AccountConfig, AppKeyPair, JainamConfig, SIMULATOR_ROOT, SessionPolicy};
 use crate::brokers::BrokerId;
 
 const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -31,10 +32,11 @@ const DEFAULT_JAINAM_APP_EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 
 const MAX_NAME_LEN: usize = 32;
 
 /// The brokers this build has a module for.
-const IMPLEMENTED: &[BrokerId] = &[BrokerId::Jainam];
+const IMPLEMENTED: &[BrokerId] = &[BrokerId::Jainam, BrokerId::KotakNeo];
 
 /// Reads every `[[account]]`; also checks what only shows across accounts
-/// (duplicate names, an app key shared by two sessions).
+/// (duplicate names, an app key shared by two sessions, one Kotak client
+/// code in two accounts).
 pub(super) fn accounts(
     c: &mut Check<'_>,
     value: Option<Value>,
@@ -66,6 +68,10 @@ pub(super) fn accounts(
     // previous session of that key, so two slots sharing one would log each
     // other out forever (exactly the storm the daemon exists to prevent).
     let mut app_keys: BTreeMap<String, String> = BTreeMap::new();
+    // Kotak client code → key of its first use. Two slots logging into one
+    // Kotak account is the conflict brokerd exists to prevent: each would
+    // renew its own session, and TOTP/MPIN attempts would double.
+    let mut uccs: BTreeMap<String, String> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let key = format!("account[{i}]");
         let Some(account) = account(c, item, &key, have_simulator) else {
@@ -102,6 +108,19 @@ pub(super) fn accounts(
                 }
             }
         }
+        if let Some(k) = &account.kotak_neo {
+            let here = format!("{key}.kotak_neo.ucc");
+            if let Some(first) = uccs.get(&k.ucc) {
+                c.problem(
+                    here,
+                    format!("the same client code (UCC) is used by {first}"),
+                    "configure each Kotak login once: two accounts logging into one client code \
+                     would fight over its sessions; remove the duplicate or correct the ucc",
+                );
+            } else {
+                uccs.insert(k.ucc.clone(), here);
+            }
+        }
         out.push(account);
     }
     out
@@ -128,7 +147,7 @@ fn account(
                     &broker_key,
                     format!("unknown broker {text:?}"),
                     "use one of \"jainam\", \"kotak_neo\", \"zerodha\", \"breeze\" \
-                     (only jainam is supported by this build)",
+                     (this build supports jainam and kotak_neo)",
                 );
             }
             parsed
@@ -139,7 +158,7 @@ fn account(
             c.problem(
                 &broker_key,
                 format!("broker {b} is not supported by this build yet"),
-                "use broker = \"jainam\", or run a brokerd build that supports it",
+                "use broker = \"jainam\" or \"kotak_neo\", or run a brokerd build that supports it",
             );
         }
         implemented
@@ -203,9 +222,30 @@ fn account(
         }
         _ => None,
     };
+    let kotak_neo = match (broker, raw.kotak_neo) {
+        (Some(BrokerId::KotakNeo), Some(table)) => {
+            kotak_neo(c, table, &join(key, "kotak_neo"), have_simulator)
+        }
+        (Some(BrokerId::KotakNeo), None) => {
+            c.problem(
+                join(key, "kotak_neo"),
+                "broker = \"kotak_neo\" needs an [account.kotak_neo] table",
+                "add [account.kotak_neo] with access_token, mobile, ucc, mpin and totp_seed \
+                 after this [[account]] (config/brokerd.example.toml shows one)",
+            );
+            None
+        }
+        _ => None,
+    };
 
     let broker = broker?;
-    if broker == BrokerId::Jainam && jainam.is_none() {
+    let has_table = match broker {
+        BrokerId::Jainam => jainam.is_some(),
+        BrokerId::KotakNeo => kotak_neo.is_some(),
+        // Not implemented: refused above.
+        BrokerId::Zerodha | BrokerId::Breeze => false,
+    };
+    if !has_table {
         return None;
     }
     Some(AccountConfig {
@@ -215,6 +255,7 @@ fn account(
         allowed_gids,
         policy,
         jainam,
+        kotak_neo,
     })
 }
 
@@ -332,7 +373,7 @@ fn jainam(
     let root = c
         .string(raw.root, &root_key)
         .unwrap_or_else(|| DEFAULT_JAINAM_ROOT.to_string());
-    let root = if root == JAINAM_SIMULATOR_ROOT {
+    let root = if root == SIMULATOR_ROOT {
         if !have_simulator {
             c.problem(
                 &root_key,
@@ -476,7 +517,7 @@ fn key_pair(c: &mut Check<'_>, value: Option<Value>, key: &str) -> Option<AppKey
 /// Checks an http(s) base URL; returns it without one trailing slash, and
 /// whether it is plain http to a host other than this machine. The error
 /// completes the sentence "<url> ...".
-fn check_root(url: &str) -> Result<(String, bool), &'static str> {
+pub(super) fn check_root(url: &str) -> Result<(String, bool), &'static str> {
     let (plain, rest) = if let Some(rest) = url.strip_prefix("https://") {
         (false, rest)
     } else if let Some(rest) = url.strip_prefix("http://") {

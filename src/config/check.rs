@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use super::raw::{RawAccount, RawAppKeyPair, RawDaemon, RawJainam, RawLimits, RawSimulator};
+use super::raw::{
+    RawAccount, RawAppKeyPair, RawDaemon, RawJainam, RawKotakNeo, RawLimits, RawSimulator,
+};
 use super::{ConfigProblem, FILE_KEY};
 use crate::secret::{Secret, SecretEnv, SecretError, SecretRef};
 
@@ -79,6 +81,7 @@ fn home_of(name: &str) -> Option<String> {
             has::<RawAppKeyPair>(name),
             "[account.jainam.interactive] / [account.jainam.market]",
         ),
+        (has::<RawKotakNeo>(name), "[account.kotak_neo]"),
     ]
     .into_iter()
     .filter_map(|(known, home)| known.then_some(home))

@@ -10,6 +10,7 @@
 
 mod account;
 mod check;
+mod kotak_neo;
 mod raw;
 mod validate;
 
@@ -261,6 +262,8 @@ pub struct AccountConfig {
     pub policy: SessionPolicy,
     /// `[account.jainam]`: present exactly when `broker` is Jainam.
     pub jainam: Option<JainamConfig>,
+    /// `[account.kotak_neo]`: present exactly when `broker` is Kotak Neo.
+    pub kotak_neo: Option<KotakNeoConfig>,
 }
 
 impl AccountConfig {
@@ -315,7 +318,7 @@ pub struct SessionPolicy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JainamConfig {
     /// Server root without trailing slash, e.g. `https://jtrade.jainam.in:5000`,
-    /// or [`JAINAM_SIMULATOR_ROOT`] for the bundled simulator.
+    /// or [`SIMULATOR_ROOT`] for the bundled simulator.
     pub root: String,
     /// Path prefix of the market-data API, starting with `/`.
     pub market_prefix: String,
@@ -333,9 +336,51 @@ pub struct JainamConfig {
     pub app_expiry_warning: Duration,
 }
 
-/// The value of `root` that means "the bundled simulator"; the daemon
-/// substitutes the simulator's address.
-pub const JAINAM_SIMULATOR_ROOT: &str = "simulator";
+/// The value of a broker's server address (Jainam's `root`, Kotak Neo's
+/// `login_host`) that means "the bundled simulator"; the daemon substitutes
+/// the simulator's address. Needs a `[simulator]` section.
+pub const SIMULATOR_ROOT: &str = "simulator";
+
+/// [`SIMULATOR_ROOT`], under its first name.
+pub const JAINAM_SIMULATOR_ROOT: &str = SIMULATOR_ROOT;
+
+/// `[account.kotak_neo]`: Kotak Neo Trade API settings and credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KotakNeoConfig {
+    /// Host of the two login calls, without trailing slash (default
+    /// `https://mis.kotaksecurities.com`), or [`SIMULATOR_ROOT`] for the
+    /// bundled simulator. Later calls go to the `baseUrl` the login returns.
+    pub login_host: String,
+    /// The API access token from the Neo app's Trade API dashboard (the
+    /// SDK's `consumer_key`), sent raw as `Authorization`.
+    pub access_token: Secret,
+    /// The registered mobile number, always `+91` and 10 digits.
+    pub mobile: String,
+    /// The client code (UCC): 1 to 10 ASCII letters and digits, uppercase.
+    pub ucc: String,
+    /// The 6-digit login MPIN (checked to be exactly 6 ASCII digits).
+    pub mpin: Secret,
+    /// The TOTP seed as written (base32, checked to decode to at least 10
+    /// bytes); [`KotakNeoConfig::totp_key`] gives the decoded key.
+    pub totp_seed: Secret,
+    /// When fewer than this remain in the current 30 s TOTP window, wait
+    /// for the next window before logging in. Below 25 s.
+    pub totp_min_remaining: Duration,
+    /// Warn when the local clock and the broker's `Date` header differ by
+    /// more than this (TOTP codes depend on the clock). At least 1 s.
+    pub clock_skew_warning: Duration,
+    /// The `neo-fin-key` header value.
+    pub neo_fin_key: String,
+}
+
+impl KotakNeoConfig {
+    /// The TOTP key: `totp_seed` decoded from base32 (RFC 4648; case,
+    /// whitespace and `=` padding ignored), the HMAC-SHA1 key of the codes.
+    /// `None` only for a seed that did not come through validation.
+    pub fn totp_key(&self) -> Option<Vec<u8>> {
+        kotak_neo::decode_base32(self.totp_seed.expose())
+    }
+}
 
 /// An app key and its secret, resolved. `Debug` masks both.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -84,10 +84,11 @@ pub(super) struct RawAccount {
     pub login_at_start: Option<Value>,
     /// `[account.jainam]`, read as [`RawJainam`].
     pub jainam: Option<Value>,
+    /// `[account.kotak_neo]`, read as [`RawKotakNeo`].
+    pub kotak_neo: Option<Value>,
     // The brokers this build does not implement yet are still named here, so
     // a `[account.zerodha]` table is reported as "not supported yet" rather
     // than as an unknown key.
-    pub kotak_neo: Option<Value>,
     pub zerodha: Option<Value>,
     pub breeze: Option<Value>,
 }
@@ -114,4 +115,19 @@ pub(super) struct RawJainam {
 pub(super) struct RawAppKeyPair {
     pub app_key: Option<Value>,
     pub secret_key: Option<Value>,
+}
+
+/// `[account.kotak_neo]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKotakNeo {
+    pub login_host: Option<Value>,
+    pub access_token: Option<Value>,
+    pub mobile: Option<Value>,
+    pub ucc: Option<Value>,
+    pub mpin: Option<Value>,
+    pub totp_seed: Option<Value>,
+    pub totp_min_remaining: Option<Value>,
+    pub clock_skew_warning: Option<Value>,
+    pub neo_fin_key: Option<Value>,
 }

@@ -69,7 +69,7 @@ fn jainam_table_is_required_for_jainam() {
 
 #[test]
 fn unsupported_and_unknown_brokers() {
-    for b in ["zerodha", "kotak_neo", "breeze"] {
+    for b in ["zerodha", "breeze"] {
         let p = problems(&ACCOUNT.replace("\"jainam\"", &format!("\"{b}\"")));
         let broker = problem_on(&p, "account[0].broker");
         assert!(

@@ -4,6 +4,7 @@
 
 mod account;
 mod daemon;
+mod kotak_neo;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,10 @@ use crate::secret::{SecretEnv, SecretRef};
 
 pub(super) const APP_VALUE: &str = "app-value-0c9f";
 pub(super) const SECRET_VALUE: &str = "secret-value-7d1e";
+pub(super) const KOTAK_TOKEN_VALUE: &str = "kotak-token-5a2c";
+pub(super) const KOTAK_MPIN_VALUE: &str = "482913";
+/// 20 bytes in base32, lowercase and grouped as some apps show it.
+pub(super) const KOTAK_SEED_VALUE: &str = "jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp";
 
 /// Vars the minimal account refers to, plus a second pair for tests that
 /// need two accounts.
@@ -23,6 +28,9 @@ pub(super) fn env() -> SecretEnv {
             ("SECRET", SECRET_VALUE),
             ("APP2", "app-value-2"),
             ("SECRET2", "secret-value-2"),
+            ("KOTAK_TOKEN", KOTAK_TOKEN_VALUE),
+            ("KOTAK_MPIN", KOTAK_MPIN_VALUE),
+            ("KOTAK_SEED", KOTAK_SEED_VALUE),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
         None,
@@ -36,6 +44,19 @@ name = "main"
 [account.jainam.interactive]
 app_key = "env:APP"
 secret_key = "env:SECRET"
+"#;
+
+/// The smallest valid Kotak Neo account; its secrets are in [`env`].
+pub(super) const KOTAK: &str = r#"
+[[account]]
+broker = "kotak_neo"
+name = "main"
+[account.kotak_neo]
+access_token = "env:KOTAK_TOKEN"
+mobile = "9876543210"
+ucc = "ab12c"
+mpin = "env:KOTAK_MPIN"
+totp_seed = "env:KOTAK_SEED"
 "#;
 
 /// [`ACCOUNT`] with `extra` lines on the account table itself (appending
@@ -87,7 +108,15 @@ pub(super) fn keys(problems: &[ConfigProblem]) -> Vec<&str> {
 
 /// No secret value from [`env`] anywhere in what an operator gets to see.
 pub(super) fn assert_no_secrets(text: &str) {
-    for v in [APP_VALUE, SECRET_VALUE, "app-value-2", "secret-value-2"] {
+    for v in [
+        APP_VALUE,
+        SECRET_VALUE,
+        "app-value-2",
+        "secret-value-2",
+        KOTAK_TOKEN_VALUE,
+        KOTAK_MPIN_VALUE,
+        KOTAK_SEED_VALUE,
+    ] {
         assert!(!text.contains(v), "secret value leaked into: {text}");
     }
 }
@@ -108,6 +137,12 @@ pub(super) fn load_example() -> (Loaded, tempfile::TempDir) {
         ),
         ("jainam-main-market-app-key", "md-app".to_string()),
         ("jainam-main-market-secret-key", "md-secret".to_string()),
+        ("kotak-main-access-token", "kn-token\n".to_string()),
+        ("kotak-main-mpin", "123456\n".to_string()),
+        (
+            "kotak-main-totp-seed",
+            "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n".to_string(),
+        ),
     ] {
         std::fs::write(creds.path().join(name), value).unwrap();
     }
@@ -135,7 +170,7 @@ fn example_config_loads_with_its_credentials() {
     assert_eq!(c.daemon.key, Some(SecretRef::Cred("brokerd-key".into())));
     assert!(!c.daemon.create_key_if_missing);
     assert!(c.simulator.is_none());
-    assert_eq!(c.accounts.len(), 1);
+    assert_eq!(c.accounts.len(), 2);
     let a = c.account(BrokerId::Jainam, "main").unwrap();
     let j = a.jainam.as_ref().unwrap();
     assert_eq!(j.root, "https://jtrade.jainam.in:5000");
@@ -147,6 +182,16 @@ fn example_config_loads_with_its_credentials() {
     let market = j.market.as_ref().unwrap();
     assert_eq!(market.app_key.expose(), "md-app");
     assert_eq!(market.secret_key.expose(), "md-secret");
+
+    let a = c.account(BrokerId::KotakNeo, "main").unwrap();
+    assert!(a.jainam.is_none());
+    let k = a.kotak_neo.as_ref().unwrap();
+    assert_eq!(k.login_host, "https://mis.kotaksecurities.com");
+    assert_eq!(k.access_token.expose(), "kn-token");
+    assert_eq!(k.mobile, "+919876543210");
+    assert_eq!(k.ucc, "AB123");
+    assert_eq!(k.mpin.expose(), "123456");
+    assert_eq!(k.totp_key().map(|key| key.len()), Some(20));
 }
 
 /// The example documents the defaults: writing them out must change nothing.
@@ -176,6 +221,22 @@ fn example_values_are_the_named_defaults() {
     assert_eq!(
         (ej.fallback_lifetime, ej.app_expiry_warning),
         (mj.fallback_lifetime, mj.app_expiry_warning)
+    );
+
+    let minimal = ok(KOTAK).config;
+    let (ea, ma) = (&example.config.accounts[1], &minimal.accounts[0]);
+    assert_eq!(ea.policy, ma.policy);
+    let (ek, mk) = (
+        ea.kotak_neo.as_ref().unwrap(),
+        ma.kotak_neo.as_ref().unwrap(),
+    );
+    assert_eq!(
+        (&ek.login_host, &ek.neo_fin_key),
+        (&mk.login_host, &mk.neo_fin_key)
+    );
+    assert_eq!(
+        (ek.totp_min_remaining, ek.clock_skew_warning),
+        (mk.totp_min_remaining, mk.clock_skew_warning)
     );
 }
 
@@ -281,7 +342,7 @@ client_id = "DEALER1"
     assert_eq!(a.policy.conflict_threshold, 5);
     assert!(!a.policy.login_at_start);
     let j = a.jainam.as_ref().unwrap();
-    assert_eq!(j.root, JAINAM_SIMULATOR_ROOT);
+    assert_eq!(j.root, SIMULATOR_ROOT);
     assert_eq!(j.market_prefix, "/apimarketdata");
     assert_eq!(j.client_id.as_deref(), Some("DEALER1"));
 }
