@@ -2,4 +2,5 @@
 //! documented wire format and inject faults on demand. Tests and the demo
 //! run against these; nothing here ever reaches a real broker.
 
+pub mod kotak;
 pub mod xts;
