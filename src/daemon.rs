@@ -15,7 +15,9 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Loaded};
 use crate::server::{self, ServerMetrics, Shared};
+use crate::session::SimulatorRoots;
 use crate::session::{Access, Registry};
+use crate::sim::kotak::{KotakSim, KotakSimConfig};
 use crate::sim::xts::{XtsSim, XtsSimConfig};
 use crate::store::{self, Store};
 
@@ -28,8 +30,8 @@ pub struct Running {
     pub registry: Arc<Registry>,
     /// The store.
     pub store: Arc<Store>,
-    /// The bundled simulator, when the config asked for it.
-    pub simulator: Option<XtsSim>,
+    /// The bundled simulators, when the config asked for them.
+    pub simulators: Option<Simulators>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
@@ -59,25 +61,15 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "audit pruning failed"),
     }
-    let simulator = match &config.simulator {
-        Some(sim) => {
-            let s = XtsSim::start(XtsSimConfig {
-                listen: sim.listen,
-                ..XtsSimConfig::default()
-            })
-            .await
-            .context("starting the bundled Jainam simulator")?;
-            info!(url = %s.base_url(), "bundled Jainam (XTS) simulator listening");
-            Some(s)
-        }
+    let simulators = match &config.simulator {
+        Some(sim) => Some(Simulators::start(sim.listen).await?),
         None => None,
     };
-    let sim_root = simulator.as_ref().map(XtsSim::base_url);
-    let registry = Arc::new(Registry::build(
-        &config,
-        Arc::clone(&store),
-        sim_root.as_deref(),
-    ));
+    let roots = simulators
+        .as_ref()
+        .map(Simulators::roots)
+        .unwrap_or_default();
+    let registry = Arc::new(Registry::build(&config, Arc::clone(&store), &roots));
     registry.rehydrate(&store, true).await;
 
     let gid = d.socket_group.as_deref().map(resolve_group).transpose()?;
@@ -108,7 +100,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         socket: d.socket.clone(),
         registry,
         store,
-        simulator,
+        simulators,
         cancel,
         tracker,
         grace: d.limits.shutdown_grace,
@@ -139,8 +131,9 @@ impl Running {
         }
         let _ = std::fs::remove_file(&self.socket);
         self.store.close().await;
-        if let Some(sim) = &self.simulator {
-            sim.shutdown().await;
+        if let Some(sims) = &self.simulators {
+            sims.xts.shutdown().await;
+            sims.kotak.shutdown().await;
         }
         info!("stopped");
     }
@@ -156,6 +149,46 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     }
     running.stop().await;
     Ok(())
+}
+
+/// The bundled broker simulators (demo and tests without real accounts).
+pub struct Simulators {
+    /// Jainam (XTS).
+    pub xts: XtsSim,
+    /// Kotak Neo.
+    pub kotak: KotakSim,
+}
+
+impl Simulators {
+    /// Starts both: XTS on `listen`, Kotak on the next port (or any free
+    /// port when `listen` asks for port 0).
+    async fn start(listen: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let xts = XtsSim::start(XtsSimConfig {
+            listen,
+            ..XtsSimConfig::default()
+        })
+        .await
+        .context("starting the bundled Jainam simulator")?;
+        let mut kotak_listen = listen;
+        if listen.port() != 0 {
+            kotak_listen.set_port(listen.port().wrapping_add(1));
+        }
+        let kotak = KotakSim::start(KotakSimConfig {
+            listen: kotak_listen,
+            ..KotakSimConfig::default()
+        })
+        .await
+        .context("starting the bundled Kotak Neo simulator")?;
+        info!(jainam = %xts.base_url(), kotak_neo = %kotak.base_url(), "bundled broker simulators listening");
+        Ok(Self { xts, kotak })
+    }
+
+    fn roots(&self) -> SimulatorRoots {
+        SimulatorRoots {
+            jainam: Some(self.xts.base_url()),
+            kotak_neo: Some(self.kotak.base_url()),
+        }
+    }
 }
 
 fn spawn_audit_pruning(

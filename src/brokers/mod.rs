@@ -1,9 +1,11 @@
 //! The brokers: one module per broker behind one enum, pure HTTP and mapping.
 //! Brokers never touch the store, the socket or global state.
 
+pub mod clock;
 pub mod http;
 pub mod jainam;
 pub mod jwt;
+pub mod kotak_neo;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -214,6 +216,26 @@ pub enum Connector {
         /// HTTP timeout of one broker call.
         timeout: std::time::Duration,
     },
+    /// Kotak Neo Trade API.
+    KotakNeo {
+        /// The account's Kotak settings (secrets resolved).
+        cfg: crate::config::KotakNeoConfig,
+        /// TOTP windows used and clock skew, shared by all logins of the account.
+        shared: std::sync::Arc<kotak_neo::KotakShared>,
+        /// HTTP timeout of one broker call.
+        timeout: std::time::Duration,
+    },
+}
+
+/// What a client's report of a broker rejection means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The session is dead: re-login, fenced by generation.
+    DeadSession(String),
+    /// An IP whitelisting rule; a new login cannot help.
+    IpNotAllowed(String),
+    /// A temporary broker failure; the session itself is fine.
+    Transient(String),
 }
 
 impl Connector {
@@ -226,6 +248,18 @@ impl Connector {
                 let session = client.login().await?;
                 Ok((session, BrokerClient::new(BrokerClientKind::Jainam(client))))
             }
+            Self::KotakNeo {
+                cfg,
+                shared,
+                timeout,
+            } => {
+                let client = kotak_neo::KotakClient::new(cfg, *timeout)?;
+                let session = client.login(shared).await?;
+                Ok((
+                    session,
+                    BrokerClient::new(BrokerClientKind::KotakNeo(client)),
+                ))
+            }
         }
     }
 
@@ -236,6 +270,62 @@ impl Connector {
                 let client = jainam::JainamClient::for_stored(cfg, *api, *timeout, material)?;
                 Ok(BrokerClient::new(BrokerClientKind::Jainam(client)))
             }
+            Self::KotakNeo { cfg, timeout, .. } => {
+                let client = kotak_neo::KotakClient::new(cfg, *timeout)?;
+                Ok(BrokerClient::new(BrokerClientKind::KotakNeo(client)))
+            }
+        }
+    }
+
+    /// Checks worth doing at startup (Kotak: the clock against the broker's).
+    pub async fn startup_check(&self) {
+        if let Self::KotakNeo {
+            cfg,
+            shared,
+            timeout,
+        } = self
+            && let Ok(client) = kotak_neo::KotakClient::new(cfg, *timeout)
+        {
+            client.check_clock(shared).await;
+        }
+    }
+
+    /// Tells the connector a login finished at `at` (a stored session found
+    /// at startup): Kotak must not reuse that login's TOTP window.
+    pub fn note_previous_login(&self, at: DateTime<Utc>) {
+        if let Self::KotakNeo { shared, .. } = self {
+            shared.totp.used_before(at.timestamp_millis().max(0) as u64);
+        }
+    }
+
+    /// Operator warnings this broker knows of right now.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            Self::KotakNeo { cfg, shared, .. } => match *shared.skew_secs.lock() {
+                Some(skew) if skew.unsigned_abs() > cfg.clock_skew_warning.as_secs() => {
+                    vec![format!(
+                        "the local clock differs from Kotak's by {skew}s: TOTP logins may be rejected; enable NTP (timedatectl set-ntp true)"
+                    )]
+                }
+                _ => Vec::new(),
+            },
+            Self::Jainam { .. } => Vec::new(),
+        }
+    }
+
+    /// What a client's report of a rejection means: `status` is the HTTP
+    /// status it saw (when it says), `reason` the broker's body or message.
+    pub fn classify_report(&self, status: Option<u16>, reason: &str) -> Report {
+        match self {
+            // XTS has one dead-session answer and the client saw it.
+            Self::Jainam { .. } => Report::DeadSession(reason.to_string()),
+            Self::KotakNeo { .. } => {
+                match kotak_neo::classify_report(status.unwrap_or(0), reason) {
+                    (kotak_neo::errors::CallClass::IpNotAllowed, m) => Report::IpNotAllowed(m),
+                    (kotak_neo::errors::CallClass::Transient, m) => Report::Transient(m),
+                    (_, m) => Report::DeadSession(m),
+                }
+            }
         }
     }
 
@@ -243,6 +333,7 @@ impl Connector {
     pub fn app_expiry_warning(&self) -> Option<std::time::Duration> {
         match self {
             Self::Jainam { cfg, .. } => Some(cfg.app_expiry_warning),
+            Self::KotakNeo { .. } => None,
         }
     }
 }
@@ -260,6 +351,7 @@ pub struct BrokerClient {
 #[derive(Debug)]
 enum BrokerClientKind {
     Jainam(jainam::JainamClient),
+    KotakNeo(kotak_neo::KotakClient),
 }
 
 impl BrokerClient {
@@ -277,6 +369,7 @@ impl BrokerClient {
     pub async fn validate(&self, material: &Material) -> Result<(), BrokerError> {
         match &self.kind {
             BrokerClientKind::Jainam(c) => c.validate(&material.token).await,
+            BrokerClientKind::KotakNeo(c) => c.validate(material).await,
         }
     }
 
@@ -284,6 +377,9 @@ impl BrokerClient {
     pub async fn logout(&self, material: &Material) -> Result<(), BrokerError> {
         match &self.kind {
             BrokerClientKind::Jainam(c) => c.logout(&material.token).await,
+            // Kotak has no server-side logout: forgetting the tokens is all
+            // its own SDK does too.
+            BrokerClientKind::KotakNeo(_) => Ok(()),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::Shared;
 use super::peer::Peer;
 use super::protocol::{self, Request};
 use crate::brokers::BrokerId;
-use crate::session::{ErrorCode, RequestError, Slot};
+use crate::session::{ErrorCode, Report, RequestError, Slot};
 
 /// What the connection loop does after a request.
 pub enum Outcome {
@@ -104,13 +104,13 @@ async fn dispatch(
                     "invalidate needs \"generation\": the generation the broker rejected",
                 )
             })?;
+            let reason = req.reason_text();
+            let report = Report {
+                http_status: req.http_status,
+                reason: reason.as_deref(),
+            };
             let live = slot
-                .invalidate(
-                    generation,
-                    req.reason.as_deref(),
-                    min_valid(req, slot),
-                    wait(req, shared),
-                )
+                .invalidate(generation, report, min_valid(req, slot), wait(req, shared))
                 .await?;
             Ok(session(id, slot, &live))
         }

@@ -42,12 +42,27 @@ pub struct Request<'a> {
     /// `invalidate`: the generation the broker rejected.
     #[serde(default)]
     pub generation: Option<u64>,
-    /// `invalidate`: what the broker said (for the audit trail).
+    /// `invalidate`: what the broker said: its JSON body (as an object or a
+    /// string) or its message. Decides dead session vs IP rule vs outage.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub reason: Option<serde_json::Value>,
+    /// `invalidate`: the HTTP status of the broker's answer.
+    #[serde(default)]
+    pub http_status: Option<u16>,
     /// `subscribe`: only these brokers.
     #[serde(default)]
     pub brokers: Option<Vec<String>>,
+}
+
+impl Request<'_> {
+    /// The `reason` as text: a string as is, a JSON body re-serialised.
+    pub fn reason_text(&self) -> Option<String> {
+        match self.reason.as_ref()? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
 }
 
 /// Extracts just the `id` of a line that failed to parse as a [`Request`],

@@ -27,6 +27,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The request line exceeded the size limit.
     TooLarge,
+    /// The broker refuses the caller's IP (whitelisting rules); a new login
+    /// cannot help.
+    IpNotAllowed,
 }
 
 impl ErrorCode {
@@ -44,6 +47,7 @@ impl ErrorCode {
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::TooLarge => "too_large",
+            Self::IpNotAllowed => "ip_not_allowed",
         }
     }
 }

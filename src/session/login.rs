@@ -276,6 +276,12 @@ impl Slot {
         Ok(())
     }
 
+    /// The broker's startup checks (Kotak: clock skew against its `Date`).
+    pub async fn startup_check(&self) {
+        let connector = self.settings.lock().connector.clone();
+        connector.startup_check().await;
+    }
+
     /// Takes over a stored session after a restart. A still-valid session is
     /// served without a login (after a cheap check at the broker when
     /// `validate`); an unreadable one is reported and replaced by a login.
@@ -295,6 +301,8 @@ impl Slot {
             }
             Some(Ok(s)) => s,
         };
+        // Even an expired or rejected session says when its login happened.
+        connector.note_previous_login(session.meta.obtained_at);
         if session.meta.expires_at
             <= Utc::now() + chrono::Duration::from_std(policy.min_valid).unwrap_or_default()
         {

@@ -14,6 +14,6 @@ mod status;
 pub use error::{ErrorCode, RequestError};
 pub use events::{Event, EventBus, EventKind};
 pub use live::Live;
-pub use registry::Registry;
-pub use slot::{Access, Slot, SlotCounters, State};
+pub use registry::{Registry, SimulatorRoots};
+pub use slot::{Access, Report, Slot, SlotCounters, State};
 pub use status::SlotStatus;

@@ -22,9 +22,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds one slot per configured (account, api). `simulator_root`
-    /// replaces the root `"simulator"` (the bundled simulator's address).
-    pub fn build(config: &Config, store: Arc<Store>, simulator_root: Option<&str>) -> Self {
+    /// Builds one slot per configured (account, api). `simulators` replace
+    /// the host `"simulator"` (the bundled simulators' addresses).
+    pub fn build(config: &Config, store: Arc<Store>, simulators: &SimulatorRoots) -> Self {
         let events = EventBus::new(1024);
         let tasks = TaskTracker::new();
         let mut slots = Vec::new();
@@ -41,7 +41,7 @@ impl Registry {
                     account.allowed_gids.clone()
                 },
             };
-            for (api, connector) in connectors(account, config, simulator_root) {
+            for (api, connector) in connectors(account, config, simulators) {
                 let key = SessionKey::new(account.broker, account.name.clone(), api);
                 let slot = Slot::new(
                     key,
@@ -137,7 +137,10 @@ impl Registry {
     pub async fn rehydrate(&self, store: &Store, validate: bool) {
         let loads = self.slots.iter().map(|slot| async move {
             match store.load_session(slot.key()).await {
-                Ok(stored) => slot.rehydrate(stored, validate).await,
+                Ok(stored) => {
+                    slot.startup_check().await;
+                    slot.rehydrate(stored, validate).await
+                }
                 Err(e) => tracing::error!(broker = %slot.key().broker, account = %slot.key().account, error = %e,
                                           "cannot read the stored session"),
             }
@@ -153,10 +156,29 @@ impl Registry {
     }
 }
 
+/// Where the bundled simulators listen, when the config runs them.
+#[derive(Clone, Debug, Default)]
+pub struct SimulatorRoots {
+    /// The Jainam (XTS) simulator's root URL.
+    pub jainam: Option<String>,
+    /// The Kotak Neo simulator's URL (login host and base URL).
+    pub kotak_neo: Option<String>,
+}
+
+/// An address nothing listens on: an account pointing at a simulator that
+/// is not running fails its logins clearly instead of reaching a real host.
+const NO_SIMULATOR: &str = "http://127.0.0.1:9";
+
+fn simulated(host: &mut String, root: Option<&String>) {
+    if host == crate::config::SIMULATOR_ROOT {
+        *host = root.map_or(NO_SIMULATOR, String::as_str).to_string();
+    }
+}
+
 fn connectors(
     account: &AccountConfig,
     config: &Config,
-    simulator_root: Option<&str>,
+    simulators: &SimulatorRoots,
 ) -> Vec<(Api, Connector)> {
     let timeout = config.daemon.limits.login_timeout;
     match account.broker {
@@ -165,9 +187,7 @@ fn connectors(
                 return Vec::new();
             };
             let mut cfg = jainam.clone();
-            if cfg.root == "simulator" {
-                cfg.root = simulator_root.unwrap_or("http://127.0.0.1:9").to_string();
-            }
+            simulated(&mut cfg.root, simulators.jainam.as_ref());
             let mut out = Vec::new();
             if cfg.interactive.is_some() {
                 out.push((
@@ -190,6 +210,22 @@ fn connectors(
                 ));
             }
             out
+        }
+        BrokerId::KotakNeo => {
+            let Some(kotak) = account.kotak_neo.as_ref() else {
+                return Vec::new();
+            };
+            let mut cfg = kotak.clone();
+            simulated(&mut cfg.login_host, simulators.kotak_neo.as_ref());
+            let shared = Arc::new(crate::brokers::kotak_neo::KotakShared::default());
+            vec![(
+                Api::Interactive,
+                Connector::KotakNeo {
+                    cfg,
+                    shared,
+                    timeout,
+                },
+            )]
         }
         // Other brokers are rejected by config validation in this build.
         _ => Vec::new(),

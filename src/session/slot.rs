@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use super::error::{ErrorCode, RequestError};
 use super::events::EventBus;
 use super::live::Live;
-use crate::brokers::{Connector, SessionKey};
+use crate::brokers::{self, Connector, SessionKey};
 use crate::config::SessionPolicy;
 use crate::store::Store;
 
@@ -236,10 +236,38 @@ impl Slot {
     pub async fn invalidate(
         self: &Arc<Self>,
         generation: u64,
-        reason: Option<&str>,
+        report: Report<'_>,
         min_valid: Duration,
         wait: Duration,
     ) -> Result<Arc<Live>, RequestError> {
+        // What the broker said decides first: IP rules and outages are not
+        // dead sessions, and a new login would not help.
+        let reason = report.reason.unwrap_or("client reported a rejection");
+        let class = self
+            .settings
+            .lock()
+            .connector
+            .classify_report(report.http_status, reason);
+        match class {
+            brokers::Report::DeadSession(_) => {}
+            brokers::Report::IpNotAllowed(message) => {
+                tracing::warn!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
+                               "broker refused the client's IP; not logging in again");
+                return Err(RequestError::new(
+                    ErrorCode::IpNotAllowed,
+                    format!(
+                        "{message}: the broker refuses this IP (orders only from the account's whitelisted static IPs, \
+                         and a session only from the IP it was created on); a new login cannot fix this"
+                    ),
+                ));
+            }
+            brokers::Report::Transient(message) => {
+                tracing::info!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
+                               "reported answer is a temporary broker failure, not a dead session");
+                return self.token(min_valid, wait).await;
+            }
+        }
+        let reason = Some(reason);
         let now = Utc::now();
         let outcome = {
             let policy = self.settings.lock().policy.clone();
@@ -476,6 +504,15 @@ pub(super) fn conflict_message(key: &SessionKey, policy: &SessionPolicy, deaths:
         key.broker,
         key.account
     )
+}
+
+/// A client's report that the broker rejected a session.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Report<'a> {
+    /// The HTTP status the client saw, when it says.
+    pub http_status: Option<u16>,
+    /// The broker's answer (JSON body or message), when it says.
+    pub reason: Option<&'a str>,
 }
 
 /// What an `invalidate` did, for the audit trail and metrics.

@@ -38,7 +38,13 @@ pub struct SlotStatus {
 impl Slot {
     /// The slot as of now.
     pub fn status(&self) -> SlotStatus {
-        let warning_horizon = self.settings.lock().connector.app_expiry_warning();
+        let (warning_horizon, mut warnings) = {
+            let settings = self.settings.lock();
+            (
+                settings.connector.app_expiry_warning(),
+                settings.connector.warnings(),
+            )
+        };
         let st = self.state.lock();
         let now = Utc::now();
         let live = st.current.as_ref();
@@ -52,7 +58,6 @@ impl Slot {
             Phase::Idle if usable.is_some() => (State::Active, None),
             Phase::Idle => (State::Empty, None),
         };
-        let mut warnings = Vec::new();
         if let (Some(horizon), Some(date)) = (
             warning_horizon,
             live.and_then(|l| l.session.meta.app_expiry.as_deref()),
