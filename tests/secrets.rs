@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use brokerd::brokers::Api;
+use brokerd::sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser};
 use brokerd::sim::xts::{FailMode, XtsSim, XtsSimConfig, XtsSimUser};
 use common::{contains, eventually};
 
@@ -16,6 +17,11 @@ const APP_KEY: &str = "APPKEY-SENTINEL-7f1c2e";
 const SECRET_KEY: &str = "SECRETKEY-SENTINEL-94ad01";
 const MD_APP_KEY: &str = "MDKEY-SENTINEL-3b8e55";
 const MD_SECRET_KEY: &str = "MDSECRET-SENTINEL-c0ffee";
+const KOTAK_ACCESS: &str = "KOTAK-ACCESS-SENTINEL-5e6f";
+const KOTAK_MPIN: &str = "908172";
+const KOTAK_SEED: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
+/// Not a secret, but personal data: it has no business in logs either.
+const MOBILE_DIGITS: &str = "9999900001";
 
 fn brokerctl(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
@@ -44,9 +50,24 @@ async fn no_secret_reaches_logs_status_or_audit() {
     })
     .await
     .unwrap();
+    let kotak_user = KotakSimUser {
+        access_token: KOTAK_ACCESS.into(),
+        mpin: KOTAK_MPIN.into(),
+        totp_seed: KOTAK_SEED.into(),
+        ..KotakSimUser::demo()
+    };
+    let kotak = KotakSim::start(KotakSimConfig {
+        users: vec![kotak_user.clone()],
+        ..KotakSimConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("secrets")).unwrap();
+    std::fs::write(d.join("secrets/kotak_access"), KOTAK_ACCESS).unwrap();
+    std::fs::write(d.join("secrets/kotak_mpin"), KOTAK_MPIN).unwrap();
+    std::fs::write(d.join("secrets/kotak_seed"), KOTAK_SEED).unwrap();
     std::fs::write(d.join("secrets/app_key"), format!("{APP_KEY}\n")).unwrap();
     std::fs::write(d.join("secrets/secret_key"), SECRET_KEY).unwrap();
     let key = brokerd::store::EncryptionKey::generate();
@@ -72,9 +93,24 @@ secret_key = "file:secrets/secret_key"
 [account.jainam.market]
 app_key = "env:TEST_MD_APP_KEY"
 secret_key = "env:TEST_MD_SECRET_KEY"
+
+[[account]]
+broker = "kotak_neo"
+name = "main"
+login_at_start = false
+[account.kotak_neo]
+login_host = "{kotak_host}"
+access_token = "file:secrets/kotak_access"
+mobile = "{mobile}"
+ucc = "{ucc}"
+mpin = "file:secrets/kotak_mpin"
+totp_seed = "file:secrets/kotak_seed"
 "#,
         d = d.display(),
-        root = sim.base_url()
+        root = sim.base_url(),
+        kotak_host = kotak.base_url(),
+        mobile = kotak_user.mobile,
+        ucc = kotak_user.ucc,
     );
     let config_path = d.join("brokerd.toml");
     std::fs::write(&config_path, config).unwrap();
@@ -143,6 +179,29 @@ secret_key = "env:TEST_MD_SECRET_KEY"
     run(&["logout", "jainam", "--api", "market"], true);
     outputs += &run(&["status"], true);
     outputs += &run(&["metrics"], true);
+    let kotak_token = run(
+        &["token", "kotak_neo", "--wait", "70", "--field", "token"],
+        true,
+    )
+    .trim()
+    .to_string();
+    assert!(kotak.is_token_valid(&kotak_token));
+    let flattened =
+        r#"{"code":"900901","message":"Invalid Credentials","description":"Invalid JWT token"}"#;
+    run(
+        &[
+            "invalidate",
+            "kotak_neo",
+            "--generation",
+            "1",
+            "--wait",
+            "70",
+            "--reason",
+            flattened,
+        ],
+        true,
+    );
+    outputs += &run(&["status"], true);
     assert_eq!(sim.login_count(Api::Interactive), 4);
 
     Command::new("kill")
@@ -191,7 +250,21 @@ secret_key = "env:TEST_MD_SECRET_KEY"
     }
 
     let mut secrets: Vec<String> = sim.issued_tokens();
-    secrets.extend([APP_KEY, SECRET_KEY, MD_APP_KEY, MD_SECRET_KEY, &key_b64].map(String::from));
+    secrets.extend(kotak.issued_tokens());
+    secrets.extend(
+        [
+            APP_KEY,
+            SECRET_KEY,
+            MD_APP_KEY,
+            MD_SECRET_KEY,
+            &key_b64,
+            KOTAK_ACCESS,
+            KOTAK_MPIN,
+            KOTAK_SEED,
+            MOBILE_DIGITS,
+        ]
+        .map(String::from),
+    );
     for (name, text) in [
         ("logs", &logs),
         ("brokerctl output", &outputs),

@@ -78,15 +78,24 @@ pub enum Command {
         /// The rejected generation.
         #[arg(long)]
         generation: u64,
-        /// What the broker said.
+        /// What the broker answered: its JSON body or message.
         #[arg(long)]
         reason: Option<String>,
+        /// The HTTP status of that answer.
+        #[arg(long)]
+        http_status: Option<u16>,
+        /// Wait up to this many seconds for the new login.
+        #[arg(long)]
+        wait: Option<u64>,
     },
     /// Force a fresh login (also clears locked_out and conflict).
     Login {
         /// Which session.
         #[command(flatten)]
         target: Target,
+        /// Wait up to this many seconds for the login.
+        #[arg(long)]
+        wait: Option<u64>,
     },
     /// End the session at the broker and forget it.
     Logout {
@@ -136,11 +145,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             target,
             generation,
             reason,
+            http_status,
+            wait,
         } => with_target(
-            json!({"op": "invalidate", "generation": generation, "reason": reason}),
+            json!({"op": "invalidate", "generation": generation, "reason": reason, "http_status": http_status, "wait_secs": wait}),
             target,
         ),
-        Command::Login { target } => with_target(json!({"op": "login"}), target),
+        Command::Login { target, wait } => {
+            with_target(json!({"op": "login", "wait_secs": wait}), target)
+        }
         Command::Logout { target } => with_target(json!({"op": "logout"}), target),
         Command::Keygen { .. } => unreachable!("handled above"),
     };
