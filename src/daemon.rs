@@ -35,12 +35,23 @@ pub struct Running {
     cancel: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
+    owns_socket: bool,
     _lock: InstanceLock,
 }
 
-/// Starts everything; returns once the socket listens and stored sessions
-/// are rehydrated (the moment systemd may be told READY=1).
+/// Starts everything, binding the socket itself; returns once the socket
+/// listens and stored sessions are rehydrated (then systemd is told READY=1).
 pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
+    start_with(loaded, None).await
+}
+
+/// [`start`] with an already-listening socket (socket activation, or a
+/// test that keeps one listener across daemon restarts). A passed socket
+/// belongs to whoever passed it: the daemon neither replaces nor removes it.
+pub async fn start_with(
+    loaded: Loaded,
+    listener: Option<std::os::unix::net::UnixListener>,
+) -> anyhow::Result<Running> {
     let Loaded { config, warnings } = loaded;
     for w in &warnings {
         warn!("config: {w}");
@@ -72,8 +83,21 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let registry = Arc::new(Registry::build(&config, Arc::clone(&store), &roots));
     registry.rehydrate(&store, true).await;
 
-    let gid = d.socket_group.as_deref().map(resolve_group).transpose()?;
-    let listener = server::bind(&d.socket, d.socket_mode, gid).await?;
+    let owns_socket = listener.is_none();
+    let listener = match listener {
+        Some(std_listener) => {
+            std_listener
+                .set_nonblocking(true)
+                .context("preparing the passed socket")?;
+            info!("using the listening socket passed by systemd (socket activation)");
+            tokio::net::UnixListener::from_std(std_listener)
+                .context("adopting the passed socket")?
+        }
+        None => {
+            let gid = d.socket_group.as_deref().map(resolve_group).transpose()?;
+            server::bind(&d.socket, d.socket_mode, gid).await?
+        }
+    };
     let shared = Arc::new(Shared {
         registry: Arc::clone(&registry),
         metrics: ServerMetrics::default(),
@@ -94,6 +118,8 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     ));
     registry.spawn_drivers(&cancel, &tracker);
     spawn_audit_pruning(&config, Arc::clone(&store), cancel.clone(), &tracker);
+    tracker.spawn(crate::systemd::run(Arc::clone(&registry), cancel.clone()));
+    crate::systemd::ready(&crate::systemd::summary(&registry));
     info!(socket = %d.socket.display(), accounts = config.accounts.len(), sessions = registry.slots().len(),
           key_id = store.key_id(), "brokerd ready");
     Ok(Running {
@@ -104,6 +130,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         cancel,
         tracker,
         grace: d.limits.shutdown_grace,
+        owns_socket,
         _lock: lock,
     })
 }
@@ -113,6 +140,7 @@ impl Running {
     /// by the shutdown grace), never logs sessions out, removes the socket.
     pub async fn stop(self) {
         info!("stopping");
+        crate::systemd::stopping();
         self.cancel.cancel();
         let logins = self.registry.tasks();
         logins.close();
@@ -129,7 +157,9 @@ impl Running {
         {
             warn!("some connections did not finish within the shutdown grace");
         }
-        let _ = std::fs::remove_file(&self.socket);
+        if self.owns_socket {
+            let _ = std::fs::remove_file(&self.socket);
+        }
         self.store.close().await;
         if let Some(sims) = &self.simulators {
             sims.xts.shutdown().await;
@@ -141,7 +171,8 @@ impl Running {
 
 /// Runs until SIGTERM or SIGINT, then stops.
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
-    let running = start(loaded).await?;
+    let activated = crate::systemd::activated_listener().context("reading LISTEN_FDS")?;
+    let running = start_with(loaded, activated).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM"),

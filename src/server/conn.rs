@@ -17,6 +17,10 @@ use super::peer::Peer;
 use super::protocol;
 use crate::session::{ErrorCode, RequestError};
 
+/// How long a connection keeps answering after shutdown began, counted
+/// from its last request.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Serves one connection until the peer closes, idles out, or shutdown.
 pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToken) {
     let peer = match Peer::of(&stream) {
@@ -42,10 +46,17 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
     tokio::pin!(idle);
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
+    let mut draining = false;
     loop {
         let next = tokio::select! {
             biased;
-            _ = &mut cancelled => break,
+            _ = &mut cancelled, if !draining => {
+                // Shutting down: requests already sent (or arriving right
+                // now) are still answered; then the connection closes.
+                draining = true;
+                idle.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+                continue;
+            }
             _ = &mut idle => break,
             n = lines.next() => n,
         };

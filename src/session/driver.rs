@@ -10,20 +10,40 @@ use tokio_util::sync::CancellationToken;
 
 use super::slot::{Phase, Slot, SlotState};
 
+/// How often the loop proves it is alive, at the latest.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
 impl Slot {
+    fn beat(&self) {
+        self.heartbeat.store(
+            crate::session::monotonic_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// How long ago the loop last went round (`None` before it started).
+    pub fn since_heartbeat(&self) -> Option<Duration> {
+        let last = self.heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+        (last != 0)
+            .then(|| Duration::from_millis(crate::session::monotonic_ms().saturating_sub(last)))
+    }
+
     /// Runs until `cancel`. `heartbeat` is bumped on every pass, so a
     /// watchdog can tell that the loop is alive.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let mut changes = self.changed.subscribe();
         loop {
+            self.beat();
             changes.borrow_and_update();
             let next = {
                 let mut st = self.state.lock();
                 self.plan(&mut st)
             };
-            let sleep = next.map_or(Duration::from_secs(3600), |at| {
-                at.saturating_duration_since(Instant::now())
-            });
+            // Wake at least once per heartbeat so the watchdog can tell a
+            // live loop from a stuck one.
+            let sleep = next
+                .map_or(HEARTBEAT, |at| at.saturating_duration_since(Instant::now()))
+                .min(HEARTBEAT);
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = changes.changed() => if r.is_err() { return },

@@ -2,7 +2,7 @@
 //! and enforcing the invariants of DESIGN.md ("the heart").
 
 mod backoff;
-mod driver;
+pub mod driver;
 pub mod error;
 pub mod events;
 pub mod live;
@@ -17,3 +17,14 @@ pub use live::Live;
 pub use registry::{Registry, SimulatorRoots};
 pub use slot::{Access, Report, Slot, SlotCounters, State};
 pub use status::SlotStatus;
+
+/// Milliseconds since the first call: a monotonic clock cheap to keep in an
+/// atomic.
+pub fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}

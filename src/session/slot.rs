@@ -134,6 +134,9 @@ pub struct Slot {
     // and persist instead of dropping it halfway.
     pub(super) tasks: TaskTracker,
     pub(super) counters: SlotCounters,
+    /// When the driver loop last went round (ms on the daemon's monotonic
+    /// clock; 0 = not started). Atomic: written by the loop, read by the watchdog.
+    pub(super) heartbeat: AtomicU64,
 }
 
 /// What a request needs from the session.
@@ -183,6 +186,7 @@ impl Slot {
             changed: watch::channel(0).0,
             tasks,
             counters: SlotCounters::default(),
+            heartbeat: AtomicU64::new(0),
         })
     }
 
