@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{Config, Loaded};
+use crate::reload::Reloader;
 use crate::server::{self, ServerMetrics, Shared};
 use crate::session::SimulatorRoots;
 use crate::session::{Access, Registry};
@@ -30,6 +31,8 @@ pub struct Running {
     pub registry: Arc<Registry>,
     /// The store.
     pub store: Arc<Store>,
+    /// Re-reads and applies the configuration (SIGHUP, `reload`).
+    pub reloader: Arc<Reloader>,
     /// The bundled simulators, when the config asked for them.
     pub simulators: Option<Simulators>,
     cancel: CancellationToken,
@@ -98,7 +101,14 @@ pub async fn start_with(
             server::bind(&d.socket, d.socket_mode, gid).await?
         }
     };
+    let reloader = Arc::new(Reloader::new(
+        config.source.clone(),
+        Arc::clone(&registry),
+        d.clone(),
+    ));
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let shared = Arc::new(Shared {
+        reload: Some(reload_tx),
         registry: Arc::clone(&registry),
         metrics: ServerMetrics::default(),
         limits: d.limits.clone(),
@@ -119,6 +129,14 @@ pub async fn start_with(
     registry.spawn_drivers(&cancel, &tracker);
     spawn_audit_pruning(&config, Arc::clone(&store), cancel.clone(), &tracker);
     tracker.spawn(crate::systemd::run(Arc::clone(&registry), cancel.clone()));
+    let serving = Arc::clone(&reloader);
+    let stop_reloads = cancel.clone();
+    tracker.spawn(async move {
+        tokio::select! {
+            _ = stop_reloads.cancelled() => {}
+            _ = serving.serve(reload_rx) => {}
+        }
+    });
     crate::systemd::ready(&crate::systemd::summary(&registry));
     info!(socket = %d.socket.display(), accounts = config.accounts.len(), sessions = registry.slots().len(),
           key_id = store.key_id(), "brokerd ready");
@@ -126,6 +144,7 @@ pub async fn start_with(
         socket: d.socket.clone(),
         registry,
         store,
+        reloader,
         simulators,
         cancel,
         tracker,
@@ -173,10 +192,19 @@ impl Running {
 pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let activated = crate::systemd::activated_listener().context("reading LISTEN_FDS")?;
     let running = start_with(loaded, activated).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM"); break }
+            _ = tokio::signal::ctrl_c() => { info!("SIGINT"); break }
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                // The outcome is logged by the reloader, success or not.
+                let _ = running.reloader.reload(false).await;
+            }
+        }
     }
     running.stop().await;
     Ok(())

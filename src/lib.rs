@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod reload;
 pub mod secret;
 pub mod server;
 pub mod session;

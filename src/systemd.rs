@@ -38,7 +38,7 @@ pub fn reloading() {
 pub fn summary(registry: &Registry) -> String {
     let mut counts: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let slots = registry.slots();
-    for slot in slots {
+    for slot in slots.iter() {
         let status = slot.status();
         counts
             .entry(status.state.as_str())

@@ -101,6 +101,25 @@ async fn the_notify_protocol_in_order() {
         })
     });
     assert!(got, "{seen:?}");
+    // SIGHUP reloads: RELOADING=1, then READY=1 again.
+    Command::new("kill")
+        .arg("-HUP")
+        .arg(daemon.id().to_string())
+        .status()
+        .unwrap();
+    let reloaded = tokio::task::block_in_place(|| {
+        let mut reloading = false;
+        collect(&sock, &mut seen, Duration::from_secs(10), |l| {
+            reloading |= l == "RELOADING=1";
+            reloading && l == "READY=1"
+        })
+    });
+    assert!(reloaded, "{seen:?}");
+    assert_eq!(
+        h.status_of("interactive").await["generation"],
+        1,
+        "a reload keeps the session"
+    );
     Command::new("kill")
         .arg("-TERM")
         .arg(daemon.id().to_string())
@@ -119,7 +138,11 @@ async fn the_notify_protocol_in_order() {
     // Order: READY first, then pings, and STOPPING after both.
     let lines: Vec<&str> = seen.iter().flat_map(|m| m.lines()).collect();
     let first = |want: &str| lines.iter().position(|l| *l == want).unwrap();
-    assert_eq!(lines.iter().filter(|l| **l == "READY=1").count(), 1);
+    assert_eq!(
+        lines.iter().filter(|l| **l == "READY=1").count(),
+        2,
+        "start and reload"
+    );
     assert!(first("READY=1") < first("WATCHDOG=1"));
     assert!(first("WATCHDOG=1") < first("STOPPING=1"));
 }

@@ -277,6 +277,48 @@ impl Connector {
         }
     }
 
+    /// Whether two connectors carry the same settings (state aside).
+    pub fn same_settings(&self, other: &Connector) -> bool {
+        match (self, other) {
+            (
+                Self::Jainam {
+                    cfg: a,
+                    api: x,
+                    timeout: t,
+                },
+                Self::Jainam {
+                    cfg: b,
+                    api: y,
+                    timeout: u,
+                },
+            ) => x == y && t == u && jainam_view(a, *x) == jainam_view(b, *y),
+            (
+                Self::KotakNeo {
+                    cfg: a, timeout: t, ..
+                },
+                Self::KotakNeo {
+                    cfg: b, timeout: u, ..
+                },
+            ) => a == b && t == u,
+            _ => false,
+        }
+    }
+
+    /// This connector with the per-account state of `old` carried over
+    /// (Kotak's used TOTP windows must survive a reload).
+    pub fn keeping_state_of(self, old: &Connector) -> Connector {
+        match (self, old) {
+            (Self::KotakNeo { cfg, timeout, .. }, Self::KotakNeo { shared, .. }) => {
+                Self::KotakNeo {
+                    cfg,
+                    shared: std::sync::Arc::clone(shared),
+                    timeout,
+                }
+            }
+            (new, _) => new,
+        }
+    }
+
     /// Checks worth doing at startup (Kotak: the clock against the broker's).
     pub async fn startup_check(&self) {
         if let Self::KotakNeo {
@@ -336,6 +378,17 @@ impl Connector {
             Self::KotakNeo { .. } => None,
         }
     }
+}
+
+/// The part of a Jainam account's settings one session uses: the other
+/// session's keys are none of its business.
+fn jainam_view(cfg: &crate::config::JainamConfig, api: Api) -> crate::config::JainamConfig {
+    let mut view = cfg.clone();
+    match api {
+        Api::Interactive => view.market = None,
+        Api::Market => view.interactive = None,
+    }
+    view
 }
 
 static CLIENT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

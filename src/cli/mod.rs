@@ -111,6 +111,12 @@ pub enum Command {
     },
     /// Prometheus metrics.
     Metrics,
+    /// Re-read the daemon's config file and apply it (like SIGHUP).
+    Reload {
+        /// Also forget the stored sessions of accounts no longer configured.
+        #[arg(long)]
+        forget_removed: bool,
+    },
     /// Make a new encryption key (base64 of 32 random bytes).
     Keygen {
         /// Write it to this file (mode 0600, must not exist) instead of stdout.
@@ -130,6 +136,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = match &args.command {
         Command::Status { .. } => json!({"op": "status"}),
         Command::Metrics => json!({"op": "metrics"}),
+        Command::Reload { forget_removed } => {
+            json!({"op": "reload", "forget_removed": forget_removed})
+        }
         Command::Watch { brokers } if brokers.is_empty() => json!({"op": "subscribe"}),
         Command::Watch { brokers } => json!({"op": "subscribe", "brokers": brokers}),
         Command::Token {
@@ -174,6 +183,30 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json: false } => print!("{}", render::status_table(&reply["accounts"])),
         Command::Metrics => print!("{}", reply["text"].as_str().unwrap_or("")),
+        Command::Reload { .. } => {
+            let list = |k: &str| {
+                reply[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            println!(
+                "reloaded: added [{}], removed [{}], changed [{}], unchanged {}",
+                list("added"),
+                list("removed"),
+                list("changed"),
+                reply["unchanged"]
+            );
+            let restart = list("needs_restart");
+            if !restart.is_empty() {
+                println!("restart brokerd to apply: {restart}");
+            }
+        }
         Command::Logout { target } => println!("logged out {}", target.broker),
         Command::Watch { .. } => {
             while let Some(event) = conn.next().await? {

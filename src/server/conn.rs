@@ -31,7 +31,7 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
         .registry
         .slots()
         .iter()
-        .any(|s| peer.allowed(s.access(), shared.daemon_uid))
+        .any(|s| peer.allowed(&s.access(), shared.daemon_uid))
         || peer.allowed(&shared.daemon_access, shared.daemon_uid);
     let (read, write) = stream.into_split();
     let mut lines = FramedRead::new(
@@ -146,7 +146,7 @@ async fn stream_events<R, W>(
                     Ok(e) => {
                         let wanted = brokers.as_ref().is_none_or(|b| b.iter().any(|x| x == e.key.broker.as_str()));
                         let visible = shared.registry.find(e.key.broker.as_str(), Some(&e.key.account), Some(e.key.api.as_str()))
-                            .is_ok_and(|s| peer.allowed(s.access(), shared.daemon_uid));
+                            .is_ok_and(|s| peer.allowed(&s.access(), shared.daemon_uid));
                         if !(wanted && visible) { continue; }
                         protocol::event_json(&e)
                     }

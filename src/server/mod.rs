@@ -34,8 +34,10 @@ pub struct Shared {
     pub limits: Limits,
     /// The daemon's own uid (always allowed).
     pub daemon_uid: u32,
-    /// Daemon-wide allow-list (for `hello`, `status`, `metrics`).
+    /// Daemon-wide allow-list (for `hello`, `status`, `metrics`, `reload`).
     pub daemon_access: Access,
+    /// Where `reload` requests go (to the daemon's reloader).
+    pub reload: Option<tokio::sync::mpsc::Sender<crate::reload::ReloadRequest>>,
 }
 
 /// Why the socket could not be bound.

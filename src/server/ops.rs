@@ -56,7 +56,7 @@ async fn dispatch(
                 .registry
                 .slots()
                 .iter()
-                .filter(|s| peer.allowed(s.access(), shared.daemon_uid))
+                .filter(|s| peer.allowed(&s.access(), shared.daemon_uid))
                 .map(|s| protocol::status_json(&s.status()))
                 .collect();
             reply(json!({ "accounts": accounts }))
@@ -67,7 +67,7 @@ async fn dispatch(
                 .registry
                 .slots()
                 .iter()
-                .filter(|s| peer.allowed(s.access(), shared.daemon_uid))
+                .filter(|s| peer.allowed(&s.access(), shared.daemon_uid))
                 .map(|s| s.status())
                 .collect();
             reply(json!({ "text": shared.metrics.render(&statuses) }))
@@ -92,12 +92,12 @@ async fn dispatch(
             ))
         }
         "token" => {
-            let slot = find(req, shared, peer)?;
+            let slot = &find(req, shared, peer)?;
             let live = slot.token(min_valid(req, slot), wait(req, shared)).await?;
             Ok(session(id, slot, &live))
         }
         "invalidate" => {
-            let slot = find(req, shared, peer)?;
+            let slot = &find(req, shared, peer)?;
             let generation = req.generation.ok_or_else(|| {
                 RequestError::new(
                     ErrorCode::BadRequest,
@@ -115,14 +115,52 @@ async fn dispatch(
             Ok(session(id, slot, &live))
         }
         "login" => {
-            let slot = find(req, shared, peer)?;
+            let slot = &find(req, shared, peer)?;
             let live = slot.force_login(wait(req, shared)).await?;
             Ok(session(id, slot, &live))
         }
         "logout" => {
-            let slot = find(req, shared, peer)?;
+            let slot = &find(req, shared, peer)?;
             slot.logout().await?;
             reply(json!({}))
+        }
+        "reload" => {
+            if !peer.allowed(&shared.daemon_access, shared.daemon_uid) {
+                return Err(RequestError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "uid {} may not reload brokerd; root, the daemon's user and [daemon] allowed_uids/allowed_gids may",
+                        peer.uid
+                    ),
+                ));
+            }
+            let Some(reload) = &shared.reload else {
+                return Err(RequestError::new(
+                    ErrorCode::Unavailable,
+                    "reloading is not available",
+                ));
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let sent = reload.send((req.forget_removed.unwrap_or(false), tx)).await;
+            let outcome = match (sent, rx.await) {
+                (Ok(()), Ok(outcome)) => outcome,
+                _ => {
+                    return Err(RequestError::new(
+                        ErrorCode::Unavailable,
+                        "the daemon is shutting down",
+                    ));
+                }
+            };
+            match outcome {
+                Ok(o) => reply(json!({
+                    "added": o.report.added,
+                    "removed": o.report.removed,
+                    "changed": o.report.changed,
+                    "unchanged": o.report.unchanged,
+                    "needs_restart": o.needs_restart,
+                })),
+                Err(problems) => Err(RequestError::new(ErrorCode::BadRequest, problems)),
+            }
         }
         "login_url" | "submit" | "sign" => Err(RequestError::new(
             ErrorCode::UnknownOp,
@@ -134,7 +172,7 @@ async fn dispatch(
         other => Err(RequestError::new(
             ErrorCode::UnknownOp,
             format!(
-                "unknown op {other:?}; ops are hello, status, token, invalidate, login, logout, subscribe, metrics"
+                "unknown op {other:?}; ops are hello, status, token, invalidate, login, logout, subscribe, metrics, reload"
             ),
         )),
     }
@@ -147,11 +185,7 @@ fn session(id: Option<&RawValue>, slot: &Slot, live: &crate::session::Live) -> O
     ))
 }
 
-fn find<'s>(
-    req: &Request<'_>,
-    shared: &'s Shared,
-    peer: &Peer,
-) -> Result<&'s Arc<Slot>, RequestError> {
+fn find(req: &Request<'_>, shared: &Shared, peer: &Peer) -> Result<Arc<Slot>, RequestError> {
     let broker = req.broker.as_deref().ok_or_else(|| {
         RequestError::new(
             ErrorCode::BadRequest,
@@ -161,7 +195,7 @@ fn find<'s>(
     let slot = shared
         .registry
         .find(broker, req.account.as_deref(), req.api.as_deref())?;
-    if !peer.allowed(slot.access(), shared.daemon_uid) {
+    if !peer.allowed(&slot.access(), shared.daemon_uid) {
         return Err(RequestError::new(
             ErrorCode::Forbidden,
             format!(

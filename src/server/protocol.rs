@@ -49,6 +49,9 @@ pub struct Request<'a> {
     /// `invalidate`: the HTTP status of the broker's answer.
     #[serde(default)]
     pub http_status: Option<u16>,
+    /// `reload`: also forget the stored sessions of removed accounts.
+    #[serde(default)]
+    pub forget_removed: Option<bool>,
     /// `subscribe`: only these brokers.
     #[serde(default)]
     pub brokers: Option<Vec<String>>,

@@ -46,6 +46,7 @@ impl Slot {
                 .min(HEARTBEAT);
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = self.retired.cancelled() => return,
                 r = changes.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(sleep) => {}
             }

@@ -14,7 +14,7 @@ mod status;
 pub use error::{ErrorCode, RequestError};
 pub use events::{Event, EventBus, EventKind};
 pub use live::Live;
-pub use registry::{Registry, SimulatorRoots};
+pub use registry::{Registry, ReloadReport, SimulatorRoots};
 pub use slot::{Access, Report, Slot, SlotCounters, State};
 pub use status::SlotStatus;
 

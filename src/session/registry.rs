@@ -1,7 +1,9 @@
 //! All slots of the daemon, built from the config, found by (broker,
 //! account, api) without allocating on the request path.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -13,58 +15,96 @@ use crate::brokers::{Api, BrokerId, Connector, SessionKey};
 use crate::config::{AccountConfig, Config};
 use crate::store::Store;
 
-/// The slots. Cheap to share behind an `Arc`.
+/// The slots. Shared behind an `Arc`; the set of slots changes only on reload.
 #[derive(Debug)]
 pub struct Registry {
-    slots: Vec<Arc<Slot>>,
+    // RwLock<Arc<Vec>>: every request takes a cheap snapshot; only a reload
+    // writes, swapping in a whole new list.
+    slots: RwLock<Arc<Vec<Arc<Slot>>>>,
     events: EventBus,
     tasks: TaskTracker,
+    store: Arc<Store>,
+    simulators: SimulatorRoots,
+    // Where slot loops run: set once by `spawn_drivers`, reused by reloads.
+    drivers: OnceLock<(CancellationToken, TaskTracker)>,
+}
+
+/// What a reload did, by session key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Sessions of accounts new in the configuration (started).
+    pub added: Vec<String>,
+    /// Sessions of accounts no longer configured (stopped; stored sessions
+    /// kept unless asked otherwise).
+    pub removed: Vec<String>,
+    /// Sessions whose settings changed (session and generation kept).
+    pub changed: Vec<String>,
+    /// Sessions left exactly as they were.
+    pub unchanged: usize,
+}
+
+/// One slot as the configuration describes it.
+struct Planned {
+    key: SessionKey,
+    access: Access,
+    connector: Connector,
+    policy: crate::config::SessionPolicy,
+}
+
+fn plan(config: &Config, simulators: &SimulatorRoots) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for account in &config.accounts {
+        let access = Access {
+            uids: account.effective_uids(&config.daemon).to_vec(),
+            gids: account.effective_gids(&config.daemon).to_vec(),
+        };
+        for (api, connector) in connectors(account, config, simulators) {
+            out.push(Planned {
+                key: SessionKey::new(account.broker, account.name.clone(), api),
+                access: access.clone(),
+                connector,
+                policy: account.policy.clone(),
+            });
+        }
+    }
+    out
 }
 
 impl Registry {
     /// Builds one slot per configured (account, api). `simulators` replace
     /// the host `"simulator"` (the bundled simulators' addresses).
     pub fn build(config: &Config, store: Arc<Store>, simulators: &SimulatorRoots) -> Self {
-        let events = EventBus::new(1024);
-        let tasks = TaskTracker::new();
-        let mut slots = Vec::new();
-        for account in &config.accounts {
-            let access = Access {
-                uids: if account.allowed_uids.is_empty() {
-                    config.daemon.allowed_uids.clone()
-                } else {
-                    account.allowed_uids.clone()
-                },
-                gids: if account.allowed_gids.is_empty() {
-                    config.daemon.allowed_gids.clone()
-                } else {
-                    account.allowed_gids.clone()
-                },
-            };
-            for (api, connector) in connectors(account, config, simulators) {
-                let key = SessionKey::new(account.broker, account.name.clone(), api);
-                let slot = Slot::new(
-                    key,
-                    access.clone(),
-                    connector,
-                    account.policy.clone(),
-                    store.clone(),
-                    events.clone(),
-                    tasks.clone(),
-                );
-                slots.push(slot);
-            }
-        }
-        Self {
-            slots,
-            events,
-            tasks,
-        }
+        let registry = Self {
+            slots: RwLock::new(Arc::new(Vec::new())),
+            events: EventBus::new(1024),
+            tasks: TaskTracker::new(),
+            store,
+            simulators: simulators.clone(),
+            drivers: OnceLock::new(),
+        };
+        let slots = plan(config, simulators)
+            .into_iter()
+            .map(|p| registry.new_slot(p))
+            .collect();
+        *registry.slots.write() = Arc::new(slots);
+        registry
     }
 
-    /// Every slot, in config order.
-    pub fn slots(&self) -> &[Arc<Slot>] {
-        &self.slots
+    fn new_slot(&self, p: Planned) -> Arc<Slot> {
+        Slot::new(
+            p.key,
+            p.access,
+            p.connector,
+            p.policy,
+            Arc::clone(&self.store),
+            self.events.clone(),
+            self.tasks.clone(),
+        )
+    }
+
+    /// Every slot, in config order (a snapshot).
+    pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
+        Arc::clone(&self.slots.read())
     }
 
     /// The event bus shared by all slots.
@@ -77,14 +117,63 @@ impl Registry {
         &self.tasks
     }
 
+    /// Applies a new, already validated configuration: unchanged sessions
+    /// keep everything; changed ones keep their session and generation;
+    /// new accounts start; removed ones stop (their stored sessions are
+    /// forgotten only when `forget_removed`).
+    pub async fn reload(&self, config: &Config, forget_removed: bool) -> ReloadReport {
+        let old = self.slots();
+        let mut report = ReloadReport::default();
+        let mut next = Vec::new();
+        for p in plan(config, &self.simulators) {
+            if let Some(slot) = old.iter().find(|s| *s.key() == p.key) {
+                if slot.reconfigure(p.connector, p.policy, p.access) {
+                    report.changed.push(p.key.to_string());
+                } else {
+                    report.unchanged += 1;
+                }
+                next.push(Arc::clone(slot));
+                continue;
+            }
+            let slot = self.new_slot(p);
+            match self.store.load_session(slot.key()).await {
+                Ok(stored) => {
+                    slot.startup_check().await;
+                    slot.rehydrate(stored, true).await;
+                }
+                Err(e) => {
+                    tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")
+                }
+            }
+            if let Some((cancel, tracker)) = self.drivers.get() {
+                tracker.spawn(Arc::clone(&slot).run(cancel.clone()));
+            }
+            report.added.push(slot.key().to_string());
+            next.push(slot);
+        }
+        for slot in old
+            .iter()
+            .filter(|s| !next.iter().any(|n| Arc::ptr_eq(n, s)))
+        {
+            slot.retire();
+            report.removed.push(slot.key().to_string());
+            if forget_removed && let Err(e) = self.store.forget_session(slot.key()).await {
+                tracing::error!(session = %slot.key(), error = %e, "cannot forget the stored session");
+            }
+        }
+        *self.slots.write() = Arc::new(next);
+        report
+    }
+
     /// Finds a slot; `account` may be omitted when the broker has exactly one.
     pub fn find(
         &self,
         broker: &str,
         account: Option<&str>,
         api: Option<&str>,
-    ) -> Result<&Arc<Slot>, RequestError> {
+    ) -> Result<Arc<Slot>, RequestError> {
         let unknown = |m: String| RequestError::new(ErrorCode::UnknownAccount, m);
+        let slots = self.slots.read();
         let broker_id = BrokerId::parse(broker).ok_or_else(|| {
             unknown(format!(
                 "unknown broker {broker:?}; brokers are kotak_neo, breeze, zerodha, jainam"
@@ -102,8 +191,7 @@ impl Registry {
         let account = match account {
             Some(a) => a,
             None => {
-                let mut names = self
-                    .slots
+                let mut names = slots
                     .iter()
                     .filter(|s| s.key().broker == broker_id)
                     .map(|s| s.key().account.as_str());
@@ -121,11 +209,12 @@ impl Registry {
                 first
             }
         };
-        self.slots
+        slots
             .iter()
             .find(|s| {
                 s.key().broker == broker_id && s.key().account == account && s.key().api == api
             })
+            .cloned()
             .ok_or_else(|| {
                 unknown(format!(
                     "no {broker} account {account:?} with api {api} is configured"
@@ -135,7 +224,8 @@ impl Registry {
 
     /// Restores stored sessions for every slot, concurrently.
     pub async fn rehydrate(&self, store: &Store, validate: bool) {
-        let loads = self.slots.iter().map(|slot| async move {
+        let slots = self.slots();
+        let loads = slots.iter().map(|slot| async move {
             match store.load_session(slot.key()).await {
                 Ok(stored) => {
                     slot.startup_check().await;
@@ -150,7 +240,8 @@ impl Registry {
 
     /// Starts every slot's background loop.
     pub fn spawn_drivers(&self, cancel: &CancellationToken, tracker: &TaskTracker) {
-        for slot in &self.slots {
+        let _ = self.drivers.set((cancel.clone(), tracker.clone()));
+        for slot in self.slots().iter() {
             tracker.spawn(Arc::clone(slot).run(cancel.clone()));
         }
     }

@@ -101,7 +101,7 @@ pub struct SlotCounters {
 
 /// Who may use a slot: uid and gid allow-lists (empty = nobody beyond root
 /// and the daemon's own user).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Access {
     /// Allowed peer uids.
     pub uids: Vec<u32>,
@@ -120,7 +120,10 @@ pub(super) struct Settings {
 #[derive(Debug)]
 pub struct Slot {
     pub(super) key: SessionKey,
-    pub(super) access: Access,
+    // RwLock<Arc>: read on every request, replaced only by a reload.
+    pub(super) access: parking_lot::RwLock<Arc<Access>>,
+    /// Stops this slot's loop when a reload removes the account.
+    pub(super) retired: tokio_util::sync::CancellationToken,
     // Plain data read at the start of each login; never held across I/O.
     pub(super) settings: Mutex<Settings>,
     pub(super) store: Arc<Store>,
@@ -167,7 +170,8 @@ impl Slot {
         let want_session = policy.login_at_start;
         Arc::new(Self {
             key,
-            access,
+            access: parking_lot::RwLock::new(Arc::new(access)),
+            retired: tokio_util::sync::CancellationToken::new(),
             settings: Mutex::new(Settings { connector, policy }),
             store,
             events,
@@ -196,8 +200,46 @@ impl Slot {
     }
 
     /// Who may use it.
-    pub fn access(&self) -> &Access {
-        &self.access
+    pub fn access(&self) -> Arc<Access> {
+        Arc::clone(&self.access.read())
+    }
+
+    /// Applies a reloaded configuration. The session and its generation are
+    /// kept; changed broker settings (credentials, hosts) clear `locked_out`
+    /// and `conflict`, since the operator has acted. Returns whether anything
+    /// changed.
+    pub fn reconfigure(&self, connector: Connector, policy: SessionPolicy, access: Access) -> bool {
+        let access_changed = **self.access.read() != access;
+        if access_changed {
+            *self.access.write() = Arc::new(access);
+        }
+        let connector_changed = {
+            let mut settings = self.settings.lock();
+            let connector = connector.keeping_state_of(&settings.connector);
+            let changed = !settings.connector.same_settings(&connector);
+            let policy_changed = settings.policy != policy;
+            settings.connector = connector;
+            settings.policy = policy;
+            if !(changed || policy_changed || access_changed) {
+                return false;
+            }
+            changed
+        };
+        if connector_changed {
+            let mut st = self.state.lock();
+            if matches!(st.phase, Phase::LockedOut | Phase::Conflict { .. }) {
+                st.phase = Phase::Idle;
+                st.early_deaths = 0;
+                st.last_error = None;
+            }
+        }
+        self.notify();
+        true
+    }
+
+    /// Stops the slot's loop (its account left the configuration).
+    pub fn retire(&self) {
+        self.retired.cancel();
     }
 
     /// The request counters.

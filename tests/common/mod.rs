@@ -8,7 +8,6 @@ use std::time::Duration;
 use brokerd::client::Client;
 use brokerd::config::{Config, Loaded};
 use brokerd::daemon::{self, Running};
-use brokerd::secret::SecretEnv;
 use brokerd::sim::xts::{XtsSim, XtsSimConfig, XtsSimUser};
 use serde_json::{Value, json};
 
@@ -90,9 +89,15 @@ secret_key = "demo-market-secret"
     }
 
     /// Validates a config text as the daemon would, relative to the temp dir.
+    /// Writes `text` as the config file (so `reload` can re-read it).
     pub fn load(&self, text: &str) -> Loaded {
-        Config::from_toml_str(text, self.dir.path(), &SecretEnv::process())
-            .unwrap_or_else(|e| panic!("test config is valid: {e}"))
+        let path = self.config_path();
+        std::fs::write(&path, text).expect("config written");
+        Config::load(&path).unwrap_or_else(|e| panic!("test config is valid: {e}"))
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("brokerd.toml")
     }
 
     /// Starts (or restarts) the daemon on the same directory.

@@ -1,0 +1,130 @@
+//! Live reload through the `reload` op (SIGHUP takes the same path; see
+//! tests/systemd.rs): sessions of unchanged accounts survive, accounts come
+//! and go, changed credentials clear a lock-out, a bad file changes nothing.
+
+mod common;
+
+use brokerd::brokers::Api;
+use brokerd::sim::xts::FailMode;
+use common::{Harness, error_code, session};
+use serde_json::json;
+
+const SECOND: &str = r#"
+[[account]]
+broker = "jainam"
+name = "second"
+login_at_start = false
+[account.jainam]
+root = "{root}"
+[account.jainam.interactive]
+app_key = "second-interactive-key"
+secret_key = "second-interactive-secret"
+"#;
+
+async fn reload(h: &Harness, text: &str) -> serde_json::Value {
+    std::fs::write(h.config_path(), text).unwrap();
+    h.call(json!({"op": "reload"})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_come_and_go_and_unchanged_sessions_keep_their_generation() {
+    let mut h = Harness::start("login_at_start = false").await;
+    let main = session(&h.token("interactive").await).clone();
+    // Add an account.
+    h.extra = SECOND.to_string();
+    let added = reload(&h, &h.config_text()).await;
+    assert_eq!(added["ok"], true, "{added}");
+    assert_eq!(added["added"], json!(["jainam/second/interactive"]));
+    assert_eq!(added["unchanged"], 2);
+    let second = h
+        .call(json!({"op": "token", "broker": "jainam", "account": "second"}))
+        .await;
+    assert_eq!(session(&second)["fields"]["user_id"], "SECOND01");
+    let main_again = h.token("interactive").await;
+    assert_eq!(
+        session(&main_again)["token"],
+        main["token"],
+        "main kept its session"
+    );
+    assert_eq!(h.sim.login_count(Api::Interactive), 2);
+    // Remove it again: it stops; its stored session is kept.
+    h.extra = String::new();
+    let removed = reload(&h, &h.config_text()).await;
+    assert_eq!(removed["removed"], json!(["jainam/second/interactive"]));
+    let gone = h
+        .call(json!({"op": "token", "broker": "jainam", "account": "second"}))
+        .await;
+    assert_eq!(error_code(&gone), "unknown_account");
+    // Back once more: its stored session returns without a login.
+    h.extra = SECOND.to_string();
+    reload(&h, &h.config_text()).await;
+    let back = h
+        .call(json!({"op": "token", "broker": "jainam", "account": "second"}))
+        .await;
+    assert_eq!(session(&back)["token"], session(&second)["token"]);
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        2,
+        "no login for any reload"
+    );
+    assert_eq!(session(&h.token("interactive").await)["generation"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_file_is_refused_with_its_reasons_and_nothing_changes() {
+    let h = Harness::start("login_at_start = false").await;
+    let before = session(&h.token("interactive").await).clone();
+    let broken = h
+        .config_text()
+        .replace("name = \"main\"", "name = \"Main!\"\nbogus_key = 1");
+    let reply = reload(&h, &broken).await;
+    assert_eq!(error_code(&reply), "bad_request");
+    let msg = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("account[0].name")
+            && msg.contains("bogus_key")
+            && msg.contains("running configuration stays"),
+        "{msg}"
+    );
+    assert_eq!(
+        session(&h.token("interactive").await)["token"],
+        before["token"]
+    );
+    assert_eq!(h.status_of("interactive").await["state"], "active");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_credentials_clear_a_lock_out_and_daemon_changes_need_a_restart() {
+    let mut h = Harness::start("login_at_start = false").await;
+    h.sim
+        .fail_next_logins(Api::Interactive, 1, FailMode::WrongSecret);
+    assert_eq!(error_code(&h.token("interactive").await), "locked_out");
+    // Unchanged config: still locked out.
+    let same = reload(&h, &h.config_text()).await;
+    assert_eq!(same["changed"], json!([]));
+    assert_eq!(error_code(&h.token("interactive").await), "locked_out");
+    // New credentials (another simulated user's keys): the lock is lifted.
+    let text = h
+        .config_text()
+        .replacen("demo-interactive-key", "second-interactive-key", 1)
+        .replacen("demo-interactive-secret", "second-interactive-secret", 1);
+    let changed = reload(&h, &text).await;
+    assert_eq!(
+        changed["changed"],
+        json!(["jainam/main/interactive"]),
+        "{changed}"
+    );
+    let s = h.token("interactive").await;
+    assert_eq!(session(&s)["fields"]["user_id"], "SECOND01");
+    // [daemon] settings are reported as needing a restart.
+    h.limits = "max_connections = 7".into();
+    let daemon_change = reload(
+        &h,
+        &h.config_text()
+            .replacen("demo-interactive-key", "second-interactive-key", 1)
+            .replacen("demo-interactive-secret", "second-interactive-secret", 1),
+    )
+    .await;
+    assert_eq!(daemon_change["needs_restart"], json!(["daemon.limits"]));
+    assert_eq!(daemon_change["changed"], json!([]));
+}
