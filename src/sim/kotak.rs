@@ -12,13 +12,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+
+use super::serve::Running;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 mod control;
 mod server;
@@ -156,13 +156,6 @@ pub struct TotpAttempt {
 pub struct KotakSim {
     shared: Arc<Shared>,
     run: Arc<Running>,
-}
-
-/// Held only by handles: dropping the last one drops `stop`, which ends the
-/// server's graceful-shutdown wait.
-struct Running {
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -348,24 +341,8 @@ impl KotakSim {
             }),
         });
         let app = server::router(shared.clone());
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                // Err means every handle is gone: stop as well.
-                let _ = stopped.changed().await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!(error = %e, "kotak sim server failed");
-            }
-        });
+        let run = Running::spawn(listener, app, "kotak");
         tracing::debug!(%addr, "kotak sim listening");
-        let run = Arc::new(Running {
-            stop,
-            task: Mutex::new(Some(task)),
-        });
         Ok(KotakSim { shared, run })
     }
 
@@ -465,16 +442,6 @@ impl KotakSim {
     /// Stops the server: no new connections; answers still being held back
     /// get one second before the task is aborted.
     pub async fn shutdown(&self) {
-        let _ = self.run.stop.send(true);
-        let task = self.run.task.lock().take();
-        if let Some(task) = task {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
+        self.run.shutdown().await;
     }
 }

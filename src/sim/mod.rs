@@ -3,4 +3,5 @@
 //! run against these; nothing here ever reaches a real broker.
 
 pub mod kotak;
+mod serve;
 pub mod xts;

@@ -6,12 +6,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+
+use super::serve::Running;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::brokers::Api;
 
@@ -109,13 +109,6 @@ pub struct XtsSim {
     run: Arc<Running>,
 }
 
-/// Held only by handles: dropping the last one drops `stop`, which ends the
-/// server's graceful-shutdown wait.
-struct Running {
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
 struct Shared {
     users: Vec<XtsSimUser>,
     key: jsonwebtoken::EncodingKey,
@@ -198,24 +191,8 @@ impl XtsSim {
             }),
         });
         let app = server::router(shared.clone(), &cfg.market_prefix);
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                // Err means every handle is gone: stop as well.
-                let _ = stopped.changed().await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!(error = %e, "xts sim server failed");
-            }
-        });
+        let run = Running::spawn(listener, app, "xts");
         tracing::debug!(%addr, "xts sim listening");
-        let run = Arc::new(Running {
-            stop,
-            task: Mutex::new(Some(task)),
-        });
         Ok(XtsSim { shared, addr, run })
     }
 
@@ -306,16 +283,6 @@ impl XtsSim {
     /// Stops the server: no new connections; answers still being held back
     /// get one second before the task is aborted.
     pub async fn shutdown(&self) {
-        let _ = self.run.stop.send(true);
-        let task = self.run.task.lock().take();
-        if let Some(task) = task {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
+        self.run.shutdown().await;
     }
 }
