@@ -93,12 +93,7 @@ pub async fn run(registry: Arc<Registry>, cancel: CancellationToken) {
         if watchdog.is_none() {
             continue;
         }
-        let stuck: Vec<String> = registry
-            .slots()
-            .iter()
-            .filter(|s| s.since_heartbeat().is_none_or(|d| d > stale_after))
-            .map(|s| s.key().to_string())
-            .collect();
+        let stuck = stuck_sessions(&registry, stale_after);
         if stuck.is_empty() {
             notify(&[NotifyState::Watchdog]);
             was_stuck = false;
@@ -107,6 +102,17 @@ pub async fn run(registry: Arc<Registry>, cancel: CancellationToken) {
             was_stuck = true;
         }
     }
+}
+
+/// Sessions whose loop has not gone round within `stale_after` (or never
+/// started): while there are any, the watchdog is not fed.
+pub fn stuck_sessions(registry: &Registry, stale_after: Duration) -> Vec<String> {
+    registry
+        .slots()
+        .iter()
+        .filter(|s| s.since_heartbeat().is_none_or(|d| d > stale_after))
+        .map(|s| s.key().to_string())
+        .collect()
 }
 
 /// The listening socket systemd passed (socket activation), if any.

@@ -268,3 +268,38 @@ async fn a_graceful_stop_lets_an_in_flight_login_finish_and_persist() {
     );
     assert_eq!(h.sim.login_count(Api::Interactive), 1);
 }
+
+/// The watchdog is fed only while every session's loop goes round: loops
+/// that never started, or stopped, count as stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_rule_sees_loops_that_are_not_running() {
+    let h = Harness::start("login_at_start = false").await;
+    let registry = h.running.as_ref().unwrap().registry.clone();
+    let stale = Duration::from_secs(3);
+    assert!(
+        eventually(Duration::from_secs(2), || brokerd::systemd::stuck_sessions(
+            &registry, stale
+        )
+        .is_empty())
+        .await,
+        "running loops are alive"
+    );
+    // Stop one slot's loop (as if it hung): it is reported once its heartbeat ages.
+    let market = registry
+        .find("jainam", Some("main"), Some("market"))
+        .unwrap();
+    market.retire();
+    let short = Duration::from_millis(1500);
+    let stuck = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let s = brokerd::systemd::stuck_sessions(&registry, short);
+            if !s.is_empty() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the stopped loop is noticed");
+    assert_eq!(stuck, vec!["jainam/main/market".to_string()]);
+}
