@@ -223,3 +223,30 @@ secret_key = "second-market-secret"
         );
     }
 }
+
+/// The store holding a newer generation than the daemon knows (its row was
+/// unreadable at startup) must not make every login fail for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_generation_in_the_store_is_continued_from() {
+    let h = Harness::start("login_at_start = false").await;
+    session(&h.token("interactive").await);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", h.db_path().display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE sessions SET generation = 41 WHERE account = 'main' AND api = 'interactive'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let renewed = h
+        .call(json!({"op": "invalidate", "broker": "jainam", "generation": 1}))
+        .await;
+    assert_eq!(session(&renewed)["generation"], 42);
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        2,
+        "one login, not a retry loop"
+    );
+}

@@ -128,3 +128,24 @@ async fn changed_credentials_clear_a_lock_out_and_daemon_changes_need_a_restart(
     assert_eq!(daemon_change["needs_restart"], json!(["daemon.limits"]));
     assert_eq!(daemon_change["changed"], json!([]));
 }
+
+/// Only credentials or hosts lift a lock-out: changing a timeout or a
+/// warning threshold must not send the rejected credentials again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_without_new_credentials_keeps_the_lock_out() {
+    let mut h = Harness::start("login_at_start = false").await;
+    h.sim
+        .fail_next_logins(Api::Interactive, 1, FailMode::WrongSecret);
+    assert_eq!(error_code(&h.token("interactive").await), "locked_out");
+    h.jainam = "fallback_lifetime = \"4h\"\napp_expiry_warning = \"30d\"".into();
+    let reply = reload(&h, &h.config_text()).await;
+    let changed = reply["changed"].as_array().unwrap_or_else(|| panic!("{reply}"));
+    assert!(changed.iter().any(|k| k == "jainam/main/interactive"), "{reply}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(h.status_of("interactive").await["state"], "locked_out");
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        1,
+        "no second attempt with the rejected secret"
+    );
+}

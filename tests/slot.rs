@@ -479,3 +479,46 @@ async fn a_token_without_exp_gets_the_configured_fallback_lifetime() {
         "expires in {left}s"
     );
 }
+
+/// A client asking for more validity than the broker ever grants gets an
+/// error, however old the current session is: never a login per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_more_than_a_session_lasts_never_becomes_a_login_storm() {
+    let h = Harness::start(&format!(
+        "{NO_EAGER_LOGIN}\nrefresh_margin = \"1s\"\nrefresh_jitter = \"0s\""
+    ))
+    .await;
+    h.sim
+        .set_token_lifetime(Api::Interactive, Duration::from_secs(50));
+    assert_eq!(session(&h.token("interactive").await)["generation"], 1);
+    // Past the 30 s mark the old guard no longer held.
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    for _ in 0..5 {
+        let reply = h
+            .call(json!({"op": "token", "broker": "jainam", "min_valid_secs": 3600}))
+            .await;
+        assert_eq!(error_code(&reply), "unavailable");
+    }
+    assert_eq!(h.sim.login_count(Api::Interactive), 1);
+}
+
+/// A logout ends pending retries too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_stops_a_backoff_from_logging_in_again() {
+    let h = Harness::start(&format!("{NO_EAGER_LOGIN}\nbackoff_initial = \"300ms\"")).await;
+    h.sim
+        .fail_next_logins(Api::Interactive, 1, FailMode::ServerError(503));
+    assert_eq!(error_code(&h.token("interactive").await), "unavailable");
+    assert_eq!(h.status_of("interactive").await["state"], "backoff");
+    assert_eq!(
+        h.call(json!({"op": "logout", "broker": "jainam"})).await["ok"],
+        true
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        1,
+        "no retry after the logout"
+    );
+    assert_eq!(h.status_of("interactive").await["state"], "empty");
+}

@@ -304,6 +304,52 @@ impl Connector {
         }
     }
 
+    /// Whether what the broker checks at login (credentials, hosts) differs.
+    /// Only such a change may lift a lock-out: timeouts or warning
+    /// thresholds do not make rejected credentials right.
+    pub fn credentials_changed(&self, other: &Connector) -> bool {
+        match (self, other) {
+            (Self::Jainam { cfg: a, api: x, .. }, Self::Jainam { cfg: b, .. }) => {
+                let (a, b) = (jainam_view(a, *x), jainam_view(b, *x));
+                (
+                    &a.root,
+                    &a.market_prefix,
+                    &a.source,
+                    &a.interactive,
+                    &a.market,
+                    &a.client_id,
+                ) != (
+                    &b.root,
+                    &b.market_prefix,
+                    &b.source,
+                    &b.interactive,
+                    &b.market,
+                    &b.client_id,
+                )
+            }
+            (Self::KotakNeo { cfg: a, .. }, Self::KotakNeo { cfg: b, .. }) => {
+                (
+                    &a.login_host,
+                    &a.access_token,
+                    &a.mobile,
+                    &a.ucc,
+                    &a.mpin,
+                    &a.totp_seed,
+                    &a.neo_fin_key,
+                ) != (
+                    &b.login_host,
+                    &b.access_token,
+                    &b.mobile,
+                    &b.ucc,
+                    &b.mpin,
+                    &b.totp_seed,
+                    &b.neo_fin_key,
+                )
+            }
+            _ => true,
+        }
+    }
+
     /// This connector with the per-account state of `old` carried over
     /// (Kotak's used TOTP windows must survive a reload).
     pub fn keeping_state_of(self, old: &Connector) -> Connector {

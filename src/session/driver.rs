@@ -59,6 +59,11 @@ impl Slot {
         match st.phase {
             Phase::LoggingIn | Phase::LockedOut => None,
             Phase::Backoff { until } | Phase::Conflict { until } if until > now => Some(until),
+            // Nobody wants a session any more (logged out): no retry.
+            Phase::Backoff { .. } | Phase::Conflict { .. } if !st.want_session => {
+                st.phase = Phase::Idle;
+                None
+            }
             Phase::Backoff { .. } => {
                 self.begin_login(st, "retry after backoff");
                 None

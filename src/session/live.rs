@@ -11,7 +11,7 @@ use crate::config::SessionPolicy;
 
 /// Automatic refreshes never come closer together than this, whatever the
 /// token lifetime: short-lived tokens must not cause a login storm.
-pub(super) const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// One generation of one slot's session, with the client that obtained it.
 #[derive(Debug)]
@@ -92,4 +92,45 @@ pub fn refresh_time(session: &NewSession, policy: &SessionPolicy, jitter: f64) -
         + chrono::Duration::from_std((lifetime / 2).max(MIN_REFRESH_INTERVAL))
             .unwrap_or(chrono::Duration::MAX);
     by_margin.max(floor)
+}
+
+/// Whether a new session lasts meaningfully longer than the one it
+/// replaces. When it does not (a fixed daily cut-off), renewing it again
+/// before it expires would only burn logins.
+pub fn extends(
+    previous_expiry: Option<DateTime<Utc>>,
+    new_expiry: DateTime<Utc>,
+    margin: Duration,
+) -> bool {
+    previous_expiry.is_none_or(|prev| {
+        new_expiry > prev + chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_session_extends_only_past_the_old_expiry_plus_the_margin() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let margin = Duration::from_secs(600);
+        assert!(extends(None, t("2026-11-24T18:30:00Z"), margin));
+        // Same midnight cut-off: no extension.
+        assert!(!extends(
+            Some(t("2026-11-24T18:30:00Z")),
+            t("2026-11-24T18:30:00Z"),
+            margin
+        ));
+        assert!(!extends(
+            Some(t("2026-11-24T18:30:00Z")),
+            t("2026-11-24T18:35:00Z"),
+            margin
+        ));
+        assert!(extends(
+            Some(t("2026-11-24T18:30:00Z")),
+            t("2026-11-25T18:30:00Z"),
+            margin
+        ));
+    }
 }

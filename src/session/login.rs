@@ -55,25 +55,41 @@ impl Slot {
         if let Err(e) = live.client.logout(&live.session.material).await {
             warn!(broker = %self.key.broker, account = %self.key.account, error = %e, "broker logout failed");
         }
-        self.state.lock().phase = Phase::Idle;
     }
 
     /// Persist, then publish (invariant 4): no client can receive a session
     /// the store does not have.
     async fn publish(
         &self,
-        generation: u64,
+        mut generation: u64,
         session: NewSession,
         client: BrokerClient,
         started: Instant,
         logouts: u64,
     ) {
         let duration_ms = started.elapsed().as_millis() as u64;
-        if let Err(e) = self
+        let mut saved = self
             .store
             .save_session(&self.key, generation, &session)
-            .await
-        {
+            .await;
+        if let Err(crate::store::StoreError::StaleGeneration { stored, .. }) = &saved {
+            // The store knows a newer generation than we do (its row could
+            // not be read at startup): continue from it rather than fail
+            // every login from now on.
+            let stored = *stored;
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, stored,
+                  "the store holds a newer generation; continuing from it");
+            {
+                let mut st = self.state.lock();
+                st.generation = st.generation.max(stored);
+            }
+            generation = stored + 1;
+            saved = self
+                .store
+                .save_session(&self.key, generation, &session)
+                .await;
+        }
+        if let Err(e) = saved {
             error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                    duration_ms, outcome = "store_failed", error = %e,
                    "login succeeded but the session could not be stored; it is not handed out");
@@ -91,7 +107,16 @@ impl Slot {
         let expires_at = session.meta.expires_at;
         let app_expiry = session.meta.app_expiry.clone();
         let client_serial = client.serial();
-        let live = Arc::new(Live::new(generation, session, client, &policy));
+        let previous_expiry = self.state.lock().current.as_ref().map(|l| l.expires_at());
+        let mut live = Live::new(generation, session, client, &policy);
+        if !super::live::extends(previous_expiry, live.expires_at(), policy.refresh_margin) {
+            // A fixed cut-off (e.g. 00:00 IST): the next login that can help
+            // is after it.
+            live.refresh_at = live.expires_at();
+            info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
+                  "the new session ends when the old one did; no proactive refresh before it expires");
+        }
+        let live = Arc::new(live);
         let retired = {
             let mut st = self.state.lock();
             st.generation = generation;
@@ -238,6 +263,12 @@ impl Slot {
             let mut st = self.state.lock();
             st.want_session = false;
             st.logouts += 1;
+            // A logout also ends pending retries; a lock-out stays.
+            if matches!(st.phase, Phase::Backoff { .. } | Phase::Conflict { .. }) {
+                st.phase = Phase::Idle;
+                st.failures = 0;
+                st.early_deaths = 0;
+            }
             let dead = st.dead;
             st.dead = false;
             (st.current.take(), dead)

@@ -205,27 +205,28 @@ impl Slot {
     }
 
     /// Applies a reloaded configuration. The session and its generation are
-    /// kept; changed broker settings (credentials, hosts) clear `locked_out`
-    /// and `conflict`, since the operator has acted. Returns whether anything
+    /// kept; changed credentials or hosts clear `locked_out` and `conflict`,
+    /// since the operator has acted (other changes never do). Returns whether anything
     /// changed.
     pub fn reconfigure(&self, connector: Connector, policy: SessionPolicy, access: Access) -> bool {
         let access_changed = **self.access.read() != access;
         if access_changed {
             *self.access.write() = Arc::new(access);
         }
-        let connector_changed = {
+        let credentials_changed = {
             let mut settings = self.settings.lock();
             let connector = connector.keeping_state_of(&settings.connector);
             let changed = !settings.connector.same_settings(&connector);
+            let credentials = settings.connector.credentials_changed(&connector);
             let policy_changed = settings.policy != policy;
             settings.connector = connector;
             settings.policy = policy;
             if !(changed || policy_changed || access_changed) {
                 return false;
             }
-            changed
+            credentials
         };
-        if connector_changed {
+        if credentials_changed {
             let mut st = self.state.lock();
             if matches!(st.phase, Phase::LockedOut | Phase::Conflict { .. }) {
                 st.phase = Phase::Idle;
@@ -332,7 +333,9 @@ impl Slot {
                     st.dead = true;
                     let early = live.age(now) < policy.conflict_window;
                     st.early_deaths = if early { st.early_deaths + 1 } else { 0 };
-                    if st.early_deaths >= policy.conflict_threshold {
+                    // Not while a login runs: the phase belongs to that login,
+                    // and a second one must never start beside it.
+                    if st.early_deaths >= policy.conflict_threshold && st.phase == Phase::Idle {
                         st.phase = Phase::Conflict {
                             until: Instant::now() + policy.conflict_cooldown,
                         };
@@ -402,6 +405,7 @@ impl Slot {
         loop {
             // Mark what we have seen before looking, so no change is missed.
             changes.borrow_and_update();
+            let was_asked = asked;
             let decision = {
                 let mut st = self.state.lock();
                 self.decide(&mut st, need, &mut asked)
@@ -411,7 +415,9 @@ impl Slot {
                 Decision::Fail(err) => return Err(err),
                 Decision::Wait => {}
             }
-            if asked {
+            if asked && !was_asked {
+                // Once, when this request started a login (not every pass:
+                // our own notification would wake us straight away).
                 self.notify();
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
@@ -486,15 +492,16 @@ impl Slot {
                 )
             }
             Phase::Idle => {
-                // A session just obtained that is too short for the caller:
-                // another login would get the same, so say so instead of
-                // logging in again for every such request.
+                // A live session whose whole lifetime is shorter than the
+                // caller wants: another login would get no more (brokers cut
+                // sessions at fixed times), so say so instead of logging in
+                // again for every such request. Once it expires, a login may.
                 if let Some(live) = st
                     .current
                     .as_ref()
                     .filter(|_| !st.dead && need.newer_than == 0)
                     && live.lifetime() < need.min_valid
-                    && live.age(now) < super::live::MIN_REFRESH_INTERVAL
+                    && !live.remaining(now).is_zero()
                 {
                     return Decision::Fail(RequestError::new(
                         ErrorCode::Unavailable,

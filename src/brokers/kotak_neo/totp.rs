@@ -30,7 +30,10 @@ pub fn plan(now_ms: u64, min_remaining: Duration, last_used: Option<u64>) -> Pla
     if u128::from(remaining) < min_remaining.as_millis() {
         step += 1;
     }
-    if let Some(last) = last_used
+    // A last window far ahead means the clock stepped back (NTP fixing a
+    // fast clock): those codes were for windows not yet reached, so none of
+    // the windows from now on was used. Waiting for them would stall logins.
+    if let Some(last) = last_used.filter(|l| *l <= step + 2)
         && step <= last
     {
         step = last + 1;
@@ -147,6 +150,18 @@ mod tests {
             }
         );
         assert_eq!(plan(3_001_000, S, Some(99)).step, 100);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_does_not_stall_the_login() {
+        // Last used window 10 minutes ahead of now.
+        assert_eq!(
+            plan(3_010_000, S, Some(120)),
+            Plan {
+                step: 100,
+                wait: Duration::ZERO
+            }
+        );
     }
 
     #[test]
