@@ -139,8 +139,13 @@ async fn a_reload_without_new_credentials_keeps_the_lock_out() {
     assert_eq!(error_code(&h.token("interactive").await), "locked_out");
     h.jainam = "fallback_lifetime = \"4h\"\napp_expiry_warning = \"30d\"".into();
     let reply = reload(&h, &h.config_text()).await;
-    let changed = reply["changed"].as_array().unwrap_or_else(|| panic!("{reply}"));
-    assert!(changed.iter().any(|k| k == "jainam/main/interactive"), "{reply}");
+    let changed = reply["changed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{reply}"));
+    assert!(
+        changed.iter().any(|k| k == "jainam/main/interactive"),
+        "{reply}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(h.status_of("interactive").await["state"], "locked_out");
     assert_eq!(
