@@ -311,3 +311,36 @@ async fn subscribe_refuses_unknown_broker_names() {
             .contains("jainaam")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_is_not_utf8_gets_bad_request_and_the_connection_lives_on() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let h = Harness::start("login_at_start = false").await;
+    let stream = tokio::net::UnixStream::connect(h.socket()).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write
+        .write_all(b"{\"op\":\"hel\xff\xfelo\"}\n")
+        .await
+        .unwrap();
+    let reply: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(error_code(&reply), "bad_request");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+    // CRLF line endings are accepted too.
+    write
+        .write_all(b"{\"id\":2,\"op\":\"hello\"}\r\n")
+        .await
+        .unwrap();
+    let hello: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (hello["id"].as_u64(), hello["ok"].as_bool()),
+        (Some(2), Some(true))
+    );
+}

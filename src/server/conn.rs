@@ -7,7 +7,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -36,7 +36,13 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
     let (read, write) = stream.into_split();
     let mut lines = FramedRead::new(
         read,
-        LinesCodec::new_with_max_length(shared.limits.max_line_bytes),
+        // Raw bytes, not LinesCodec: invalid UTF-8 there is a terminal error,
+        // but a malformed line must get bad_request and keep the connection.
+        AnyDelimiterCodec::new_with_max_length(
+            b"\n".to_vec(),
+            b"\n".to_vec(),
+            shared.limits.max_line_bytes,
+        ),
     );
     let mut out = BufWriter::new(write);
     // One timer and one cancellation waiter per connection, re-armed per
@@ -60,10 +66,10 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
             _ = &mut idle => break,
             n = lines.next() => n,
         };
-        let line = match next {
+        let raw = match next {
             None => break,
-            Some(Ok(line)) => line,
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+            Some(Ok(raw)) => raw,
+            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
                 let err = RequestError::new(
                     ErrorCode::TooLarge,
                     format!(
@@ -74,21 +80,32 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
                 let _ = write_line(&mut out, &protocol::error_reply(None, &err)).await;
                 break;
             }
-            Some(Err(LinesCodecError::Io(_))) => break,
+            Some(Err(AnyDelimiterCodecError::Io(_))) => break,
+        };
+        let Ok(line) = std::str::from_utf8(raw.strip_suffix(b"\r").unwrap_or(&raw)) else {
+            let err =
+                RequestError::new(ErrorCode::BadRequest, "the request line is not valid UTF-8");
+            if write_line(&mut out, &protocol::error_reply(None, &err))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            continue;
         };
         if line.trim().is_empty() {
             continue;
         }
         let started = Instant::now();
         let outcome = if daemon_wide {
-            ops::handle(&line, shared, &peer).await
+            ops::handle(line, shared, &peer).await
         } else {
             let err = RequestError::new(
                 ErrorCode::Forbidden,
                 format!("uid {} is not allowed to use brokerd", peer.uid),
             );
             Outcome::Reply(protocol::error_reply(
-                protocol::salvage_id(&line).as_deref(),
+                protocol::salvage_id(line).as_deref(),
                 &err,
             ))
         };
@@ -127,7 +144,7 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
 /// sends meanwhile are ignored (subscribe turns the connection one-way).
 async fn stream_events<R, W>(
     events: &mut tokio::sync::broadcast::Receiver<crate::session::Event>,
-    lines: &mut FramedRead<R, LinesCodec>,
+    lines: &mut FramedRead<R, AnyDelimiterCodec>,
     out: &mut BufWriter<W>,
     brokers: Option<Vec<String>>,
     peer: &Peer,
