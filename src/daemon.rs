@@ -84,7 +84,7 @@ pub async fn start_with(
         .map(Simulators::roots)
         .unwrap_or_default();
     let registry = Arc::new(Registry::build(&config, Arc::clone(&store), &roots));
-    registry.rehydrate(&store, true).await;
+    registry.rehydrate(true).await;
 
     let owns_socket = listener.is_none();
     let listener = match listener {

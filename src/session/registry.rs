@@ -136,15 +136,7 @@ impl Registry {
                 continue;
             }
             let slot = self.new_slot(p);
-            match self.store.load_session(slot.key()).await {
-                Ok(stored) => {
-                    slot.startup_check().await;
-                    slot.rehydrate(stored, true).await;
-                }
-                Err(e) => {
-                    tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")
-                }
-            }
+            self.restore(&slot, true).await;
             if let Some((cancel, tracker)) = self.drivers.get() {
                 tracker.spawn(Arc::clone(&slot).run(cancel.clone()));
             }
@@ -223,19 +215,23 @@ impl Registry {
     }
 
     /// Restores stored sessions for every slot, concurrently.
-    pub async fn rehydrate(&self, store: &Store, validate: bool) {
+    pub async fn rehydrate(&self, validate: bool) {
         let slots = self.slots();
-        let loads = slots.iter().map(|slot| async move {
-            match store.load_session(slot.key()).await {
-                Ok(stored) => {
-                    slot.startup_check().await;
-                    slot.rehydrate(stored, validate).await
-                }
-                Err(e) => tracing::error!(broker = %slot.key().broker, account = %slot.key().account, error = %e,
-                                          "cannot read the stored session"),
-            }
-        });
+        let loads = slots.iter().map(|slot| self.restore(slot, validate));
         futures::future::join_all(loads).await;
+    }
+
+    /// Runs a slot's startup checks and restores its stored session.
+    async fn restore(&self, slot: &Arc<Slot>, validate: bool) {
+        match self.store.load_session(slot.key()).await {
+            Ok(stored) => {
+                slot.startup_check().await;
+                slot.rehydrate(stored, validate).await;
+            }
+            Err(e) => {
+                tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")
+            }
+        }
     }
 
     /// Starts every slot's background loop.
