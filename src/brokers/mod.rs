@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod http;
+pub mod ist;
 pub mod jainam;
 pub mod jwt;
 pub mod kotak_neo;
@@ -187,6 +188,12 @@ pub enum BrokerError {
     /// enabled): needs an operator, like a rejection, but says so.
     #[error("{0}")]
     Config(String),
+    /// What a person submitted from the browser login (Zerodha
+    /// `request_token`, Breeze `API_Session`) was refused: used, expired,
+    /// mistyped, or a login as the wrong user. Nothing to retry: the person
+    /// logs in again.
+    #[error("{0}")]
+    BadSubmission(String),
 }
 
 impl BrokerError {
@@ -198,7 +205,11 @@ impl BrokerError {
     /// The message, without the classification.
     pub fn message(&self) -> &str {
         match self {
-            Self::Transient(m) | Self::Rejected(m) | Self::DeadSession(m) | Self::Config(m) => m,
+            Self::Transient(m)
+            | Self::Rejected(m)
+            | Self::DeadSession(m)
+            | Self::Config(m)
+            | Self::BadSubmission(m) => m,
         }
     }
 }

@@ -256,6 +256,8 @@ fn account(
         policy,
         jainam,
         kotak_neo,
+        zerodha: None,
+        breeze: None,
     })
 }
 

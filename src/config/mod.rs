@@ -10,9 +10,12 @@
 
 mod account;
 mod check;
+mod interactive;
 mod kotak_neo;
 mod raw;
 mod validate;
+
+pub use interactive::{BreezeConfig, Reminder, ZerodhaConfig};
 
 #[cfg(test)]
 mod tests;
@@ -264,6 +267,10 @@ pub struct AccountConfig {
     pub jainam: Option<JainamConfig>,
     /// `[account.kotak_neo]`: present exactly when `broker` is Kotak Neo.
     pub kotak_neo: Option<KotakNeoConfig>,
+    /// Zerodha Kite settings (broker = "zerodha").
+    pub zerodha: Option<ZerodhaConfig>,
+    /// ICICI Breeze settings (broker = "breeze").
+    pub breeze: Option<BreezeConfig>,
 }
 
 impl AccountConfig {
