@@ -8,6 +8,7 @@ use humantime::format_duration;
 use toml::Value;
 
 use super::check::{Check, join};
+use super::interactive_check::{breeze, zerodha};
 use super::kotak_neo::kotak_neo;
 use super::raw::{RawAccount, RawAppKeyPair, RawJainam};
 use super::{AccountConfig, AppKeyPair, JainamConfig, SIMULATOR_ROOT, SessionPolicy};
@@ -30,9 +31,6 @@ const DEFAULT_JAINAM_FALLBACK_LIFETIME: Duration = Duration::from_secs(8 * 3600)
 const DEFAULT_JAINAM_APP_EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 
 const MAX_NAME_LEN: usize = 32;
-
-/// The brokers this build has a module for.
-const IMPLEMENTED: &[BrokerId] = &[BrokerId::Jainam, BrokerId::KotakNeo];
 
 /// Reads every `[[account]]`; also checks what only shows across accounts
 /// (duplicate names, an app key shared by two sessions, one Kotak client
@@ -135,8 +133,7 @@ fn account(
 ) -> Option<AccountConfig> {
     let mut raw: RawAccount = c.table(Some(value), key, "an [[account]] section")?;
 
-    // `named`: the broker the account names, if brokerd knows it at all;
-    // `broker`: the same, if this build also implements it.
+    // `named`: the broker the account names, if brokerd knows it.
     let broker_key = join(key, "broker");
     let named = c
         .required_string(raw.broker.take(), &broker_key, "broker = \"jainam\"")
@@ -146,23 +143,12 @@ fn account(
                 c.problem(
                     &broker_key,
                     format!("unknown broker {text:?}"),
-                    "use one of \"jainam\", \"kotak_neo\", \"zerodha\", \"breeze\" \
-                     (this build supports jainam and kotak_neo)",
+                    "use one of \"jainam\", \"kotak_neo\", \"zerodha\", \"breeze\"",
                 );
             }
             parsed
         });
-    let broker = named.filter(|b| {
-        let implemented = IMPLEMENTED.contains(b);
-        if !implemented {
-            c.problem(
-                &broker_key,
-                format!("broker {b} is not supported by this build yet"),
-                "use broker = \"jainam\" or \"kotak_neo\", or run a brokerd build that supports it",
-            );
-        }
-        implemented
-    });
+    let broker = named;
 
     let name_key = join(key, "name");
     let name = c
@@ -238,12 +224,43 @@ fn account(
         _ => None,
     };
 
+    let zerodha = match (broker, raw.zerodha) {
+        (Some(BrokerId::Zerodha), Some(table)) => {
+            zerodha(c, table, &join(key, "zerodha"), have_simulator)
+        }
+        (Some(BrokerId::Zerodha), None) => {
+            c.problem(
+                join(key, "zerodha"),
+                "broker = \"zerodha\" needs an [account.zerodha] table",
+                "add [account.zerodha] with api_key and api_secret after this [[account]] \
+                 (config/brokerd.example.toml shows one)",
+            );
+            None
+        }
+        _ => None,
+    };
+    let breeze = match (broker, raw.breeze) {
+        (Some(BrokerId::Breeze), Some(table)) => {
+            breeze(c, table, &join(key, "breeze"), have_simulator)
+        }
+        (Some(BrokerId::Breeze), None) => {
+            c.problem(
+                join(key, "breeze"),
+                "broker = \"breeze\" needs an [account.breeze] table",
+                "add [account.breeze] with app_key and secret_key after this [[account]] \
+                 (config/brokerd.example.toml shows one)",
+            );
+            None
+        }
+        _ => None,
+    };
+
     let broker = broker?;
     let has_table = match broker {
         BrokerId::Jainam => jainam.is_some(),
         BrokerId::KotakNeo => kotak_neo.is_some(),
-        // Not implemented: refused above.
-        BrokerId::Zerodha | BrokerId::Breeze => false,
+        BrokerId::Zerodha => zerodha.is_some(),
+        BrokerId::Breeze => breeze.is_some(),
     };
     if !has_table {
         return None;
@@ -256,8 +273,8 @@ fn account(
         policy,
         jainam,
         kotak_neo,
-        zerodha: None,
-        breeze: None,
+        zerodha,
+        breeze,
     })
 }
 

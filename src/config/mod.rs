@@ -11,6 +11,7 @@
 mod account;
 mod check;
 mod interactive;
+mod interactive_check;
 mod kotak_neo;
 mod raw;
 mod validate;
@@ -38,6 +39,9 @@ pub struct Config {
     pub simulator: Option<SimulatorConfig>,
     /// `[[account]]`, in file order.
     pub accounts: Vec<AccountConfig>,
+    /// `[callback]`: the local HTTP listener for browser-login redirects
+    /// (Zerodha, Breeze). Off when absent.
+    pub callback: Option<CallbackConfig>,
     /// The file the configuration came from (absolute), if it came from one.
     pub source: Option<PathBuf>,
 }
@@ -182,6 +186,9 @@ pub struct DaemonConfig {
     pub audit_retention: Duration,
     /// At most this many audit rows are kept.
     pub audit_max_rows: u64,
+    /// `notify_command` and `notify_timeout`: run on events a person must
+    /// act on. Off when absent.
+    pub notify: Option<NotifyConfig>,
     /// `[daemon.limits]`.
     pub limits: Limits,
 }
@@ -205,6 +212,7 @@ impl fmt::Debug for DaemonConfig {
             .field("log_format", &self.log_format)
             .field("audit_retention", &self.audit_retention)
             .field("audit_max_rows", &self.audit_max_rows)
+            .field("notify", &self.notify)
             .field("limits", &self.limits)
             .finish()
     }
@@ -241,6 +249,35 @@ pub struct Limits {
     /// How long shutdown waits for in-flight work (a login finishes and is
     /// persisted rather than dropped).
     pub shutdown_grace: Duration,
+}
+
+/// `[daemon] notify_command`: a program run with one event as JSON on stdin
+/// whenever a person must act (`auth_required`, `locked_out`, `conflict`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// Program and arguments, run directly (no shell).
+    pub argv: Vec<String>,
+    /// A run still going after this long is killed.
+    pub timeout: Duration,
+}
+
+/// `[callback]`: where the browser lands after a Zerodha or Breeze login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackConfig {
+    /// Local address of the HTTP listener.
+    pub listen: SocketAddr,
+    /// The URL the browser reaches the listener at, without trailing slash
+    /// (default `http://{listen}`): behind a reverse proxy, the proxy's URL.
+    /// Redirect URLs registered with the brokers are
+    /// `{public_url}/callback/{broker}/{account}`.
+    pub public_url: String,
+}
+
+impl CallbackConfig {
+    /// The redirect URL to register with the broker for one account.
+    pub fn redirect_url(&self, broker: BrokerId, account: &str) -> String {
+        format!("{}/callback/{broker}/{account}", self.public_url)
+    }
 }
 
 /// `[simulator]`: run the bundled broker simulators (demo, tests).

@@ -21,6 +21,16 @@ pub(super) struct RawFile {
     pub simulator: Option<Value>,
     /// `[[account]]`, each read as [`RawAccount`].
     pub account: Option<Value>,
+    /// `[callback]`, read as [`RawCallback`].
+    pub callback: Option<Value>,
+}
+
+/// `[callback]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCallback {
+    pub listen: Option<Value>,
+    pub public_url: Option<Value>,
 }
 
 /// `[daemon]`.
@@ -39,6 +49,8 @@ pub(super) struct RawDaemon {
     pub log_format: Option<Value>,
     pub audit_retention: Option<Value>,
     pub audit_max_rows: Option<Value>,
+    pub notify_command: Option<Value>,
+    pub notify_timeout: Option<Value>,
     /// `[daemon.limits]`, read as [`RawLimits`].
     pub limits: Option<Value>,
 }
@@ -86,10 +98,9 @@ pub(super) struct RawAccount {
     pub jainam: Option<Value>,
     /// `[account.kotak_neo]`, read as [`RawKotakNeo`].
     pub kotak_neo: Option<Value>,
-    // The brokers this build does not implement yet are still named here, so
-    // a `[account.zerodha]` table is reported as "not supported yet" rather
-    // than as an unknown key.
+    /// `[account.zerodha]`, read as [`RawZerodha`].
     pub zerodha: Option<Value>,
+    /// `[account.breeze]`, read as [`RawBreeze`].
     pub breeze: Option<Value>,
 }
 
@@ -130,4 +141,33 @@ pub(super) struct RawKotakNeo {
     pub totp_min_remaining: Option<Value>,
     pub clock_skew_warning: Option<Value>,
     pub neo_fin_key: Option<Value>,
+}
+
+/// `[account.zerodha]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZerodha {
+    pub api_root: Option<Value>,
+    pub login_root: Option<Value>,
+    pub api_key: Option<Value>,
+    pub api_secret: Option<Value>,
+    pub user_id: Option<Value>,
+    pub cutoff: Option<Value>,
+    pub remind_at: Option<Value>,
+    pub expiring_notice: Option<Value>,
+}
+
+/// `[account.breeze]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreeze {
+    pub api_root: Option<Value>,
+    pub login_root: Option<Value>,
+    pub app_key: Option<Value>,
+    pub secret_key: Option<Value>,
+    pub user_id: Option<Value>,
+    pub cutoff: Option<Value>,
+    pub max_lifetime: Option<Value>,
+    pub remind_at: Option<Value>,
+    pub expiring_notice: Option<Value>,
 }

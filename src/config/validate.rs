@@ -10,10 +10,10 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::check::{Check, secret_error_text};
-use super::raw::{RawDaemon, RawFile, RawLimits, RawSimulator};
+use super::raw::{RawCallback, RawDaemon, RawFile, RawLimits, RawSimulator};
 use super::{
-    Config, ConfigErrors, ConfigProblem, DaemonConfig, FILE_KEY, Limits, Loaded, LogFormat,
-    SimulatorConfig, account,
+    CallbackConfig, Config, ConfigErrors, ConfigProblem, DaemonConfig, FILE_KEY, Limits, Loaded,
+    LogFormat, NotifyConfig, SimulatorConfig, account,
 };
 use crate::secret::{SecretEnv, SecretError, SecretRef};
 
@@ -53,6 +53,7 @@ pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loa
     let daemon = daemon(&mut c, file.daemon);
     let simulator = simulator(&mut c, file.simulator);
     let accounts = account::accounts(&mut c, file.account, simulator.is_some());
+    let callback = callback(&mut c, file.callback);
     let (problems, warnings) = c.finish();
     if !problems.is_empty() {
         return Err(ConfigErrors(problems));
@@ -61,6 +62,7 @@ pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loa
         config: Config {
             daemon,
             simulator,
+            callback,
             accounts,
             source: None,
         },
@@ -151,6 +153,7 @@ fn daemon(c: &mut Check<'_>, value: Option<Value>) -> DaemonConfig {
         DEFAULT_AUDIT_MAX_ROWS,
         1..=i64::MAX as u64,
     );
+    let notify = notify(c, raw.notify_command, raw.notify_timeout);
     let limits = limits(c, raw.limits);
     DaemonConfig {
         socket,
@@ -165,8 +168,90 @@ fn daemon(c: &mut Check<'_>, value: Option<Value>) -> DaemonConfig {
         log_format,
         audit_retention,
         audit_max_rows,
+        notify,
         limits,
     }
+}
+
+const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn notify(
+    c: &mut Check<'_>,
+    command: Option<Value>,
+    timeout: Option<Value>,
+) -> Option<NotifyConfig> {
+    const KEY: &str = "daemon.notify_command";
+    let timeout = c.duration(timeout, "daemon.notify_timeout", DEFAULT_NOTIFY_TIMEOUT);
+    c.nonzero(timeout, "daemon.notify_timeout", "\"10s\"");
+    let fix = "write the program and its arguments as a list of strings, e.g. \
+               notify_command = [\"/usr/local/bin/brokerd-alert\", \"--telegram\"]";
+    let items = match command? {
+        Value::Array(items) => items,
+        other => {
+            c.wrong_type(KEY, "a list of strings", &other, fix);
+            return None;
+        }
+    };
+    let mut argv = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::String(s) => argv.push(s),
+            other => {
+                c.wrong_type(KEY, "a list of strings", &other, fix);
+                return None;
+            }
+        }
+    }
+    match argv.first() {
+        None => {
+            c.problem(KEY, "is an empty list", fix);
+            None
+        }
+        Some(program) if program.is_empty() => {
+            c.problem(KEY, "names an empty program", fix);
+            None
+        }
+        Some(_) => Some(NotifyConfig { argv, timeout }),
+    }
+}
+
+fn callback(c: &mut Check<'_>, value: Option<Value>) -> Option<CallbackConfig> {
+    let raw: RawCallback = c.table(Some(value?), "callback", "a [callback] section")?;
+    let text = c.required_string(raw.listen, "callback.listen", "listen = \"127.0.0.1:8765\"")?;
+    let Ok(listen) = text.parse::<SocketAddr>() else {
+        c.problem(
+            "callback.listen",
+            format!("{text:?} is not an IP address and port"),
+            "write an IP:port such as \"127.0.0.1:8765\"; keep it on loopback and put a reverse proxy \
+             or an SSH tunnel in front (see the README)",
+        );
+        return None;
+    };
+    if !listen.ip().is_loopback() {
+        c.warn(
+            "callback.listen",
+            format_args!(
+                "{listen} is not a loopback address: anyone who can reach it can submit logins; \
+                 prefer 127.0.0.1 behind a TLS reverse proxy"
+            ),
+        );
+    }
+    let public_url = match c.string(raw.public_url, "callback.public_url") {
+        None => format!("http://{listen}"),
+        Some(url) => match super::account::check_root(&url) {
+            Ok((clean, _)) => clean,
+            Err(why) => {
+                c.problem(
+                    "callback.public_url",
+                    format!("{url:?} {why}"),
+                    "write the URL the browser reaches the listener at, e.g. \
+                     \"https://vps.example.com/brokerd\"",
+                );
+                return None;
+            }
+        },
+    };
+    Some(CallbackConfig { listen, public_url })
 }
 
 /// A mode is a quoted octal string, as for chmod: a bare TOML number would

@@ -68,14 +68,11 @@ fn jainam_table_is_required_for_jainam() {
 }
 
 #[test]
-fn unsupported_and_unknown_brokers() {
+fn unknown_brokers_and_misplaced_tables() {
     for b in ["zerodha", "breeze"] {
         let p = problems(&ACCOUNT.replace("\"jainam\"", &format!("\"{b}\"")));
-        let broker = problem_on(&p, "account[0].broker");
-        assert!(
-            broker.message.contains("not supported by this build yet"),
-            "{broker}"
-        );
+        let table = problem_on(&p, &format!("account[0].{b}"));
+        assert!(table.message.contains("needs an [account."), "{table}");
         // The account kept its [account.jainam] table: it is for another broker.
         let j = problem_on(&p, "account[0].jainam");
         assert!(j.message.contains("only for broker = \"jainam\""), "{j}");

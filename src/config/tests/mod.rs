@@ -4,6 +4,7 @@
 
 mod account;
 mod daemon;
+mod interactive;
 mod kotak_neo;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ pub(super) const KOTAK_MPIN_VALUE: &str = "482913";
 /// 20 bytes in base32, lowercase and grouped as some apps show it.
 pub(super) const KOTAK_SEED_VALUE: &str = "jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp";
 
+pub(super) const KITE_KEY_VALUE: &str = "kite-key-value";
+pub(super) const KITE_SECRET_VALUE: &str = "kite-secret-value";
+
 /// Vars the minimal account refers to, plus a second pair for tests that
 /// need two accounts.
 pub(super) fn env() -> SecretEnv {
@@ -31,6 +35,8 @@ pub(super) fn env() -> SecretEnv {
             ("KOTAK_TOKEN", KOTAK_TOKEN_VALUE),
             ("KOTAK_MPIN", KOTAK_MPIN_VALUE),
             ("KOTAK_SEED", KOTAK_SEED_VALUE),
+            ("KITE_KEY", KITE_KEY_VALUE),
+            ("KITE_SECRET", KITE_SECRET_VALUE),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
         None,
