@@ -85,6 +85,12 @@ pub async fn start_with(
         .unwrap_or_default();
     let registry = Arc::new(Registry::build(&config, Arc::clone(&store), &roots));
     registry.rehydrate(true).await;
+    // Bound before READY: a taken port must stop the start, not surface
+    // when a person's login fails to arrive.
+    let callback = match &config.callback {
+        Some(cb) => Some(crate::callback::bind(cb.listen).await?),
+        None => None,
+    };
 
     let owns_socket = listener.is_none();
     let listener = match listener {
@@ -117,6 +123,7 @@ pub async fn start_with(
             uids: d.allowed_uids.clone(),
             gids: d.allowed_gids.clone(),
         },
+        callback: config.callback.clone(),
     });
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -127,6 +134,19 @@ pub async fn start_with(
         tracker.clone(),
     ));
     registry.spawn_drivers(&cancel, &tracker);
+    if let Some(listener) = callback {
+        tracker.spawn(crate::callback::serve(
+            listener,
+            Arc::clone(&registry),
+            d.limits.default_wait,
+            cancel.clone(),
+        ));
+    }
+    if let Some(notify) = d.notify.clone() {
+        let events = registry.events().clone();
+        let stop = cancel.clone();
+        tracker.spawn(async move { crate::notify::run(notify, &events, stop).await });
+    }
     spawn_audit_pruning(&config, Arc::clone(&store), cancel.clone(), &tracker);
     tracker.spawn(crate::systemd::run(Arc::clone(&registry), cancel.clone()));
     let serving = Arc::clone(&reloader);

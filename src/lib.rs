@@ -7,11 +7,13 @@
 #![warn(missing_docs)]
 
 pub mod brokers;
+pub mod callback;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod notify;
 pub mod reload;
 pub mod secret;
 pub mod server;

@@ -247,12 +247,24 @@ pub enum Report {
     IpNotAllowed(String),
     /// A temporary broker failure; the session itself is fine.
     Transient(String),
+    /// Ambiguous (Breeze `Invalid Checksum`): ask the broker whether the
+    /// session is alive before declaring it dead.
+    Recheck(String),
 }
 
 impl Connector {
     /// Logs in with a brand-new client and returns the session with the
-    /// client that obtained it.
-    pub async fn login(&self) -> Result<(NewSession, BrokerClient), BrokerError> {
+    /// client that obtained it. `submission` is what a person brought back
+    /// from the browser login (interactive brokers only).
+    pub async fn login(
+        &self,
+        submission: Option<&Secret>,
+    ) -> Result<(NewSession, BrokerClient), BrokerError> {
+        if submission.is_some() {
+            return Err(BrokerError::Config(
+                "this broker logs in by itself; nothing can be submitted".into(),
+            ));
+        }
         match self {
             Self::Jainam { cfg, api, timeout } => {
                 let mut client = jainam::JainamClient::new(cfg, *api, *timeout)?;
@@ -428,6 +440,35 @@ impl Connector {
         }
     }
 
+    /// Where a person logs in, for brokers that need one (`state` rides
+    /// along where the broker passes it back).
+    pub fn login_url(&self, _state: &str) -> Option<String> {
+        match self {
+            Self::Jainam { .. } | Self::KotakNeo { .. } => None,
+        }
+    }
+
+    /// The reminder settings of brokers that need a person every day.
+    pub fn reminder(&self) -> Option<crate::config::Reminder> {
+        match self {
+            Self::Jainam { .. } | Self::KotakNeo { .. } => None,
+        }
+    }
+
+    /// The checksum headers of one request body (Breeze signs every call).
+    pub fn sign(
+        &self,
+        _material: &Material,
+        _body: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        match self {
+            Self::Jainam { .. } | Self::KotakNeo { .. } => {
+                Err("only breeze signs requests; send this broker's headers as they are".into())
+            }
+        }
+    }
+
     /// The app key's expiry warning horizon, for brokers whose app keys expire.
     pub fn app_expiry_warning(&self) -> Option<std::time::Duration> {
         match self {
@@ -480,6 +521,14 @@ impl BrokerClient {
         match &self.kind {
             BrokerClientKind::Jainam(c) => c.validate(&material.token).await,
             BrokerClientKind::KotakNeo(c) => c.validate(material).await,
+        }
+    }
+
+    /// Checks that the broker accepts the app secret (Breeze: a signed
+    /// call); brokers that do not sign calls have nothing to check.
+    pub async fn check_secret(&self, _material: &Material) -> Result<(), BrokerError> {
+        match &self.kind {
+            BrokerClientKind::Jainam(_) | BrokerClientKind::KotakNeo(_) => Ok(()),
         }
     }
 

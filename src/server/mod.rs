@@ -38,6 +38,9 @@ pub struct Shared {
     pub daemon_access: Access,
     /// Where `reload` requests go (to the daemon's reloader).
     pub reload: Option<tokio::sync::mpsc::Sender<crate::reload::ReloadRequest>>,
+    /// The callback listener's settings, to tell operators which redirect
+    /// URL to register.
+    pub callback: Option<crate::config::CallbackConfig>,
 }
 
 /// Why the socket could not be bound.

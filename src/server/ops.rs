@@ -93,7 +93,9 @@ async fn dispatch(
         }
         "token" => {
             let slot = &find(req, shared, peer)?;
-            let live = slot.token(min_valid(req, slot), wait(req, shared)).await?;
+            let live = slot
+                .token(min_valid(req, slot), wait(req, shared, slot))
+                .await?;
             Ok(session(id, slot, &live))
         }
         "invalidate" => {
@@ -110,13 +112,18 @@ async fn dispatch(
                 reason: reason.as_deref(),
             };
             let live = slot
-                .invalidate(generation, report, min_valid(req, slot), wait(req, shared))
+                .invalidate(
+                    generation,
+                    report,
+                    min_valid(req, slot),
+                    wait(req, shared, slot),
+                )
                 .await?;
             Ok(session(id, slot, &live))
         }
         "login" => {
             let slot = &find(req, shared, peer)?;
-            let live = slot.force_login(wait(req, shared)).await?;
+            let live = slot.force_login(wait(req, shared, slot)).await?;
             Ok(session(id, slot, &live))
         }
         "logout" => {
@@ -162,17 +169,52 @@ async fn dispatch(
                 Err(problems) => Err(RequestError::new(ErrorCode::BadRequest, problems)),
             }
         }
-        "login_url" | "submit" | "sign" => Err(RequestError::new(
-            ErrorCode::UnknownOp,
-            format!(
-                "{:?} is not supported by this build (it serves app-key brokers only)",
-                req.op
-            ),
-        )),
+        "login_url" => {
+            let slot = &find(req, shared, peer)?;
+            let url = slot.login_url().ok_or_else(|| not_interactive(slot))?;
+            reply(json!({
+                "login_url": url,
+                "redirect_url": shared.callback.as_ref().map(|c| c.redirect_url(slot.key().broker, &slot.key().account)),
+            }))
+        }
+        "submit" => {
+            let slot = &find(req, shared, peer)?;
+            let submission = submission(req, slot)?;
+            let live = slot
+                .submit(submission, req.state.as_deref(), wait(req, shared, slot))
+                .await?;
+            Ok(session(id, slot, &live))
+        }
+        "sign" => {
+            let slot = &find(req, shared, peer)?;
+            let (body, echo) = match &req.body {
+                Some(serde_json::Value::String(text)) => (text.clone(), false),
+                Some(serde_json::Value::Null) | None => {
+                    return Err(RequestError::new(
+                        ErrorCode::BadRequest,
+                        "sign needs \"body\": the exact JSON text you will send (\"{}\" for none)",
+                    ));
+                }
+                Some(value) => (value.to_string(), true),
+            };
+            let (live, headers) = slot.sign(&body, min_valid(req, slot)).await?;
+            let headers: serde_json::Map<_, _> = headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                .collect();
+            let mut answer = json!({ "generation": live.generation, "headers": headers });
+            if echo {
+                // A JSON value was serialised here: the caller must send
+                // exactly these bytes, since the checksum covers them.
+                answer["body"] = serde_json::Value::String(body);
+            }
+            reply(answer)
+        }
         other => Err(RequestError::new(
             ErrorCode::UnknownOp,
             format!(
-                "unknown op {other:?}; ops are hello, status, token, invalidate, login, logout, subscribe, metrics, reload"
+                "unknown op {other:?}; ops are hello, status, token, invalidate, login, logout, login_url, submit, \
+                 sign, subscribe, metrics, reload"
             ),
         )),
     }
@@ -213,8 +255,55 @@ fn min_valid(req: &Request<'_>, slot: &Slot) -> Duration {
         .map_or_else(|| slot.default_min_valid(), Duration::from_secs)
 }
 
-fn wait(req: &Request<'_>, shared: &Shared) -> Duration {
+/// How long a request may wait. Interactive brokers answer at once unless
+/// asked to wait: their next session needs a person, who may be hours away.
+fn wait(req: &Request<'_>, shared: &Shared, slot: &Slot) -> Duration {
+    let default = if slot.interactive() && req.op != "submit" {
+        Duration::ZERO
+    } else {
+        shared.limits.default_wait
+    };
     req.wait_secs
-        .map_or(shared.limits.default_wait, Duration::from_secs)
+        .map_or(default, Duration::from_secs)
         .min(shared.limits.max_wait)
+}
+
+fn not_interactive(slot: &Slot) -> RequestError {
+    RequestError::new(
+        ErrorCode::BadRequest,
+        format!(
+            "{} logs in by itself and has no browser login; login_url and submit are for zerodha and breeze",
+            slot.key().broker
+        ),
+    )
+}
+
+/// The field a broker's browser login brings back, by its broker's name.
+fn submission(req: &Request<'_>, slot: &Slot) -> Result<crate::secret::Secret, RequestError> {
+    let (want, other, value) = match slot.key().broker {
+        BrokerId::Zerodha => ("request_token", "api_session", &req.request_token),
+        BrokerId::Breeze => ("api_session", "request_token", &req.api_session),
+        _ => return Err(not_interactive(slot)),
+    };
+    let wrong = match slot.key().broker {
+        BrokerId::Zerodha => req.api_session.is_some(),
+        _ => req.request_token.is_some(),
+    };
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() && v.len() <= 512 && !v.contains(char::is_control) => {
+            Ok(crate::secret::Secret::new(v))
+        }
+        Some(_) => Err(RequestError::new(
+            ErrorCode::BadRequest,
+            format!("\"{want}\" is empty or malformed; paste the value from the login redirect"),
+        )),
+        None if wrong => Err(RequestError::new(
+            ErrorCode::BadRequest,
+            format!("{} takes \"{want}\", not \"{other}\"", slot.key().broker),
+        )),
+        None => Err(RequestError::new(
+            ErrorCode::BadRequest,
+            format!("submit for {} needs \"{want}\"", slot.key().broker),
+        )),
+    }
 }

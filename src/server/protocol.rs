@@ -55,6 +55,19 @@ pub struct Request<'a> {
     /// `subscribe`: only these brokers.
     #[serde(default)]
     pub brokers: Option<Vec<String>>,
+    /// `submit` (Zerodha): the `request_token` from the login redirect.
+    #[serde(default)]
+    pub request_token: Option<String>,
+    /// `submit` (Breeze): the `API_Session` from the login redirect.
+    #[serde(default)]
+    pub api_session: Option<String>,
+    /// `submit`: the `state` the login redirect carried, when it did.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// `sign`: the exact request body (a string), or a JSON value that is
+    /// sent compactly serialised (the answer then includes that text).
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
 }
 
 impl Request<'_> {
@@ -203,7 +216,7 @@ pub fn status_json(s: &SlotStatus) -> serde_json::Value {
         "last_login_at": s.last_login_at.map(ist),
         "last_error": s.last_error.as_ref().map(|(code, message)| serde_json::json!({"code": code, "message": message})),
         "retry_after_secs": s.retry_after_secs,
-        "login_url": serde_json::Value::Null,
+        "login_url": s.login_url,
         "app_expiry": s.app_expiry,
         "warnings": s.warnings,
     })
@@ -218,6 +231,7 @@ pub fn event_json(e: &Event) -> String {
         "api": e.key.api.as_str(),
         "generation": e.generation,
         "expires_at": e.expires_at.map(ist),
+        "login_url": e.login_url,
     })
     .to_string()
 }

@@ -35,10 +35,24 @@ impl Slot {
         loop {
             self.beat();
             changes.borrow_and_update();
-            let next = {
-                let mut st = self.state.lock();
-                self.plan(&mut st)
+            // Read before the state lock: the two are never held together.
+            let reminder = if self.interactive() {
+                self.settings.lock().connector.reminder()
+            } else {
+                None
             };
+            let (next, announce) = {
+                let mut st = self.state.lock();
+                let next = self.plan(&mut st);
+                let next = match &reminder {
+                    Some(r) => earliest(next, self.plan_reminders(&mut st, r)),
+                    None => next,
+                };
+                (next, std::mem::take(&mut st.announce))
+            };
+            if !announce.is_empty() {
+                self.announce(announce).await;
+            }
             // Wake at least once per heartbeat so the watchdog can tell a
             // live loop from a stuck one.
             let sleep = next
@@ -57,7 +71,7 @@ impl Slot {
     fn plan(self: &Arc<Self>, st: &mut SlotState) -> Option<Instant> {
         let now = Instant::now();
         match st.phase {
-            Phase::LoggingIn | Phase::LockedOut => None,
+            Phase::LoggingIn | Phase::LockedOut | Phase::AuthRequired => None,
             Phase::Backoff { until } | Phase::Conflict { until } if until > now => Some(until),
             // Nobody wants a session any more (logged out): no retry.
             Phase::Backoff { .. } | Phase::Conflict { .. } if !st.want_session => {
@@ -83,7 +97,14 @@ impl Slot {
                             if live.remaining(Utc::now()).is_zero() && !st.want_session {
                                 return None;
                             }
-                            self.begin_login(st, "refresh before expiry");
+                            self.begin_login(
+                                st,
+                                if self.interactive() {
+                                    "session reached its daily cut-off"
+                                } else {
+                                    "refresh before expiry"
+                                },
+                            );
                             None
                         } else {
                             Some(now + wait)
@@ -97,5 +118,59 @@ impl Slot {
                 }
             }
         }
+    }
+}
+
+/// The earlier of two optional due times.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `at` on the monotonic clock (now if already past).
+fn instant_at(at: chrono::DateTime<Utc>) -> Instant {
+    Instant::now() + (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+}
+
+impl Slot {
+    /// Interactive brokers: queues the daily reminder while waiting for a
+    /// person, and the `expiring` notice before a session's cut-off.
+    /// Returns when to look again.
+    fn plan_reminders(
+        &self,
+        st: &mut SlotState,
+        reminder: &crate::config::Reminder,
+    ) -> Option<Instant> {
+        let now = Utc::now();
+        if st.phase == Phase::AuthRequired {
+            let at = reminder.remind_at?;
+            let due = *st
+                .next_reminder
+                .get_or_insert_with(|| crate::brokers::ist::next_at(now, at));
+            if due > now {
+                return Some(instant_at(due));
+            }
+            st.announce.push(super::events::EventKind::AuthRequired);
+            let next = crate::brokers::ist::next_at(now, at);
+            st.next_reminder = Some(next);
+            return Some(instant_at(next));
+        }
+        let live = st.current.as_ref().filter(|_| !st.dead)?;
+        if st.expiring_sent >= live.generation || reminder.expiring_notice.is_zero() {
+            return None;
+        }
+        let notice = chrono::Duration::from_std(reminder.expiring_notice).ok()?;
+        let at = live.expires_at() - notice;
+        if at > now {
+            return Some(instant_at(at));
+        }
+        if live.remaining(now).is_zero() {
+            return None;
+        }
+        st.expiring_sent = live.generation;
+        st.announce.push(super::events::EventKind::Expiring);
+        None
     }
 }

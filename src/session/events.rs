@@ -48,6 +48,9 @@ pub struct Event {
     pub generation: u64,
     /// The session's expiry, when there is a session.
     pub expires_at: Option<DateTime<Utc>>,
+    /// `auth_required` / `expiring` of interactive brokers: where a person
+    /// logs in.
+    pub login_url: Option<String>,
 }
 
 /// Fan-out of events to every subscriber. Cheap to clone.

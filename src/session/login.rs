@@ -14,30 +14,65 @@ use super::events::{Event, EventKind};
 use super::live::Live;
 use super::slot::{Invalidation, Phase, Slot, SlotState};
 use crate::brokers::{BrokerClient, BrokerError, NewSession};
+use crate::secret::Secret;
 use crate::store::{AuditEntry, AuditEvent, StoredSession};
+use tokio::sync::oneshot;
 
 impl Slot {
     /// Starts the one login of this slot unless one is already in flight.
     /// Called with the state locked, so two callers cannot both start one.
+    /// Interactive brokers cannot log in by themselves: they wait for a
+    /// person instead (`auth_required`).
     pub(super) fn begin_login(self: &Arc<Self>, st: &mut SlotState, reason: &'static str) {
         if st.phase == Phase::LoggingIn {
             return;
+        }
+        if self.interactive() {
+            return self.require_auth(st, reason);
         }
         st.phase = Phase::LoggingIn;
         let slot = Arc::clone(self);
         let logouts = st.logouts;
         self.tasks
-            .spawn(async move { slot.login_task(reason, logouts).await });
+            .spawn(async move { slot.login_task(reason, logouts, None).await });
     }
 
-    async fn login_task(self: Arc<Self>, reason: &'static str, logouts: u64) {
+    /// Starts the exchange of a person's browser login; the receiver
+    /// resolves when it has finished (published or failed).
+    pub(super) fn begin_exchange(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        submission: Secret,
+    ) -> oneshot::Receiver<()> {
+        st.phase = Phase::LoggingIn;
+        let (tx, rx) = oneshot::channel();
+        let slot = Arc::clone(self);
+        let logouts = st.logouts;
+        self.tasks.spawn(async move {
+            slot.login_task("browser login submitted", logouts, Some(submission))
+                .await;
+            let _ = tx.send(());
+        });
+        rx
+    }
+
+    async fn login_task(
+        self: Arc<Self>,
+        reason: &'static str,
+        logouts: u64,
+        submission: Option<Secret>,
+    ) {
+        if submission.is_some() {
+            self.audit(None, AuditEvent::Submitted, "browser login submitted")
+                .await;
+        }
         let connector = self.settings.lock().connector.clone();
         let started = Instant::now();
         let next_generation = self.state.lock().generation + 1;
         info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
               generation = next_generation, reason, "login starting");
         // Invariant 2: `Connector::login` builds a brand-new client every time.
-        match connector.login().await {
+        match connector.login(submission.as_ref()).await {
             Ok((session, client)) => {
                 self.publish(next_generation, session, client, started, logouts)
                     .await
@@ -109,7 +144,10 @@ impl Slot {
         let client_serial = client.serial();
         let previous_expiry = self.state.lock().current.as_ref().map(|l| l.expires_at());
         let mut live = Live::new(generation, session, client, &policy);
-        if !super::live::extends(previous_expiry, live.expires_at(), policy.refresh_margin) {
+        if self.interactive() {
+            // Only a person can renew it: nothing to do before it ends.
+            live.refresh_at = live.expires_at();
+        } else if !super::live::extends(previous_expiry, live.expires_at(), policy.refresh_margin) {
             // A fixed cut-off (e.g. 00:00 IST): the next login that can help
             // is after it.
             live.refresh_at = live.expires_at();
@@ -161,6 +199,7 @@ impl Slot {
             key: self.key.clone(),
             generation,
             expires_at: Some(expires_at),
+            login_url: None,
         });
     }
 
@@ -169,7 +208,27 @@ impl Slot {
         self.counters.logins_failed.fetch_add(1, Ordering::Relaxed);
         let policy = self.settings.lock().policy.clone();
         let message = err.message().to_string();
-        if err.is_retryable() || matches!(err, BrokerError::DeadSession(_)) {
+        let rejected = matches!(err, BrokerError::Rejected(_) | BrokerError::Config(_));
+        if self.interactive() && !rejected {
+            // Nothing to retry by itself: the person logs in again. A session
+            // that still works keeps being served.
+            {
+                let mut st = self.state.lock();
+                let usable = st
+                    .current
+                    .as_ref()
+                    .is_some_and(|l| !st.dead && !l.remaining(Utc::now()).is_zero());
+                st.phase = if usable {
+                    Phase::Idle
+                } else {
+                    Phase::AuthRequired
+                };
+                st.last_error = Some(("login_failed", message.clone()));
+            }
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
+                  duration_ms, outcome = "failed", error = %message, "browser login could not be completed");
+            self.audit(None, AuditEvent::LoginFailed, &message).await;
+        } else if err.is_retryable() || matches!(err, BrokerError::DeadSession(_)) {
             let (failures, delay) = {
                 let mut st = self.state.lock();
                 st.failures += 1;
@@ -205,6 +264,7 @@ impl Slot {
                 key: self.key.clone(),
                 generation: generation - 1,
                 expires_at: None,
+                login_url: None,
             });
         }
     }
@@ -246,6 +306,7 @@ impl Slot {
                 key: self.key.clone(),
                 generation,
                 expires_at: None,
+                login_url: None,
             });
         }
         if let Invalidation::Stale = outcome {
@@ -264,7 +325,10 @@ impl Slot {
             st.want_session = false;
             st.logouts += 1;
             // A logout also ends pending retries; a lock-out stays.
-            if matches!(st.phase, Phase::Backoff { .. } | Phase::Conflict { .. }) {
+            if matches!(
+                st.phase,
+                Phase::Backoff { .. } | Phase::Conflict { .. } | Phase::AuthRequired
+            ) {
                 st.phase = Phase::Idle;
                 st.failures = 0;
                 st.early_deaths = 0;
@@ -302,6 +366,7 @@ impl Slot {
                 key: self.key.clone(),
                 generation,
                 expires_at: None,
+                login_url: None,
             });
         }
         Ok(())
@@ -358,7 +423,11 @@ impl Slot {
                   "could not check the stored session with the broker; serving it");
         }
         let fingerprint = session.material.token.fingerprint();
-        let live = Arc::new(Live::new(stored.generation, session, client, &policy));
+        let mut live = Live::new(stored.generation, session, client, &policy);
+        if self.interactive() {
+            live.refresh_at = live.expires_at();
+        }
+        let live = Arc::new(live);
         info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
               token = %fingerprint, expires_at = %live.expires_at().to_rfc3339(), "stored session restored without a login");
         {

@@ -5,6 +5,7 @@ mod backoff;
 pub mod driver;
 pub mod error;
 pub mod events;
+mod interactive;
 pub mod live;
 mod login;
 mod registry;

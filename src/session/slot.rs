@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use super::error::{ErrorCode, RequestError};
-use super::events::EventBus;
+use super::events::{EventBus, EventKind};
 use super::live::Live;
 use crate::brokers::{self, Connector, SessionKey};
 use crate::config::SessionPolicy;
@@ -57,9 +57,16 @@ impl State {
 pub(super) enum Phase {
     Idle,
     LoggingIn,
-    Backoff { until: Instant },
+    Backoff {
+        until: Instant,
+    },
     LockedOut,
-    Conflict { until: Instant },
+    Conflict {
+        until: Instant,
+    },
+    /// Interactive brokers: no usable session, waiting for a person's
+    /// browser login to be submitted.
+    AuthRequired,
 }
 
 /// The slot's mutable data. Only ever behind `Slot::state`.
@@ -82,6 +89,14 @@ pub(super) struct SlotState {
     pub failures: u32,
     /// Consecutive sessions rejected within the conflict window.
     pub early_deaths: u32,
+    /// Events to announce, drained by the driver loop outside the lock
+    /// (announcing needs the settings for the login URL).
+    pub announce: Vec<EventKind>,
+    /// Interactive brokers: when the next daily reminder is due while
+    /// waiting for a person.
+    pub next_reminder: Option<DateTime<Utc>>,
+    /// Interactive brokers: the generation whose `expiring` was announced.
+    pub expiring_sent: u64,
 }
 
 /// Counters for `metrics`; atomics because requests bump them concurrently.
@@ -140,6 +155,9 @@ pub struct Slot {
     /// When the driver loop last went round (ms on the daemon's monotonic
     /// clock; 0 = not started). Atomic: written by the loop, read by the watchdog.
     pub(super) heartbeat: AtomicU64,
+    /// Interactive brokers: the `state` carried through the browser login
+    /// (random; retired by the login it completes).
+    pub(super) nonce: Mutex<Option<super::interactive::Nonce>>,
 }
 
 /// What a request needs from the session.
@@ -186,11 +204,15 @@ impl Slot {
                 last_error: None,
                 failures: 0,
                 early_deaths: 0,
+                announce: Vec::new(),
+                next_reminder: None,
+                expiring_sent: 0,
             }),
             changed: watch::channel(0).0,
             tasks,
             counters: SlotCounters::default(),
             heartbeat: AtomicU64::new(0),
+            nonce: Mutex::new(None),
         })
     }
 
@@ -297,6 +319,11 @@ impl Slot {
             .classify_report(report.http_status, reason);
         match class {
             brokers::Report::DeadSession(_) => {}
+            brokers::Report::Recheck(message) => {
+                if let Some(answer) = self.recheck(generation, &message, min_valid, wait).await {
+                    return answer;
+                }
+            }
             brokers::Report::IpNotAllowed(message) => {
                 tracing::warn!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
                                "broker refused the client's IP; not logging in again");
@@ -428,6 +455,9 @@ impl Slot {
                         "the daemon is shutting down",
                     ));
                 }
+                Err(_) if self.state.lock().phase == Phase::AuthRequired => {
+                    return Err(self.auth_required_error());
+                }
                 Err(_) => {
                     return Err(RequestError::new(
                         ErrorCode::Timeout,
@@ -454,7 +484,9 @@ impl Slot {
                 .map_or_else(|| fallback.to_string(), |e| e.1.clone())
         };
         match st.phase {
-            Phase::LoggingIn => Decision::Wait,
+            // Until a submission arrives or the wait runs out (which answers
+            // `auth_required` with the login URL).
+            Phase::LoggingIn | Phase::AuthRequired => Decision::Wait,
             Phase::LockedOut => Decision::Fail(RequestError::new(
                 ErrorCode::LockedOut,
                 format!(

@@ -31,6 +31,8 @@ pub struct SlotStatus {
     pub warnings: Vec<String>,
     /// Serial of the broker client bound to the current session.
     pub client_serial: Option<u64>,
+    /// Interactive brokers waiting for a person: where to log in.
+    pub login_url: Option<String>,
     /// Counters: logins ok, logins failed, invalidations current, stale, token requests.
     pub counters: [u64; 5],
 }
@@ -45,6 +47,7 @@ impl Slot {
                 settings.connector.warnings(),
             )
         };
+        let login_url = self.interactive().then(|| self.login_url()).flatten();
         let st = self.state.lock();
         let now = Utc::now();
         let live = st.current.as_ref();
@@ -55,6 +58,7 @@ impl Slot {
             Phase::LockedOut => (State::LockedOut, None),
             Phase::Conflict { until: t } => (State::Conflict, Some(until(t))),
             Phase::Backoff { until: t } => (State::Backoff, Some(until(t))),
+            Phase::AuthRequired => (State::AuthRequired, None),
             Phase::Idle if usable.is_some() => (State::Active, None),
             Phase::Idle => (State::Empty, None),
         };
@@ -80,6 +84,7 @@ impl Slot {
             app_expiry: live.and_then(|l| l.session.meta.app_expiry.clone()),
             warnings,
             client_serial: live.map(|l| l.client.serial()),
+            login_url: login_url.filter(|_| usable.is_none() || st.phase == Phase::AuthRequired),
             counters: [
                 c.logins_ok.load(Ordering::Relaxed),
                 c.logins_failed.load(Ordering::Relaxed),

@@ -147,6 +147,8 @@ pub enum AuditEvent {
     /// A person submitted the interactive login step (request token or
     /// api session) for an interactive broker.
     Submitted,
+    /// An interactive account started waiting for a browser login.
+    AuthRequired,
     /// The session was logged out.
     Logout,
     /// Logins are blocked until an operator acts.
@@ -165,6 +167,7 @@ impl AuditEvent {
             Self::InvalidatedCurrent => "invalidated_current",
             Self::InvalidatedStale => "invalidated_stale",
             Self::Submitted => "submitted",
+            Self::AuthRequired => "auth_required",
             Self::Logout => "logout",
             Self::LockedOut => "locked_out",
             Self::Conflict => "conflict",

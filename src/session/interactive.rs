@@ -1,0 +1,360 @@
+//! What only the interactive brokers (Zerodha, Breeze) need: a person's
+//! browser login. The slot waits in `auth_required`, hands out the login URL
+//! with a random `state`, and turns a submitted `request_token` /
+//! `API_Session` into a session through the same single-flight,
+//! persist-before-publish login task as every other broker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tracing::{error, info, warn};
+
+use super::error::{ErrorCode, RequestError};
+use super::events::{Event, EventKind};
+use super::live::Live;
+use super::slot::{Phase, Slot, SlotState};
+use crate::brokers::{BrokerError, BrokerId};
+use crate::secret::Secret;
+use crate::store::AuditEvent;
+
+/// A login link stays good this long unless a login completes with it first.
+/// Long enough for a reminder sent at dawn to be clicked before the open.
+const NONCE_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The `state` of the current login link.
+#[derive(Debug)]
+pub(super) struct Nonce {
+    value: String,
+    minted: Instant,
+}
+
+impl Nonce {
+    fn fresh() -> Self {
+        Self {
+            value: hex::encode(rand::random::<[u8; 16]>()),
+            minted: Instant::now(),
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.minted.elapsed() >= NONCE_TTL
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// says nothing about how much of a guessed state was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Slot {
+    /// Whether this slot needs a person's browser login (Zerodha, Breeze).
+    pub fn interactive(&self) -> bool {
+        matches!(self.key.broker, BrokerId::Zerodha | BrokerId::Breeze)
+    }
+
+    /// Where a person logs in (interactive brokers only). Zerodha's URL
+    /// carries the current `state`; the same link is handed out until a
+    /// login completes with it or it grows old.
+    pub fn login_url(&self) -> Option<String> {
+        if !self.interactive() {
+            return None;
+        }
+        let state = {
+            let mut nonce = self.nonce.lock();
+            if nonce.as_ref().is_none_or(Nonce::expired) {
+                *nonce = Some(Nonce::fresh());
+            }
+            nonce.as_ref().map(|n| n.value.clone()).unwrap_or_default()
+        };
+        self.settings.lock().connector.login_url(&state)
+    }
+
+    /// Takes the current state if `state` matches it: one link, one login.
+    fn take_nonce(&self, state: &str) -> Option<Nonce> {
+        let mut nonce = self.nonce.lock();
+        let matches = nonce
+            .as_ref()
+            .is_some_and(|n| !n.expired() && same(&n.value, state));
+        if matches { nonce.take() } else { None }
+    }
+
+    /// Gives a state back after its login failed, so the link still works
+    /// for the next try (unless a newer link was made meanwhile).
+    fn restore_nonce(&self, taken: Nonce) {
+        let mut nonce = self.nonce.lock();
+        if nonce.is_none() {
+            *nonce = Some(taken);
+        }
+    }
+
+    /// Enters `auth_required` (once) and queues its announcement.
+    pub(super) fn require_auth(&self, st: &mut SlotState, reason: &'static str) {
+        if st.phase == Phase::AuthRequired {
+            return;
+        }
+        st.phase = Phase::AuthRequired;
+        st.next_reminder = None;
+        st.announce.push(EventKind::AuthRequired);
+        info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, reason,
+              "waiting for a browser login: `brokerctl login-url {} --account {}` prints the link",
+              self.key.broker, self.key.account);
+    }
+
+    /// The `auth_required` answer: what to do, and the link.
+    pub(super) fn auth_required_error(&self) -> RequestError {
+        let last = self
+            .state
+            .lock()
+            .last_error
+            .as_ref()
+            .map(|(_, m)| format!(" (last attempt: {m})"))
+            .unwrap_or_default();
+        let mut err = RequestError::new(
+            ErrorCode::AuthRequired,
+            format!(
+                "{}: a person must log in in a browser: open login_url (or run `brokerctl login-url {} --account {}`); \
+                 the callback listener or `brokerctl submit` completes the login{last}",
+                self.key, self.key.broker, self.key.account
+            ),
+        );
+        err.login_url = self.login_url();
+        err
+    }
+
+    /// Publishes queued announcements (`auth_required`, `expiring`) with
+    /// the login URL, so an alert can carry the link.
+    pub(super) async fn announce(&self, kinds: Vec<EventKind>) {
+        let login_url = self.login_url();
+        for kind in kinds {
+            let (generation, expires_at) = {
+                let st = self.state.lock();
+                let live = st.current.as_ref().filter(|_| !st.dead);
+                (
+                    live.map_or(st.generation, |l| l.generation),
+                    live.map(|l| l.expires_at()),
+                )
+            };
+            match kind {
+                EventKind::Expiring => {
+                    warn!(broker = %self.key.broker, account = %self.key.account, generation,
+                          expires_at = %expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                          "session ends soon and only a browser login can renew it")
+                }
+                _ => {
+                    warn!(broker = %self.key.broker, account = %self.key.account, generation,
+                          "a browser login is needed")
+                }
+            }
+            if kind == EventKind::AuthRequired {
+                self.audit(
+                    Some(generation),
+                    AuditEvent::AuthRequired,
+                    "waiting for a browser login",
+                )
+                .await;
+            }
+            self.events.publish(Event {
+                kind,
+                key: self.key.clone(),
+                generation,
+                expires_at,
+                login_url: login_url.clone(),
+            });
+        }
+    }
+
+    /// A person's browser login: Zerodha's `request_token` or Breeze's
+    /// `API_Session`. `state`, when given, must be the current login link's
+    /// (the callback listener always gives it for Zerodha). Waits up to
+    /// `wait` for a submission already being exchanged, then exchanges this
+    /// one and answers with its outcome.
+    pub async fn submit(
+        self: &Arc<Self>,
+        submission: Secret,
+        state: Option<&str>,
+        wait: Duration,
+    ) -> Result<Arc<Live>, RequestError> {
+        if !self.interactive() {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} logs in by itself; submit is for zerodha and breeze",
+                    self.key.broker
+                ),
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = self.changed.subscribe();
+        let (done, before, nonce) = loop {
+            changes.borrow_and_update();
+            {
+                let mut st = self.state.lock();
+                if st.phase != Phase::LoggingIn {
+                    let nonce = match state {
+                        None => None,
+                        Some(s) => Some(self.take_nonce(s).ok_or_else(|| {
+                            RequestError::new(
+                                ErrorCode::BadRequest,
+                                format!(
+                                    "{}: this login link's state is unknown, used or expired; if you just logged in, \
+                                     the account may already be active (`brokerctl status`); otherwise get a fresh \
+                                     link with `brokerctl login-url {} --account {}`",
+                                    self.key, self.key.broker, self.key.account
+                                ),
+                            )
+                        })?),
+                    };
+                    // A person acted: like `login`, this lifts a lock-out.
+                    st.failures = 0;
+                    st.early_deaths = 0;
+                    st.want_session = true;
+                    let before = st.generation;
+                    break (self.begin_exchange(&mut st, submission), before, nonce);
+                }
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(RequestError::new(
+                        ErrorCode::Unavailable,
+                        "the daemon is shutting down",
+                    ));
+                }
+                Err(_) => {
+                    return Err(RequestError::new(
+                        ErrorCode::Timeout,
+                        format!("{}: another login is still being completed", self.key),
+                    )
+                    .retry_after(Duration::from_secs(1)));
+                }
+            }
+        };
+        self.notify();
+        // The exchange is bounded by the broker call's own timeout.
+        let _ = done.await;
+        let outcome = {
+            let st = self.state.lock();
+            match &st.current {
+                Some(live) if live.generation > before && !st.dead => Ok(live.clone()),
+                _ => Err(self.failed_submission(&st)),
+            }
+        };
+        if outcome.is_err()
+            && let Some(n) = nonce
+        {
+            self.restore_nonce(n);
+        }
+        outcome
+    }
+
+    fn failed_submission(&self, st: &SlotState) -> RequestError {
+        let message = st
+            .last_error
+            .as_ref()
+            .map_or("the login did not produce a session", |(_, m)| m.as_str());
+        if st.phase == Phase::LockedOut {
+            return RequestError::new(
+                ErrorCode::LockedOut,
+                format!(
+                    "{}: {message}; fix the configuration, reload, then log in again",
+                    self.key
+                ),
+            );
+        }
+        RequestError::new(ErrorCode::LoginFailed, format!("{}: {message}", self.key))
+    }
+
+    /// Breeze: the checksum headers of one request body, computed here so
+    /// the app secret never leaves the daemon.
+    pub async fn sign(
+        self: &Arc<Self>,
+        body: &str,
+        min_valid: Duration,
+    ) -> Result<(Arc<Live>, Vec<(&'static str, String)>), RequestError> {
+        let live = self.token(min_valid, Duration::ZERO).await?;
+        let headers = self
+            .settings
+            .lock()
+            .connector
+            .sign(&live.session.material, body, Utc::now())
+            .map_err(|m| RequestError::new(ErrorCode::BadRequest, format!("{}: {m}", self.key)))?;
+        Ok((live, headers))
+    }
+
+    /// A report the broker module cannot judge from the words alone (Breeze
+    /// `Invalid Checksum`: a dead session or a wrong secret). Asks the
+    /// broker. `None`: the session is dead, carry on as for any dead one.
+    pub(super) async fn recheck(
+        self: &Arc<Self>,
+        generation: u64,
+        message: &str,
+        min_valid: Duration,
+        wait: Duration,
+    ) -> Option<Result<Arc<Live>, RequestError>> {
+        let live = {
+            let st = self.state.lock();
+            st.current
+                .clone()
+                .filter(|l| l.generation == generation && !st.dead)
+        }?;
+        let material = &live.session.material;
+        let verdict = match live.client.validate(material).await {
+            Ok(()) => live.client.check_secret(material).await,
+            Err(e) => Err(e),
+        };
+        let (b, a) = (self.key.broker, &self.key.account);
+        match verdict {
+            Ok(()) => {
+                info!(broker = %b, account = %a, generation, "reported rejection rechecked: session and secret are fine");
+                Some(Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "{}: the broker answered {message:?}, but the session is alive and the secret key works \
+                         (customerdetails and a signed funds call succeed): the failed request's checksum did not \
+                         match the bytes sent; sign the exact body you send (op \"sign\")",
+                        self.key
+                    ),
+                )))
+            }
+            Err(BrokerError::DeadSession(m)) => {
+                info!(broker = %b, account = %a, generation, error = %m, "reported rejection rechecked: the session is dead");
+                None
+            }
+            Err(BrokerError::Rejected(m) | BrokerError::Config(m)) => {
+                {
+                    let mut st = self.state.lock();
+                    if st.phase != Phase::LoggingIn {
+                        st.phase = Phase::LockedOut;
+                    }
+                    st.last_error = Some(("locked_out", m.clone()));
+                }
+                self.notify();
+                error!(broker = %b, account = %a, generation, error = %m, "the broker refuses the app's credentials");
+                self.audit(Some(generation), AuditEvent::LockedOut, &m)
+                    .await;
+                self.events.publish(Event {
+                    kind: EventKind::LockedOut,
+                    key: self.key.clone(),
+                    generation,
+                    expires_at: None,
+                    login_url: None,
+                });
+                Some(Err(RequestError::new(
+                    ErrorCode::LockedOut,
+                    format!("{}: {m}", self.key),
+                )))
+            }
+            Err(e @ (BrokerError::Transient(_) | BrokerError::BadSubmission(_))) => {
+                warn!(broker = %b, account = %a, generation, error = %e,
+                      "could not recheck the reported rejection; keeping the session");
+                Some(self.token(min_valid, wait).await)
+            }
+        }
+    }
+}
