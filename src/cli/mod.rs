@@ -97,6 +97,36 @@ pub enum Command {
         #[arg(long)]
         wait: Option<u64>,
     },
+    /// Print the browser login link (Zerodha, Breeze).
+    LoginUrl {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Complete a browser login: Zerodha's request_token or Breeze's
+    /// API_Session, as an argument or on stdin (`-` or nothing).
+    Submit {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+        /// The request_token (Zerodha) or API_Session (Breeze); `-` reads stdin.
+        value: Option<String>,
+        /// The `state` the redirect carried, if you copied it.
+        #[arg(long)]
+        state: Option<String>,
+        /// Wait up to this many seconds for another login in progress.
+        #[arg(long)]
+        wait: Option<u64>,
+    },
+    /// Breeze: X-Checksum and the other headers for one request body.
+    Sign {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+        /// The exact JSON body you will send (`-` reads stdin; default `{}`).
+        #[arg(long, default_value = "{}")]
+        body: String,
+    },
     /// End the session at the broker and forget it.
     Logout {
         /// Which session.
@@ -164,6 +194,35 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             with_target(json!({"op": "login", "wait_secs": wait}), target)
         }
         Command::Logout { target } => with_target(json!({"op": "logout"}), target),
+        Command::LoginUrl { target } => with_target(json!({"op": "login_url"}), target),
+        Command::Submit {
+            target,
+            value,
+            state,
+            wait,
+        } => {
+            let value = match value.as_deref() {
+                Some(v) if v != "-" => v.to_string(),
+                _ => read_stdin()?,
+            };
+            let field = if target.broker == "breeze" {
+                "api_session"
+            } else {
+                "request_token"
+            };
+            with_target(
+                json!({"op": "submit", field: value, "state": state, "wait_secs": wait}),
+                target,
+            )
+        }
+        Command::Sign { target, body } => {
+            let body = if body == "-" {
+                read_stdin()?
+            } else {
+                body.clone()
+            };
+            with_target(json!({"op": "sign", "body": body}), target)
+        }
         Command::Keygen { .. } => unreachable!("handled above"),
     };
     let reply = conn.call(&request).await?;
@@ -175,6 +234,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|s| format!(" (retry in {s}s)"))
             .unwrap_or_default();
         eprintln!("brokerctl: {code}: {message}{retry}");
+        if let Some(url) = reply["error"]["login_url"].as_str() {
+            eprintln!("log in at: {url}");
+        }
         return Ok(ExitCode::FAILURE);
     }
     match &args.command {
@@ -208,6 +270,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Logout { target } => println!("logged out {}", target.broker),
+        Command::LoginUrl { .. } => {
+            println!("{}", reply["login_url"].as_str().unwrap_or(""));
+            if let Some(redirect) = reply["redirect_url"].as_str() {
+                eprintln!("(the broker app's redirect URL must be {redirect})");
+            }
+        }
+        Command::Submit { .. } => {
+            let s = &reply["session"];
+            println!(
+                "{}/{} logged in as {}: generation {}, valid until {}",
+                s["broker"].as_str().unwrap_or("?"),
+                s["account"].as_str().unwrap_or("?"),
+                s["fields"]["user_id"].as_str().unwrap_or("?"),
+                s["generation"],
+                s["expires_at"].as_str().unwrap_or("?")
+            );
+        }
+        Command::Sign { .. } => {
+            println!("{}", serde_json::to_string_pretty(&reply["headers"])?)
+        }
         Command::Watch { .. } => {
             while let Some(event) = conn.next().await? {
                 println!("{event}");
@@ -243,6 +325,17 @@ fn with_target(mut request: Value, target: &Target) -> Value {
         map.retain(|_, v| !v.is_null());
     }
     request
+}
+
+/// A value piped in (so it stays out of the process list and shell history).
+fn read_stdin() -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        anyhow::bail!("nothing on stdin: pass the value as an argument or pipe it in");
+    }
+    Ok(text)
 }
 
 fn keygen(out: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {

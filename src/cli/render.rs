@@ -32,6 +32,13 @@ pub fn status_table(accounts: &Value) -> String {
         if let Some(r) = a["retry_after_secs"].as_u64() {
             error = format!("{error} (retry in {})", human_secs(r as i64));
         }
+        if a["state"] == "auth_required" {
+            error = format!(
+                "{error}; LOG IN: brokerctl login-url {} --account {}",
+                a["broker"].as_str().unwrap_or("?"),
+                a["account"].as_str().unwrap_or("?")
+            );
+        }
         for w in a["warnings"].as_array().into_iter().flatten() {
             error = format!("{error}; WARNING: {}", w.as_str().unwrap_or(""));
         }
