@@ -187,8 +187,10 @@ async fn complete(
                 StatusCode::OK,
                 "Logged in",
                 &format!(
-                    "{key} is logged in as {user}. The session is valid until {} (generation {}). \
+                    "{}/{} is logged in as {user}. The session is valid until {} (generation {}). \
                      Every waiting program has it now; you can close this tab.",
+                    key.broker,
+                    key.account,
                     ist(live.expires_at()),
                     live.generation
                 ),

@@ -35,6 +35,8 @@ pub struct Running {
     pub reloader: Arc<Reloader>,
     /// The bundled simulators, when the config asked for them.
     pub simulators: Option<Simulators>,
+    /// Where the browser reaches the callback listener (`None`: off).
+    pub callback_url: Option<String>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
@@ -87,8 +89,20 @@ pub async fn start_with(
     registry.rehydrate(true).await;
     // Bound before READY: a taken port must stop the start, not surface
     // when a person's login fails to arrive.
-    let callback = match &config.callback {
-        Some(cb) => Some(crate::callback::bind(cb.listen).await?),
+    let mut callback_cfg = config.callback.clone();
+    let callback = match &mut callback_cfg {
+        Some(cb) => {
+            let listener = crate::callback::bind(cb.listen).await?;
+            // Port 0 (tests, demo): the default public URL must name the
+            // port actually bound.
+            if cb.listen.port() == 0
+                && cb.public_url == format!("http://{}", cb.listen)
+                && let Ok(addr) = listener.local_addr()
+            {
+                cb.public_url = format!("http://{addr}");
+            }
+            Some(listener)
+        }
         None => None,
     };
 
@@ -123,7 +137,7 @@ pub async fn start_with(
             uids: d.allowed_uids.clone(),
             gids: d.allowed_gids.clone(),
         },
-        callback: config.callback.clone(),
+        callback: callback_cfg.clone(),
     });
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -166,6 +180,7 @@ pub async fn start_with(
         store,
         reloader,
         simulators,
+        callback_url: callback_cfg.map(|c| c.public_url),
         cancel,
         tracker,
         grace: d.limits.shutdown_grace,

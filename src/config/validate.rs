@@ -54,6 +54,22 @@ pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loa
     let simulator = simulator(&mut c, file.simulator);
     let accounts = account::accounts(&mut c, file.account, simulator.is_some());
     let callback = callback(&mut c, file.callback);
+    if callback.is_some() {
+        for (i, a) in accounts.iter().enumerate() {
+            let unchecked = match (&a.zerodha, &a.breeze) {
+                (Some(z), _) => z.user_id.is_none(),
+                (_, Some(b)) => b.user_id.is_none(),
+                _ => false,
+            };
+            if unchecked {
+                c.warn(
+                    &format!("account[{i}].{}.user_id", a.broker),
+                    "not set: with the callback listener on, a browser login as any user of this app \
+                     would become this account's session; set user_id to the account's own id",
+                );
+            }
+        }
+    }
     let (problems, warnings) = c.finish();
     if !problems.is_empty() {
         return Err(ConfigErrors(problems));
