@@ -137,3 +137,49 @@ fn notify_command() {
         assert_eq!(keys(&p), ["daemon.notify_command"], "{bad}");
     }
 }
+
+/// The example documents the defaults: writing them out changes nothing.
+#[test]
+fn example_interactive_values_are_the_named_defaults() {
+    let (example, _creds) = load_example();
+    let c = &example.config;
+    let ez = c
+        .account(BrokerId::Zerodha, "main")
+        .unwrap()
+        .zerodha
+        .clone()
+        .unwrap();
+    let mz = ok(ZERODHA).config.accounts[0].zerodha.clone().unwrap();
+    assert_eq!(
+        (&ez.api_root, &ez.login_root, ez.cutoff, &ez.reminder),
+        (&mz.api_root, &mz.login_root, mz.cutoff, &mz.reminder)
+    );
+    let eb = c
+        .account(BrokerId::Breeze, "main")
+        .unwrap()
+        .breeze
+        .clone()
+        .unwrap();
+    let mb = ok(BREEZE).config.accounts[0].breeze.clone().unwrap();
+    assert_eq!(
+        (
+            &eb.api_root,
+            &eb.login_root,
+            eb.cutoff,
+            eb.max_lifetime,
+            &eb.reminder
+        ),
+        (
+            &mb.api_root,
+            &mb.login_root,
+            mb.cutoff,
+            mb.max_lifetime,
+            &mb.reminder
+        )
+    );
+    let notify = ok(&format!("[daemon]\nnotify_command = [\"x\"]\n{ZERODHA}")).config;
+    assert_eq!(
+        c.daemon.notify.as_ref().unwrap().timeout,
+        notify.daemon.notify.unwrap().timeout
+    );
+}

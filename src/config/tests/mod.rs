@@ -149,6 +149,10 @@ pub(super) fn load_example() -> (Loaded, tempfile::TempDir) {
             "kotak-main-totp-seed",
             "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n".to_string(),
         ),
+        ("zerodha-main-api-key", "kite-key".to_string()),
+        ("zerodha-main-api-secret", "kite-secret".to_string()),
+        ("breeze-main-app-key", "breeze+key=".to_string()),
+        ("breeze-main-secret-key", "breeze-secret".to_string()),
     ] {
         std::fs::write(creds.path().join(name), value).unwrap();
     }
@@ -176,7 +180,27 @@ fn example_config_loads_with_its_credentials() {
     assert_eq!(c.daemon.key, Some(SecretRef::Cred("brokerd-key".into())));
     assert!(!c.daemon.create_key_if_missing);
     assert!(c.simulator.is_none());
-    assert_eq!(c.accounts.len(), 2);
+    assert_eq!(c.accounts.len(), 4);
+    assert_eq!(
+        c.daemon.notify.as_ref().map(|n| n.argv.clone()),
+        Some(vec!["/usr/local/bin/brokerd-alert".to_string()])
+    );
+    let cb = c.callback.as_ref().unwrap();
+    assert_eq!(
+        cb.redirect_url(BrokerId::Zerodha, "main"),
+        "http://127.0.0.1:8765/callback/zerodha/main"
+    );
+    let z = c.account(BrokerId::Zerodha, "main").unwrap();
+    let z = z.zerodha.as_ref().unwrap();
+    assert_eq!(
+        (z.api_key.expose(), z.api_secret.expose()),
+        ("kite-key", "kite-secret")
+    );
+    assert_eq!(z.user_id.as_deref(), Some("AB1234"));
+    let b = c.account(BrokerId::Breeze, "main").unwrap();
+    let b = b.breeze.as_ref().unwrap();
+    assert_eq!(b.app_key.expose(), "breeze+key=");
+    assert_eq!(b.user_id.as_deref(), Some("BZ1234"));
     let a = c.account(BrokerId::Jainam, "main").unwrap();
     let j = a.jainam.as_ref().unwrap();
     assert_eq!(j.root, "https://jtrade.jainam.in:5000");
