@@ -18,6 +18,7 @@ use crate::reload::Reloader;
 use crate::server::{self, ServerMetrics, Shared};
 use crate::session::SimulatorRoots;
 use crate::session::{Access, Registry};
+use crate::sim::breeze::{BreezeSim, BreezeSimConfig};
 use crate::sim::kotak::{KotakSim, KotakSimConfig};
 use crate::sim::xts::{XtsSim, XtsSimConfig};
 use crate::store::{self, Store};
@@ -105,6 +106,9 @@ pub async fn start_with(
         }
         None => None,
     };
+    if let (Some(sims), Some(cb)) = (&simulators, &callback_cfg) {
+        sims.register_redirects(&config, cb);
+    }
 
     let owns_socket = listener.is_none();
     let listener = match listener {
@@ -218,6 +222,7 @@ impl Running {
         if let Some(sims) = &self.simulators {
             sims.xts.shutdown().await;
             sims.kotak.shutdown().await;
+            sims.breeze.shutdown().await;
         }
         info!("stopped");
     }
@@ -251,6 +256,8 @@ pub struct Simulators {
     pub xts: XtsSim,
     /// Kotak Neo.
     pub kotak: KotakSim,
+    /// ICICI Breeze.
+    pub breeze: BreezeSim,
 }
 
 impl Simulators {
@@ -263,26 +270,59 @@ impl Simulators {
         })
         .await
         .context("starting the bundled Jainam simulator")?;
-        let mut kotak_listen = listen;
-        if listen.port() != 0 {
-            kotak_listen.set_port(listen.port().wrapping_add(1));
-        }
         let kotak = KotakSim::start(KotakSimConfig {
-            listen: kotak_listen,
+            listen: next_port(listen, 1),
             ..KotakSimConfig::default()
         })
         .await
         .context("starting the bundled Kotak Neo simulator")?;
-        info!(jainam = %xts.base_url(), kotak_neo = %kotak.base_url(), "bundled broker simulators listening");
-        Ok(Self { xts, kotak })
+        let breeze = BreezeSim::start(BreezeSimConfig {
+            listen: next_port(listen, 3),
+            ..BreezeSimConfig::default()
+        })
+        .await
+        .context("starting the bundled Breeze simulator")?;
+        info!(jainam = %xts.base_url(), kotak_neo = %kotak.base_url(), breeze = %breeze.base_url(),
+              "bundled broker simulators listening");
+        Ok(Self { xts, kotak, breeze })
+    }
+
+    /// Registers the callback listener as the redirect URL of every
+    /// simulated interactive account, as an operator does once in the
+    /// broker's developer console.
+    fn register_redirects(&self, config: &Config, callback: &crate::config::CallbackConfig) {
+        for account in &config.accounts {
+            if let Some(b) = account
+                .breeze
+                .as_ref()
+                .filter(|b| b.login_root == crate::config::SIMULATOR_ROOT)
+            {
+                self.breeze.set_redirect_url(
+                    b.app_key.expose(),
+                    &callback.redirect_url(account.broker, &account.name),
+                );
+            }
+        }
     }
 
     fn roots(&self) -> SimulatorRoots {
         SimulatorRoots {
             jainam: Some(self.xts.base_url()),
             kotak_neo: Some(self.kotak.base_url()),
+            zerodha: None,
+            breeze: Some(self.breeze.base_url()),
         }
     }
+}
+
+/// The simulators listen on consecutive ports after `listen` (any free
+/// port when `listen` asks for port 0).
+fn next_port(listen: std::net::SocketAddr, n: u16) -> std::net::SocketAddr {
+    let mut addr = listen;
+    if listen.port() != 0 {
+        addr.set_port(listen.port().wrapping_add(n));
+    }
+    addr
 }
 
 fn spawn_audit_pruning(

@@ -237,6 +237,13 @@ pub enum Connector {
         /// HTTP timeout of one broker call.
         timeout: std::time::Duration,
     },
+    /// ICICI Breeze (a person's browser login every day).
+    Breeze {
+        /// The account's Breeze settings (secrets resolved).
+        cfg: crate::config::BreezeConfig,
+        /// HTTP timeout of one broker call.
+        timeout: std::time::Duration,
+    },
 }
 
 /// What a client's report of a broker rejection means.
@@ -261,12 +268,22 @@ impl Connector {
         &self,
         submission: Option<&Secret>,
     ) -> Result<(NewSession, BrokerClient), BrokerError> {
-        if submission.is_some() {
-            return Err(BrokerError::Config(
-                "this broker logs in by itself; nothing can be submitted".into(),
-            ));
+        if let Some(submitted) = submission {
+            return match self {
+                Self::Breeze { cfg, timeout } => {
+                    let client = breeze::BreezeClient::new(cfg, *timeout)?;
+                    let session = client.exchange(submitted).await?;
+                    Ok((session, BrokerClient::new(BrokerClientKind::Breeze(client))))
+                }
+                _ => Err(BrokerError::Config(
+                    "this broker logs in by itself; nothing can be submitted".into(),
+                )),
+            };
         }
         match self {
+            Self::Breeze { .. } => Err(BrokerError::Config(
+                "only a person's browser login can start a session of this broker".into(),
+            )),
             Self::Jainam { cfg, api, timeout } => {
                 let mut client = jainam::JainamClient::new(cfg, *api, *timeout)?;
                 let session = client.login().await?;
@@ -298,6 +315,10 @@ impl Connector {
                 let client = kotak_neo::KotakClient::new(cfg, *timeout)?;
                 Ok(BrokerClient::new(BrokerClientKind::KotakNeo(client)))
             }
+            Self::Breeze { cfg, timeout } => {
+                let client = breeze::BreezeClient::new(cfg, *timeout)?;
+                Ok(BrokerClient::new(BrokerClientKind::Breeze(client)))
+            }
         }
     }
 
@@ -324,6 +345,9 @@ impl Connector {
                     cfg: b, timeout: u, ..
                 },
             ) => a == b && t == u,
+            (Self::Breeze { cfg: a, timeout: t }, Self::Breeze { cfg: b, timeout: u }) => {
+                a == b && t == u
+            }
             _ => false,
         }
     }
@@ -369,6 +393,10 @@ impl Connector {
                     &b.totp_seed,
                     &b.neo_fin_key,
                 )
+            }
+            (Self::Breeze { cfg: a, .. }, Self::Breeze { cfg: b, .. }) => {
+                (&a.api_root, &a.app_key, &a.secret_key, &a.user_id)
+                    != (&b.api_root, &b.app_key, &b.secret_key, &b.user_id)
             }
             _ => true,
         }
@@ -421,7 +449,7 @@ impl Connector {
                 }
                 _ => Vec::new(),
             },
-            Self::Jainam { .. } => Vec::new(),
+            Self::Jainam { .. } | Self::Breeze { .. } => Vec::new(),
         }
     }
 
@@ -438,6 +466,11 @@ impl Connector {
                     (_, m) => Report::DeadSession(m),
                 }
             }
+            Self::Breeze { .. } => match breeze::classify_report(status, reason) {
+                breeze::ReportClass::Dead(m) => Report::DeadSession(m),
+                breeze::ReportClass::Recheck(m) => Report::Recheck(m),
+                breeze::ReportClass::Transient(m) => Report::Transient(m),
+            },
         }
     }
 
@@ -446,6 +479,8 @@ impl Connector {
     pub fn login_url(&self, _state: &str) -> Option<String> {
         match self {
             Self::Jainam { .. } | Self::KotakNeo { .. } => None,
+            // Breeze passes nothing back but the session key.
+            Self::Breeze { cfg, .. } => Some(breeze::login_url(cfg)),
         }
     }
 
@@ -453,17 +488,25 @@ impl Connector {
     pub fn reminder(&self) -> Option<crate::config::Reminder> {
         match self {
             Self::Jainam { .. } | Self::KotakNeo { .. } => None,
+            Self::Breeze { cfg, .. } => Some(cfg.reminder.clone()),
         }
     }
 
     /// The checksum headers of one request body (Breeze signs every call).
     pub fn sign(
         &self,
-        _material: &Material,
-        _body: &str,
-        _now: DateTime<Utc>,
+        material: &Material,
+        body: &str,
+        now: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, String)>, String> {
         match self {
+            Self::Breeze { cfg, .. } => Ok(breeze::sign(
+                cfg.app_key.expose(),
+                cfg.secret_key.expose(),
+                material.token.expose(),
+                body,
+                now,
+            )),
             Self::Jainam { .. } | Self::KotakNeo { .. } => {
                 Err("only breeze signs requests; send this broker's headers as they are".into())
             }
@@ -474,7 +517,7 @@ impl Connector {
     pub fn app_expiry_warning(&self) -> Option<std::time::Duration> {
         match self {
             Self::Jainam { cfg, .. } => Some(cfg.app_expiry_warning),
-            Self::KotakNeo { .. } => None,
+            Self::KotakNeo { .. } | Self::Breeze { .. } => None,
         }
     }
 }
@@ -504,6 +547,7 @@ pub struct BrokerClient {
 enum BrokerClientKind {
     Jainam(jainam::JainamClient),
     KotakNeo(kotak_neo::KotakClient),
+    Breeze(breeze::BreezeClient),
 }
 
 impl BrokerClient {
@@ -522,14 +566,16 @@ impl BrokerClient {
         match &self.kind {
             BrokerClientKind::Jainam(c) => c.validate(&material.token).await,
             BrokerClientKind::KotakNeo(c) => c.validate(material).await,
+            BrokerClientKind::Breeze(c) => c.validate(material).await,
         }
     }
 
     /// Checks that the broker accepts the app secret (Breeze: a signed
     /// call); brokers that do not sign calls have nothing to check.
-    pub async fn check_secret(&self, _material: &Material) -> Result<(), BrokerError> {
+    pub async fn check_secret(&self, material: &Material) -> Result<(), BrokerError> {
         match &self.kind {
             BrokerClientKind::Jainam(_) | BrokerClientKind::KotakNeo(_) => Ok(()),
+            BrokerClientKind::Breeze(c) => c.check_secret(material).await,
         }
     }
 
@@ -539,7 +585,9 @@ impl BrokerClient {
             BrokerClientKind::Jainam(c) => c.logout(&material.token).await,
             // Kotak has no server-side logout: forgetting the tokens is all
             // its own SDK does too.
-            BrokerClientKind::KotakNeo(_) => Ok(()),
+            // Neither has a logout endpoint: forgetting the tokens is all
+            // their own SDKs do too.
+            BrokerClientKind::KotakNeo(_) | BrokerClientKind::Breeze(_) => Ok(()),
         }
     }
 }

@@ -250,6 +250,11 @@ pub struct SimulatorRoots {
     pub jainam: Option<String>,
     /// The Kotak Neo simulator's URL (login host and base URL).
     pub kotak_neo: Option<String>,
+    /// The Kite simulator's URL (API root and login root).
+    pub zerodha: Option<String>,
+    /// The Breeze simulator's URL (the API is under `/breezeapi/api/v1`,
+    /// the login page under `/apiuser`).
+    pub breeze: Option<String>,
 }
 
 /// An address nothing listens on: an account pointing at a simulator that
@@ -314,7 +319,20 @@ fn connectors(
                 },
             )]
         }
-        // Other brokers are rejected by config validation in this build.
-        _ => Vec::new(),
+        BrokerId::Breeze => {
+            let Some(breeze) = account.breeze.as_ref() else {
+                return Vec::new();
+            };
+            let mut cfg = breeze.clone();
+            let api = simulators
+                .breeze
+                .as_ref()
+                .map(|r| format!("{r}/breezeapi/api/v1"));
+            let login = simulators.breeze.as_ref().map(|r| format!("{r}/apiuser"));
+            simulated(&mut cfg.api_root, api.as_ref());
+            simulated(&mut cfg.login_root, login.as_ref());
+            vec![(Api::Interactive, Connector::Breeze { cfg, timeout })]
+        }
+        BrokerId::Zerodha => Vec::new(),
     }
 }
