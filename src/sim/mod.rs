@@ -2,6 +2,7 @@
 //! documented wire format and inject faults on demand. Tests and the demo
 //! run against these; nothing here ever reaches a real broker.
 
+pub mod kite;
 pub mod kotak;
 mod serve;
 pub mod xts;
