@@ -8,6 +8,7 @@ pub mod ist;
 pub mod jainam;
 pub mod jwt;
 pub mod kotak_neo;
+pub mod zerodha;
 
 use std::collections::BTreeMap;
 use std::fmt;

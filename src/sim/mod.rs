@@ -3,6 +3,7 @@
 //! run against these; nothing here ever reaches a real broker.
 
 pub mod breeze;
+pub mod kite;
 pub mod kotak;
 mod serve;
 pub mod xts;
