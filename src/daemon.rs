@@ -19,6 +19,7 @@ use crate::server::{self, ServerMetrics, Shared};
 use crate::session::SimulatorRoots;
 use crate::session::{Access, Registry};
 use crate::sim::breeze::{BreezeSim, BreezeSimConfig};
+use crate::sim::kite::{KiteSim, KiteSimConfig};
 use crate::sim::kotak::{KotakSim, KotakSimConfig};
 use crate::sim::xts::{XtsSim, XtsSimConfig};
 use crate::store::{self, Store};
@@ -222,6 +223,7 @@ impl Running {
         if let Some(sims) = &self.simulators {
             sims.xts.shutdown().await;
             sims.kotak.shutdown().await;
+            sims.kite.shutdown().await;
             sims.breeze.shutdown().await;
         }
         info!("stopped");
@@ -256,6 +258,8 @@ pub struct Simulators {
     pub xts: XtsSim,
     /// Kotak Neo.
     pub kotak: KotakSim,
+    /// Zerodha Kite.
+    pub kite: KiteSim,
     /// ICICI Breeze.
     pub breeze: BreezeSim,
 }
@@ -276,15 +280,26 @@ impl Simulators {
         })
         .await
         .context("starting the bundled Kotak Neo simulator")?;
+        let kite = KiteSim::start(KiteSimConfig {
+            listen: next_port(listen, 2),
+            ..KiteSimConfig::default()
+        })
+        .await
+        .context("starting the bundled Kite simulator")?;
         let breeze = BreezeSim::start(BreezeSimConfig {
             listen: next_port(listen, 3),
             ..BreezeSimConfig::default()
         })
         .await
         .context("starting the bundled Breeze simulator")?;
-        info!(jainam = %xts.base_url(), kotak_neo = %kotak.base_url(), breeze = %breeze.base_url(),
-              "bundled broker simulators listening");
-        Ok(Self { xts, kotak, breeze })
+        info!(jainam = %xts.base_url(), kotak_neo = %kotak.base_url(), zerodha = %kite.base_url(),
+              breeze = %breeze.base_url(), "bundled broker simulators listening");
+        Ok(Self {
+            xts,
+            kotak,
+            kite,
+            breeze,
+        })
     }
 
     /// Registers the callback listener as the redirect URL of every
@@ -292,6 +307,16 @@ impl Simulators {
     /// broker's developer console.
     fn register_redirects(&self, config: &Config, callback: &crate::config::CallbackConfig) {
         for account in &config.accounts {
+            if let Some(z) = account
+                .zerodha
+                .as_ref()
+                .filter(|z| z.login_root == crate::config::SIMULATOR_ROOT)
+            {
+                self.kite.set_redirect_url(
+                    z.api_key.expose(),
+                    &callback.redirect_url(account.broker, &account.name),
+                );
+            }
             if let Some(b) = account
                 .breeze
                 .as_ref()
@@ -309,7 +334,7 @@ impl Simulators {
         SimulatorRoots {
             jainam: Some(self.xts.base_url()),
             kotak_neo: Some(self.kotak.base_url()),
-            zerodha: None,
+            zerodha: Some(self.kite.base_url()),
             breeze: Some(self.breeze.base_url()),
         }
     }

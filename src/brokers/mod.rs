@@ -238,6 +238,13 @@ pub enum Connector {
         /// HTTP timeout of one broker call.
         timeout: std::time::Duration,
     },
+    /// Zerodha Kite Connect (a person's browser login every day).
+    Zerodha {
+        /// The account's Kite settings (secrets resolved).
+        cfg: crate::config::ZerodhaConfig,
+        /// HTTP timeout of one broker call.
+        timeout: std::time::Duration,
+    },
     /// ICICI Breeze (a person's browser login every day).
     Breeze {
         /// The account's Breeze settings (secrets resolved).
@@ -271,6 +278,14 @@ impl Connector {
     ) -> Result<(NewSession, BrokerClient), BrokerError> {
         if let Some(submitted) = submission {
             return match self {
+                Self::Zerodha { cfg, timeout } => {
+                    let client = zerodha::ZerodhaClient::new(cfg, *timeout)?;
+                    let session = client.exchange(submitted).await?;
+                    Ok((
+                        session,
+                        BrokerClient::new(BrokerClientKind::Zerodha(client)),
+                    ))
+                }
                 Self::Breeze { cfg, timeout } => {
                     let client = breeze::BreezeClient::new(cfg, *timeout)?;
                     let session = client.exchange(submitted).await?;
@@ -282,7 +297,7 @@ impl Connector {
             };
         }
         match self {
-            Self::Breeze { .. } => Err(BrokerError::Config(
+            Self::Zerodha { .. } | Self::Breeze { .. } => Err(BrokerError::Config(
                 "only a person's browser login can start a session of this broker".into(),
             )),
             Self::Jainam { cfg, api, timeout } => {
@@ -316,6 +331,10 @@ impl Connector {
                 let client = kotak_neo::KotakClient::new(cfg, *timeout)?;
                 Ok(BrokerClient::new(BrokerClientKind::KotakNeo(client)))
             }
+            Self::Zerodha { cfg, timeout } => {
+                let client = zerodha::ZerodhaClient::new(cfg, *timeout)?;
+                Ok(BrokerClient::new(BrokerClientKind::Zerodha(client)))
+            }
             Self::Breeze { cfg, timeout } => {
                 let client = breeze::BreezeClient::new(cfg, *timeout)?;
                 Ok(BrokerClient::new(BrokerClientKind::Breeze(client)))
@@ -347,6 +366,9 @@ impl Connector {
                 },
             ) => a == b && t == u,
             (Self::Breeze { cfg: a, timeout: t }, Self::Breeze { cfg: b, timeout: u }) => {
+                a == b && t == u
+            }
+            (Self::Zerodha { cfg: a, timeout: t }, Self::Zerodha { cfg: b, timeout: u }) => {
                 a == b && t == u
             }
             _ => false,
@@ -394,6 +416,10 @@ impl Connector {
                     &b.totp_seed,
                     &b.neo_fin_key,
                 )
+            }
+            (Self::Zerodha { cfg: a, .. }, Self::Zerodha { cfg: b, .. }) => {
+                (&a.api_root, &a.api_key, &a.api_secret, &a.user_id)
+                    != (&b.api_root, &b.api_key, &b.api_secret, &b.user_id)
             }
             (Self::Breeze { cfg: a, .. }, Self::Breeze { cfg: b, .. }) => {
                 (&a.api_root, &a.app_key, &a.secret_key, &a.user_id)
@@ -450,7 +476,7 @@ impl Connector {
                 }
                 _ => Vec::new(),
             },
-            Self::Jainam { .. } | Self::Breeze { .. } => Vec::new(),
+            Self::Jainam { .. } | Self::Zerodha { .. } | Self::Breeze { .. } => Vec::new(),
         }
     }
 
@@ -467,6 +493,7 @@ impl Connector {
                     (_, m) => Report::DeadSession(m),
                 }
             }
+            Self::Zerodha { .. } => zerodha::classify_report(status, reason),
             Self::Breeze { .. } => match breeze::classify_report(status, reason) {
                 breeze::ReportClass::Dead(m) => Report::DeadSession(m),
                 breeze::ReportClass::Recheck(m) => Report::Recheck(m),
@@ -477,9 +504,10 @@ impl Connector {
 
     /// Where a person logs in, for brokers that need one (`state` rides
     /// along where the broker passes it back).
-    pub fn login_url(&self, _state: &str) -> Option<String> {
+    pub fn login_url(&self, state: &str) -> Option<String> {
         match self {
             Self::Jainam { .. } | Self::KotakNeo { .. } => None,
+            Self::Zerodha { cfg, .. } => Some(zerodha::login_url(cfg, state)),
             // Breeze passes nothing back but the session key.
             Self::Breeze { cfg, .. } => Some(breeze::login_url(cfg)),
         }
@@ -489,6 +517,7 @@ impl Connector {
     pub fn reminder(&self) -> Option<crate::config::Reminder> {
         match self {
             Self::Jainam { .. } | Self::KotakNeo { .. } => None,
+            Self::Zerodha { cfg, .. } => Some(cfg.reminder.clone()),
             Self::Breeze { cfg, .. } => Some(cfg.reminder.clone()),
         }
     }
@@ -508,7 +537,7 @@ impl Connector {
                 body,
                 now,
             )),
-            Self::Jainam { .. } | Self::KotakNeo { .. } => {
+            Self::Jainam { .. } | Self::KotakNeo { .. } | Self::Zerodha { .. } => {
                 Err("only breeze signs requests; send this broker's headers as they are".into())
             }
         }
@@ -518,7 +547,7 @@ impl Connector {
     pub fn app_expiry_warning(&self) -> Option<std::time::Duration> {
         match self {
             Self::Jainam { cfg, .. } => Some(cfg.app_expiry_warning),
-            Self::KotakNeo { .. } | Self::Breeze { .. } => None,
+            Self::KotakNeo { .. } | Self::Zerodha { .. } | Self::Breeze { .. } => None,
         }
     }
 }
@@ -548,6 +577,7 @@ pub struct BrokerClient {
 enum BrokerClientKind {
     Jainam(jainam::JainamClient),
     KotakNeo(kotak_neo::KotakClient),
+    Zerodha(zerodha::ZerodhaClient),
     Breeze(breeze::BreezeClient),
 }
 
@@ -567,6 +597,7 @@ impl BrokerClient {
         match &self.kind {
             BrokerClientKind::Jainam(c) => c.validate(&material.token).await,
             BrokerClientKind::KotakNeo(c) => c.validate(material).await,
+            BrokerClientKind::Zerodha(c) => c.validate(material).await,
             BrokerClientKind::Breeze(c) => c.validate(material).await,
         }
     }
@@ -575,7 +606,9 @@ impl BrokerClient {
     /// call); brokers that do not sign calls have nothing to check.
     pub async fn check_secret(&self, material: &Material) -> Result<(), BrokerError> {
         match &self.kind {
-            BrokerClientKind::Jainam(_) | BrokerClientKind::KotakNeo(_) => Ok(()),
+            BrokerClientKind::Jainam(_)
+            | BrokerClientKind::KotakNeo(_)
+            | BrokerClientKind::Zerodha(_) => Ok(()),
             BrokerClientKind::Breeze(c) => c.check_secret(material).await,
         }
     }
@@ -584,6 +617,7 @@ impl BrokerClient {
     pub async fn logout(&self, material: &Material) -> Result<(), BrokerError> {
         match &self.kind {
             BrokerClientKind::Jainam(c) => c.logout(&material.token).await,
+            BrokerClientKind::Zerodha(c) => c.logout(material).await,
             // Kotak has no server-side logout: forgetting the tokens is all
             // its own SDK does too.
             // Neither has a logout endpoint: forgetting the tokens is all

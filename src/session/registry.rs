@@ -333,6 +333,14 @@ fn connectors(
             simulated(&mut cfg.login_root, login.as_ref());
             vec![(Api::Interactive, Connector::Breeze { cfg, timeout })]
         }
-        BrokerId::Zerodha => Vec::new(),
+        BrokerId::Zerodha => {
+            let Some(zerodha) = account.zerodha.as_ref() else {
+                return Vec::new();
+            };
+            let mut cfg = zerodha.clone();
+            simulated(&mut cfg.api_root, simulators.zerodha.as_ref());
+            simulated(&mut cfg.login_root, simulators.zerodha.as_ref());
+            vec![(Api::Interactive, Connector::Zerodha { cfg, timeout })]
+        }
     }
 }
