@@ -2,6 +2,8 @@
 //! dir, and clients over the real Unix socket.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
