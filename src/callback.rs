@@ -7,7 +7,6 @@
 //! - `GET /callback/zerodha/{account}?request_token=..&status=success&state=..`
 //! - `GET|POST /callback/breeze/{account}` with `API_Session` (form field or
 //!   query) or `apisession` (query or form field)
-//! - `GET /` lists the interactive accounts with their login links.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,7 +49,6 @@ pub async fn serve(
     cancel: CancellationToken,
 ) {
     let app = Router::new()
-        .route("/", get(index))
         .route("/callback/zerodha", get(zerodha_only))
         .route("/callback/zerodha/{account}", get(zerodha))
         .route("/callback/breeze", get(breeze_only).post(breeze_only))
@@ -97,7 +95,10 @@ async fn zerodha_for(ctx: Ctx, account: Option<String>, q: Params) -> Response {
             ),
         );
     }
-    let Some(token) = q.get("request_token").filter(|t| !t.is_empty()) else {
+    let Some(token) = q
+        .get("request_token")
+        .filter(|t| crate::session::plausible_submission(t))
+    else {
         return page(
             StatusCode::BAD_REQUEST,
             "No request token",
@@ -150,7 +151,7 @@ async fn breeze_for(ctx: Ctx, account: Option<String>, q: Params, form: RawForm)
             })
             .map(|(_, v)| v.trim().to_string())
     });
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
+    let Some(key) = key.filter(|k| crate::session::plausible_submission(k)) else {
         return page(
             StatusCode::BAD_REQUEST,
             "No session key",
@@ -209,32 +210,6 @@ async fn complete(
 
 fn failure_text(e: &RequestError) -> String {
     format!("{} ({})", e.message, e.code.as_str())
-}
-
-async fn index(State(ctx): State<Ctx>) -> Response {
-    let mut rows = String::new();
-    for slot in ctx.registry.slots().iter().filter(|s| s.interactive()) {
-        let status = slot.status();
-        let until = status.expires_at.map(ist).unwrap_or_else(|| "-".into());
-        let link = slot
-            .login_url()
-            .map(|u| format!("<a href=\"{}\">log in</a>", escape(&u)))
-            .unwrap_or_default();
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{link}</td></tr>",
-            escape(&slot.key().to_string()),
-            status.state.as_str(),
-            escape(&until),
-        ));
-    }
-    let body = if rows.is_empty() {
-        "No Zerodha or Breeze accounts are configured.".to_string()
-    } else {
-        format!(
-            "<table><tr><th>session</th><th>state</th><th>valid until</th><th></th></tr>{rows}</table>"
-        )
-    };
-    Html(shell("brokerd logins", &body)).into_response()
 }
 
 fn ist(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -130,6 +130,7 @@ pub async fn start_with(
         config.source.clone(),
         Arc::clone(&registry),
         d.clone(),
+        config.callback.clone(),
     ));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let shared = Arc::new(Shared {
@@ -152,6 +153,8 @@ pub async fn start_with(
         cancel.clone(),
         tracker.clone(),
     ));
+    // Subscribed before the slots start: the startup alerts must reach it.
+    let notify_rx = d.notify.as_ref().map(|_| registry.events().subscribe());
     registry.spawn_drivers(&cancel, &tracker);
     if let Some(listener) = callback {
         tracker.spawn(crate::callback::serve(
@@ -161,10 +164,8 @@ pub async fn start_with(
             cancel.clone(),
         ));
     }
-    if let Some(notify) = d.notify.clone() {
-        let events = registry.events().clone();
-        let stop = cancel.clone();
-        tracker.spawn(async move { crate::notify::run(notify, &events, stop).await });
+    if let (Some(notify), Some(rx)) = (d.notify.clone(), notify_rx) {
+        tracker.spawn(crate::notify::run(notify, rx, cancel.clone()));
     }
     spawn_audit_pruning(&config, Arc::clone(&store), cancel.clone(), &tracker);
     tracker.spawn(crate::systemd::run(Arc::clone(&registry), cancel.clone()));

@@ -7,12 +7,13 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
+use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::NotifyConfig;
-use crate::session::{Event, EventBus, EventKind};
+use crate::session::{Event, EventKind};
 
 /// Output beyond this is cut from the log line.
 const MAX_LOGGED_OUTPUT: usize = 2048;
@@ -25,9 +26,9 @@ pub fn wanted(kind: EventKind) -> bool {
     )
 }
 
-/// Runs the command for every wanted event until `cancel`.
-pub async fn run(cfg: NotifyConfig, events: &EventBus, cancel: CancellationToken) {
-    let mut rx = events.subscribe();
+/// Runs the command for every wanted event on `rx` until `cancel`. The
+/// caller subscribes before the slots start, so no startup alert is missed.
+pub async fn run(cfg: NotifyConfig, mut rx: Receiver<Event>, cancel: CancellationToken) {
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -65,14 +66,24 @@ pub async fn notify_once(cfg: &NotifyConfig, event: &Event) -> Outcome {
     let line = crate::server::protocol::event_json(event) + "\n";
     let (program, args) = cfg.argv.split_first().expect("validated: not empty");
     let (broker, account, kind) = (event.key.broker, &event.key.account, event.kind.as_str());
-    let mut child = match Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
+        // Only what a script needs: the daemon's environment can hold
+        // secrets (env: references) and the credentials directory.
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("LANG", "C.UTF-8")
+        // Its own process group, so a timeout ends what it started too.
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             warn!(%broker, %account, event = kind, program = %program, error = %e,
@@ -80,6 +91,7 @@ pub async fn notify_once(cfg: &NotifyConfig, event: &Event) -> Outcome {
             return Outcome::NotStarted;
         }
     };
+    let pid = child.id();
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -117,7 +129,16 @@ pub async fn notify_once(cfg: &NotifyConfig, event: &Event) -> Outcome {
             Outcome::Exited(code)
         }
         Err(_) => {
-            // Dropping the future dropped the child: kill_on_drop ends it.
+            // Dropping the future dropped the child (kill_on_drop ends it);
+            // whatever it started in its group goes too.
+            if let Some(pid) = pid {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pid}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .await;
+            }
             warn!(%broker, %account, event = kind, timeout_secs = cfg.timeout.as_secs(),
                   "notify_command did not finish in time and was killed");
             Outcome::TimedOut
@@ -167,6 +188,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_environment_is_not_passed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env");
+        let script = format!("env > {}", out.display());
+        notify_once(&cfg(&script, DEFAULT_TIMEOUT), &event(EventKind::Conflict)).await;
+        let env = std::fs::read_to_string(&out).unwrap();
+        assert!(env.contains("PATH="), "{env}");
+        assert!(
+            !env.contains("CARGO"),
+            "cargo's variables did not leak: {env}"
+        );
+    }
+
+    #[tokio::test]
     async fn the_event_json_arrives_on_stdin() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("got.json");
@@ -189,13 +224,19 @@ mod tests {
     #[tokio::test]
     async fn a_hanging_command_is_killed_at_the_timeout() {
         let started = std::time::Instant::now();
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survivor");
+        // A grandchild that would outlive a plain kill of the shell.
+        let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
         let outcome = notify_once(
-            &cfg("sleep 30", Duration::from_millis(300)),
+            &cfg(&script, Duration::from_millis(300)),
             &event(EventKind::LockedOut),
         )
         .await;
         assert_eq!(outcome, Outcome::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!marker.exists(), "the whole process group was killed");
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::config::{Config, DaemonConfig};
+use crate::config::{CallbackConfig, Config, DaemonConfig};
 use crate::session::{Registry, ReloadReport};
 
 /// A reload asked for over the socket: whether to forget the stored
@@ -30,17 +30,24 @@ pub struct ReloadOutcome {
 pub struct Reloader {
     path: Option<PathBuf>,
     registry: Arc<Registry>,
-    // tokio Mutex: held across the whole reload, so two reloads never interleave.
-    daemon: tokio::sync::Mutex<DaemonConfig>,
+    // tokio Mutex: held across the whole reload, so two reloads never
+    // interleave. Holds the settings the process runs with (`[daemon]`,
+    // `[callback]`), which only a restart changes.
+    daemon: tokio::sync::Mutex<(DaemonConfig, Option<CallbackConfig>)>,
 }
 
 impl Reloader {
     /// A reloader for the config at `path` (None: loaded from text, e.g. tests).
-    pub fn new(path: Option<PathBuf>, registry: Arc<Registry>, daemon: DaemonConfig) -> Self {
+    pub fn new(
+        path: Option<PathBuf>,
+        registry: Arc<Registry>,
+        daemon: DaemonConfig,
+        callback: Option<CallbackConfig>,
+    ) -> Self {
         Self {
             path,
             registry,
-            daemon: tokio::sync::Mutex::new(daemon),
+            daemon: tokio::sync::Mutex::new((daemon, callback)),
         }
     }
 
@@ -71,15 +78,20 @@ impl Reloader {
 
     /// Applies an already validated configuration.
     pub async fn apply(&self, config: &Config, forget_removed: bool) -> ReloadOutcome {
-        let mut daemon = self.daemon.lock().await;
-        let needs_restart = daemon_changes(&daemon, &config.daemon);
+        let running = self.daemon.lock().await;
+        let mut needs_restart = daemon_changes(&running.0, &config.daemon);
+        if running.1 != config.callback {
+            needs_restart.push("callback".to_string());
+        }
         for key in &needs_restart {
             warn!(key = %key, "changed in the config; it applies after a restart (systemctl restart brokerd)");
         }
         let report = self.registry.reload(config, forget_removed).await;
         info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed,
               unchanged = report.unchanged, "configuration reloaded");
-        *daemon = config.daemon.clone();
+        // The running settings stay as they are: they are reported again
+        // until a restart applies them.
+        drop(running);
         ReloadOutcome {
             report,
             needs_restart,
@@ -111,6 +123,7 @@ fn daemon_changes(old: &DaemonConfig, new: &DaemonConfig) -> Vec<String> {
     check("database_url", old.database_url == new.database_url);
     check("key", old.key == new.key);
     check("log_format", old.log_format == new.log_format);
+    check("notify_command", old.notify == new.notify);
     check("limits", old.limits == new.limits);
     check(
         "audit_retention",

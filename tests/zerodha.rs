@@ -188,9 +188,13 @@ async fn the_wrong_user_or_a_wrong_secret_never_becomes_the_session() {
 
 #[tokio::test]
 async fn the_cutoff_moves_the_account_to_auth_required() {
-    let cutoff = ist_in(4);
+    // Far enough ahead that a slow start cannot push it to tomorrow.
+    let secs = 15;
+    let cutoff = ist_in(secs);
+    let cutoff_at = chrono::Utc::now() + chrono::Duration::seconds(secs);
     let b = Browser::start(&format!("cutoff = \"{cutoff}\""), "", "").await;
     let mut events = subscribe(&b, "zerodha").await;
+    let before = b.login_url("zerodha").await;
     let r = b
         .call(zerodha(
             json!({"op": "submit", "request_token": b.kite.mint_request_token(KITE_KEY)}),
@@ -207,16 +211,68 @@ async fn the_cutoff_moves_the_account_to_auth_required() {
             .unwrap()
             .contains("/connect/login")
     );
+    // More validity than the cut-off leaves: a new login would end at the
+    // same cut-off, so nobody is woken and the session stays active.
+    let r = b
+        .call(zerodha(json!({"op": "token", "min_valid_secs": 3600})))
+        .await;
+    assert_eq!(error_code(&r), "unavailable", "{r}");
+    assert_eq!(b.status_of("zerodha").await["state"], "active");
+
     // (The startup announcement, generation 0, may come first.)
-    let mut auth = next_event(&mut events, "auth_required", Duration::from_secs(10)).await;
+    let mut auth = next_event(
+        &mut events,
+        "auth_required",
+        Duration::from_secs(secs as u64 + 10),
+    )
+    .await;
     if auth["generation"] == 0 {
-        auth = next_event(&mut events, "auth_required", Duration::from_secs(10)).await;
+        auth = next_event(
+            &mut events,
+            "auth_required",
+            Duration::from_secs(secs as u64 + 10),
+        )
+        .await;
     }
     assert_eq!(auth["generation"], 1);
-    assert!(auth["login_url"].as_str().unwrap().contains("state%3D"));
+    assert!(
+        chrono::Utc::now() >= cutoff_at - chrono::Duration::seconds(1),
+        "announced at the cut-off, not before"
+    );
+    // The alert carries a fresh link: the one from before the login is retired.
+    let link = auth["login_url"].as_str().unwrap();
+    assert!(link.contains("state%3D"), "{link}");
+    assert_ne!(link, before);
     let r = b.call(zerodha(json!({"op": "token"}))).await;
     assert_eq!(error_code(&r), "auth_required");
-    assert!(r["error"]["login_url"].is_string());
+    assert_eq!(r["error"]["login_url"], link);
+    let (status, page) = open(&before).await;
+    assert_eq!(status, 400, "the old link is dead: {page}");
+    let (status, page) = open(link).await;
+    assert_eq!(status, 200, "the alert's link works: {page}");
+}
+
+#[tokio::test]
+async fn a_logout_during_a_submission_leaves_the_account_alone() {
+    let b = Browser::start("", "", "").await;
+    b.kite.set_latency(Duration::from_millis(800));
+    let pending = {
+        let mut c = b.client().await;
+        tokio::spawn(async move {
+            c.call(
+                &json!({"op": "submit", "broker": "zerodha", "request_token": "not-a-real-token"}),
+            )
+            .await
+            .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = b.call(zerodha(json!({"op": "logout"}))).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let r = pending.await.unwrap();
+    assert_eq!(error_code(&r), "login_failed", "{r}");
+    // Logged out means nobody wants a session: no auth_required, no alerts.
+    assert_eq!(b.status_of("zerodha").await["state"], "empty");
 }
 
 #[tokio::test]
@@ -331,4 +387,25 @@ async fn notify_command_gets_the_event_with_the_login_link() {
     let (status, page) = open(url).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(b.status_of("zerodha").await["state"], "active");
+}
+
+#[tokio::test]
+async fn the_daily_reminder_repeats_the_alert_while_nobody_has_logged_in() {
+    let secs = 8;
+    let remind_at = ist_in(secs);
+    let due = chrono::Utc::now() + chrono::Duration::seconds(secs);
+    let b = Browser::start(&format!("remind_at = \"{remind_at}\""), "", "").await;
+    let mut events = subscribe(&b, "zerodha").await;
+    // The startup announcement may arrive first; the reminder comes at its time.
+    let mut reminder = next_event(&mut events, "auth_required", Duration::from_secs(20)).await;
+    if chrono::Utc::now() < due - chrono::Duration::seconds(1) {
+        reminder = next_event(&mut events, "auth_required", Duration::from_secs(20)).await;
+    }
+    assert!(chrono::Utc::now() >= due - chrono::Duration::seconds(1));
+    assert_eq!(reminder["generation"], 0);
+    assert!(
+        reminder["login_url"].as_str().unwrap().contains("state%3D"),
+        "{reminder}"
+    );
+    assert_eq!(b.status_of("zerodha").await["state"], "auth_required");
 }

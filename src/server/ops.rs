@@ -290,9 +290,7 @@ fn submission(req: &Request<'_>, slot: &Slot) -> Result<crate::secret::Secret, R
         _ => req.request_token.is_some(),
     };
     match value.as_deref().map(str::trim) {
-        Some(v) if !v.is_empty() && v.len() <= 512 && !v.contains(char::is_control) => {
-            Ok(crate::secret::Secret::new(v))
-        }
+        Some(v) if crate::session::plausible_submission(v) => Ok(crate::secret::Secret::new(v)),
         Some(_) => Err(RequestError::new(
             ErrorCode::BadRequest,
             format!("\"{want}\" is empty or malformed; paste the value from the login redirect"),

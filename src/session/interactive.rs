@@ -42,6 +42,13 @@ impl Nonce {
     }
 }
 
+/// Whether a submitted request token / session key can be one at all:
+/// not empty, not huge, no control characters (it goes into a form field
+/// or JSON body, and into no log).
+pub fn plausible_submission(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 512 && !value.contains(char::is_control)
+}
+
 /// Compares without stopping at the first difference, so the time taken
 /// says nothing about how much of a guessed state was right.
 fn same(a: &str, b: &str) -> bool {
@@ -93,13 +100,22 @@ impl Slot {
         }
     }
 
-    /// Enters `auth_required` (once) and queues its announcement.
+    /// Enters `auth_required` and, once per wait for a person, queues its
+    /// announcement with a fresh login link.
     pub(super) fn require_auth(&self, st: &mut SlotState, reason: &'static str) {
         if st.phase == Phase::AuthRequired {
             return;
         }
         st.phase = Phase::AuthRequired;
         st.next_reminder = None;
+        if st.auth_announced {
+            return;
+        }
+        st.auth_announced = true;
+        // A fresh link for the alert: one minted earlier (by a status call
+        // while the session was alive) could expire before the person acts.
+        // (nonce is only ever taken inside the state lock, never around it.)
+        *self.nonce.lock() = None;
         st.announce.push(EventKind::AuthRequired);
         info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, reason,
               "waiting for a browser login: `brokerctl login-url {} --account {}` prints the link",
@@ -304,8 +320,14 @@ impl Slot {
                 .filter(|l| l.generation == generation && !st.dead)
         }?;
         let material = &live.session.material;
+        // The secret check uses the settings of now (a reload may have
+        // brought the regenerated secret that `sign` already uses).
+        let checker = self.settings.lock().connector.rehydrate(material);
         let verdict = match live.client.validate(material).await {
-            Ok(()) => live.client.check_secret(material).await,
+            Ok(()) => match checker {
+                Ok(c) => c.check_secret(material).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let (b, a) = (self.key.broker, &self.key.account);
@@ -327,12 +349,23 @@ impl Slot {
                 None
             }
             Err(BrokerError::Rejected(m) | BrokerError::Config(m)) => {
-                {
+                let current = {
                     let mut st = self.state.lock();
-                    if st.phase != Phase::LoggingIn {
-                        st.phase = Phase::LockedOut;
+                    let current = st
+                        .current
+                        .as_ref()
+                        .is_some_and(|l| l.generation == generation);
+                    if current {
+                        if st.phase != Phase::LoggingIn {
+                            st.phase = Phase::LockedOut;
+                        }
+                        st.last_error = Some(("locked_out", m.clone()));
                     }
-                    st.last_error = Some(("locked_out", m.clone()));
+                    current
+                };
+                if !current {
+                    // A newer session arrived meanwhile: this verdict is stale.
+                    return Some(self.token(min_valid, wait).await);
                 }
                 self.notify();
                 error!(broker = %b, account = %a, generation, error = %m, "the broker refuses the app's credentials");

@@ -170,6 +170,7 @@ impl Slot {
                 st.last_login_at = Some(Utc::now());
                 st.last_error = None;
                 st.want_session = true;
+                st.auth_announced = false;
                 Some(st.current.replace(live.clone()))
             }
         };
@@ -179,6 +180,10 @@ impl Slot {
         };
         // The retired client (and any rejected token) is dropped here, never reused.
         drop(retired);
+        if self.interactive() {
+            // Any login retires the current link: the next wait gets a new one.
+            *self.nonce.lock() = None;
+        }
         self.counters.logins_ok.fetch_add(1, Ordering::Relaxed);
         info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
               duration_ms, outcome = "ok", token = %fingerprint, expires_at = %expires_at.to_rfc3339(),
@@ -218,13 +223,14 @@ impl Slot {
                     .current
                     .as_ref()
                     .is_some_and(|l| !st.dead && !l.remaining(Utc::now()).is_zero());
-                st.phase = if usable {
-                    Phase::Idle
-                } else {
-                    Phase::AuthRequired
-                };
                 st.last_error = Some(("login_failed", message.clone()));
+                // A logout during the exchange wants nothing any more.
+                st.phase = Phase::Idle;
+                if !usable && st.want_session {
+                    self.require_auth(&mut st, "browser login could not be completed");
+                }
             }
+            self.notify();
             warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                   duration_ms, outcome = "failed", error = %message, "browser login could not be completed");
             self.audit(None, AuditEvent::LoginFailed, &message).await;
@@ -335,6 +341,7 @@ impl Slot {
             }
             let dead = st.dead;
             st.dead = false;
+            st.auth_announced = false;
             (st.current.take(), dead)
         };
         self.notify();

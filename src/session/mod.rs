@@ -14,6 +14,7 @@ mod status;
 
 pub use error::{ErrorCode, RequestError};
 pub use events::{Event, EventBus, EventKind};
+pub use interactive::plausible_submission;
 pub use live::Live;
 pub use registry::{Registry, ReloadReport, SimulatorRoots};
 pub use slot::{Access, Report, Slot, SlotCounters, State};

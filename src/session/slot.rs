@@ -97,6 +97,10 @@ pub(super) struct SlotState {
     pub next_reminder: Option<DateTime<Utc>>,
     /// Interactive brokers: the generation whose `expiring` was announced.
     pub expiring_sent: u64,
+    /// Interactive brokers: this wait for a person has been announced
+    /// (reset when a session is published or on logout), so failed
+    /// submissions do not repeat the alert.
+    pub auth_announced: bool,
 }
 
 /// Counters for `metrics`; atomics because requests bump them concurrently.
@@ -207,6 +211,7 @@ impl Slot {
                 announce: Vec::new(),
                 next_reminder: None,
                 expiring_sent: 0,
+                auth_announced: false,
             }),
             changed: watch::channel(0).0,
             tasks,
@@ -541,6 +546,27 @@ impl Slot {
                             "{} issues sessions valid for only {}s, less than the {}s asked for",
                             self.key.broker,
                             live.lifetime().as_secs(),
+                            need.min_valid.as_secs()
+                        ),
+                    ));
+                }
+                // Interactive brokers: a new browser login would end at the
+                // same daily cut-off, so waking a person cannot help.
+                if let Some(live) = st
+                    .current
+                    .as_ref()
+                    .filter(|_| !st.dead && need.newer_than == 0)
+                    && self.interactive()
+                    && !live.remaining(now).is_zero()
+                {
+                    return Decision::Fail(RequestError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "{}: the session ends at {} ({}s left), less than the {}s asked for; a new browser \
+                             login would end at the same daily cut-off, so ask for less",
+                            self.key,
+                            live.expires_at().to_rfc3339(),
+                            live.remaining(now).as_secs(),
                             need.min_valid.as_secs()
                         ),
                     ));

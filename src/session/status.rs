@@ -47,7 +47,6 @@ impl Slot {
                 settings.connector.warnings(),
             )
         };
-        let login_url = self.interactive().then(|| self.login_url()).flatten();
         let st = self.state.lock();
         let now = Utc::now();
         let live = st.current.as_ref();
@@ -70,7 +69,7 @@ impl Slot {
             warnings.push(w);
         }
         let c = &self.counters;
-        SlotStatus {
+        let mut status = SlotStatus {
             key: self.key.clone(),
             state,
             generation: live.map_or(st.generation, |l| l.generation),
@@ -84,7 +83,7 @@ impl Slot {
             app_expiry: live.and_then(|l| l.session.meta.app_expiry.clone()),
             warnings,
             client_serial: live.map(|l| l.client.serial()),
-            login_url: login_url.filter(|_| usable.is_none() || st.phase == Phase::AuthRequired),
+            login_url: None,
             counters: [
                 c.logins_ok.load(Ordering::Relaxed),
                 c.logins_failed.load(Ordering::Relaxed),
@@ -92,7 +91,13 @@ impl Slot {
                 c.invalidations_stale.load(Ordering::Relaxed),
                 c.token_requests.load(Ordering::Relaxed),
             ],
+        };
+        drop(st);
+        // Only a slot waiting for a person shows (and so mints) its link.
+        if self.interactive() && matches!(state, State::AuthRequired | State::Empty) {
+            status.login_url = self.login_url();
         }
+        status
     }
 }
 

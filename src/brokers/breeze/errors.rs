@@ -157,10 +157,14 @@ pub fn classify_report(status: Option<u16>, reason: &str) -> ReportClass {
         ))
     } else if lower.contains("limit exceed") {
         ReportClass::Transient(format!("Breeze rate limit ({seen})"))
-    } else if matches!(status, Some(401 | 403)) {
-        ReportClass::Dead(format!("Breeze refused the session ({seen})"))
     } else if html || status.is_some_and(|s| s == 429 || s >= 500) {
+        // An HTML page (a proxy, a firewall, an outage) never says anything
+        // about the session, whatever its status.
         ReportClass::Transient(format!("Breeze failed temporarily ({seen})"))
+    } else if matches!(status, Some(401 | 403)) {
+        ReportClass::Recheck(format!(
+            "Breeze refused the call ({seen}); re-validating the session"
+        ))
     } else {
         ReportClass::Recheck(format!(
             "an unrecognised Breeze rejection ({seen}); re-validating"

@@ -580,7 +580,7 @@ fn redact_hides_token_like_runs() {
 #[test]
 fn classify_report_table() {
     use ReportClass::*;
-    let cases: [(Option<u16>, &str, &str); 20] = [
+    let cases: [(Option<u16>, &str, &str); 21] = [
         (
             Some(200),
             r#"{"Success":null,"Status":5,"Error":"Authentication Fail :: Invalid Checksum."}"#,
@@ -595,8 +595,15 @@ fn classify_report_table() {
             "dead",
         ),
         (None, "invalid SESSION", "dead"),
-        (Some(401), "", "dead"),
-        (Some(403), "Forbidden", "dead"),
+        // A bare 401/403 is asked about, not believed: one customerdetails
+        // call settles it; an HTML 403 is a proxy, never the session.
+        (Some(401), "", "recheck"),
+        (Some(403), "Forbidden", "recheck"),
+        (
+            Some(403),
+            "<html><body>Access Denied</body></html>",
+            "transient",
+        ),
         (
             Some(500),
             r#"{"Success":null,"Status":500,"Error":"Resource not available."}"#,
@@ -642,7 +649,7 @@ fn classify_report_table() {
     assert!(m.contains("secret_key"), "{m}");
     assert_eq!(
         classify_report(Some(401), ""),
-        Dead("Breeze refused the session (status 401)".into())
+        Recheck("Breeze refused the call (status 401); re-validating the session".into())
     );
 }
 

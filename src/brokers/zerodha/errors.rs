@@ -109,7 +109,7 @@ pub(super) fn exchange_failure(e: &KiteError) -> BrokerError {
     let lower = e.lower();
     if e.transient() || e.status.is_some_and(|s| s < 400) {
         return BrokerError::Transient(format!(
-            "Kite could not exchange the request token right now ({e}); retrying later"
+            "Kite could not exchange the request token right now ({e}); submit a fresh one in a minute"
         ));
     }
     if lower.contains("checksum") {
@@ -175,7 +175,15 @@ pub(super) fn report(status: Option<u16>, reason: &str) -> Report {
     // An HTML page with a 403 is a proxy or firewall speaking, not Kite
     // about the token.
     let html = !e.json && reason.trim_start().starts_with('<');
+    // A Kite envelope naming another exception type (PermissionException
+    // for a missing subscription, an order endpoint refusing the IP, ...)
+    // is about the call, not the token, even at 403.
+    let other_type = e.json
+        && e.error_type
+            .as_deref()
+            .is_some_and(|t| t != "TokenException");
     let dead = !html
+        && !other_type
         && (e.token_refused()
             || e.lower().contains("incorrect `api_key` or `access_token`")
             || e.message.contains("TokenException"));

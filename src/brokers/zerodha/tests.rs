@@ -527,7 +527,16 @@ fn validate_and_logout_failures_classify() {
 
 #[test]
 fn classify_report_table() {
-    let cases: [(Option<u16>, &str, bool); 16] = [
+    let cases: [(Option<u16>, &str, bool); 17] = [
+        // Another exception type at 403 is about the call, not the token.
+        (
+            Some(403),
+            &envelope(
+                "Insufficient permission for that call.",
+                "PermissionException",
+            ),
+            false,
+        ),
         (
             Some(403),
             &envelope("Incorrect `api_key` or `access_token`.", "TokenException"),
