@@ -252,3 +252,36 @@ async fn sessions_end_at_the_earlier_of_lifetime_and_cutoff() {
     );
     assert_eq!(b.status_of("breeze").await["state"], "auth_required");
 }
+
+#[tokio::test]
+async fn concurrent_checksum_reports_share_one_recheck() {
+    let b = Browser::start("", "", "").await;
+    let r = b
+        .call(breeze(
+            json!({"op": "submit", "api_session": b.breeze.mint_session_key(BREEZE_KEY)}),
+        ))
+        .await;
+    assert_eq!(session(&r)["generation"], 1);
+    let reason =
+        json!({"Success": null, "Status": 5, "Error": "Authentication Fail :: Invalid Checksum."});
+    b.breeze.set_latency(Duration::from_millis(300));
+    let (details, funds) = (b.breeze.customerdetails_count(), b.breeze.funds_count());
+    let mut reports = Vec::new();
+    for _ in 0..20 {
+        let mut c = b.client().await;
+        let req = breeze(json!({"op": "invalidate", "generation": 1, "reason": reason}));
+        reports.push(tokio::spawn(async move { c.call(&req).await.unwrap() }));
+    }
+    for r in reports {
+        let r = r.await.unwrap();
+        assert_eq!(error_code(&r), "bad_request", "{r}");
+    }
+    // One check (customerdetails + signed funds) answered them all; allow
+    // one more for a report that arrived just as the first check finished.
+    assert!(
+        b.breeze.customerdetails_count() - details <= 2,
+        "customerdetails calls"
+    );
+    assert!(b.breeze.funds_count() - funds <= 2, "funds calls");
+    assert_eq!(b.status_of("breeze").await["state"], "active");
+}

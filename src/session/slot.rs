@@ -162,6 +162,9 @@ pub struct Slot {
     /// Interactive brokers: the `state` carried through the browser login
     /// (random; retired by the login it completes).
     pub(super) nonce: Mutex<Option<super::interactive::Nonce>>,
+    /// Breeze: one recheck of an ambiguous report at a time (held across
+    /// the broker calls, hence tokio's mutex), with the last verdict.
+    pub(super) recheck: tokio::sync::Mutex<super::interactive::RecheckVerdict>,
 }
 
 /// What a request needs from the session.
@@ -218,6 +221,7 @@ impl Slot {
             counters: SlotCounters::default(),
             heartbeat: AtomicU64::new(0),
             nonce: Mutex::new(None),
+            recheck: tokio::sync::Mutex::new(None),
         })
     }
 
