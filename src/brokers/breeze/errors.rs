@@ -30,7 +30,7 @@ pub(super) enum Fault {
 pub(super) fn read<'a>(what: &str, a: &'a Answer) -> Result<&'a Value, Fault> {
     let Some(body) = a.json.as_ref() else {
         return Err(Fault::Transient(format!(
-            "{what}: HTTP {} with a non-JSON answer ({}); Breeze is likely down, retrying",
+            "{what}: HTTP {} with a non-JSON answer ({}); Breeze is likely down; a temporary failure",
             a.status,
             redact(&a.snippet())
         )));
@@ -39,7 +39,7 @@ pub(super) fn read<'a>(what: &str, a: &'a Answer) -> Result<&'a Value, Fault> {
     let error = redact(error);
     if a.status >= 500 || a.status == 429 {
         return Err(Fault::Transient(format!(
-            "{what}: HTTP {} ({}); retrying",
+            "{what}: HTTP {} ({}); a temporary failure",
             a.status,
             if error.is_empty() {
                 "no error text"
@@ -68,7 +68,7 @@ pub(super) fn read<'a>(what: &str, a: &'a Answer) -> Result<&'a Value, Fault> {
     Err(if lower.contains("invalid checksum") {
         Fault::InvalidChecksum(said)
     } else if lower.contains("limit exceed") {
-        Fault::Transient(format!("{said} (rate limit); retrying later"))
+        Fault::Transient(format!("{said} (rate limit); a temporary failure"))
     } else if lower.contains("public key does not exist") {
         Fault::PublicKey(said)
     } else if lower.contains("resource not available") || lower.contains("session key is expired") {
