@@ -54,6 +54,19 @@ impl Browser {
     }
 
     pub fn config_text(&self) -> String {
+        // Unless a test sets its own, cut-offs an hour behind the wall
+        // clock: the next one is 23 h away, so no test meets a real cut-off
+        // (06:00 or 00:00 IST) by running at the wrong time of day.
+        let zerodha = if self.zerodha.contains("cutoff") {
+            self.zerodha.clone()
+        } else {
+            format!("cutoff = \"{}\"\n{}", ist_in(-3600), self.zerodha)
+        };
+        let breeze_lines = if self.breeze_lines.contains("cutoff") {
+            self.breeze_lines.clone()
+        } else {
+            format!("cutoff = \"{}\"\n{}", ist_in(-3600), self.breeze_lines)
+        };
         let d = self.dir.path().display();
         let kite = self.kite.base_url();
         let breeze = self.breeze.base_url();
@@ -94,8 +107,6 @@ secret_key = "{BREEZE_SECRET}"
 {breeze_lines}
 "#,
             daemon = self.daemon,
-            zerodha = self.zerodha,
-            breeze_lines = self.breeze_lines,
         )
     }
 
