@@ -388,44 +388,16 @@ fn jainam(
     let raw: RawJainam = c.table(Some(value), key, "an [account.jainam] section")?;
     let problems_before = c.problem_count();
 
-    let root_key = join(key, "root");
-    let root = c
-        .string(raw.root, &root_key)
-        .unwrap_or_else(|| DEFAULT_JAINAM_ROOT.to_string());
-    let root = if root == SIMULATOR_ROOT {
-        if !have_simulator {
-            c.problem(
-                &root_key,
-                "root = \"simulator\" needs a [simulator] section, and there is none",
-                "add a [simulator] section (demo and tests only), or set root to the broker's URL, \
-                 e.g. \"https://jtrade.jainam.in:5000\"",
-            );
-        }
-        root
-    } else {
-        match check_root(&root) {
-            Ok((clean, plain_http)) => {
-                if plain_http {
-                    c.warn(
-                        &root_key,
-                        format_args!(
-                            "{clean} is plain http: app keys and tokens cross the network unencrypted"
-                        ),
-                    );
-                }
-                clean
-            }
-            Err(why) => {
-                c.problem(
-                    &root_key,
-                    format!("{root:?} {why}"),
-                    "write the server's base URL, e.g. \"https://jtrade.jainam.in:5000\" \
-                     (no path such as /interactive, no trailing slash needed)",
-                );
-                root
-            }
-        }
-    };
+    let root = base_url(
+        c,
+        raw.root,
+        &join(key, "root"),
+        DEFAULT_JAINAM_ROOT,
+        have_simulator,
+        "app keys and tokens",
+        "write the server's base URL, e.g. \"https://jtrade.jainam.in:5000\" \
+         (no path such as /interactive, no trailing slash needed)",
+    );
 
     let prefix_key = join(key, "market_prefix");
     let market_prefix = c
@@ -531,6 +503,52 @@ fn key_pair(c: &mut Check<'_>, value: Option<Value>, key: &str) -> Option<AppKey
         app_key: app_key?,
         secret_key: secret_key?,
     })
+}
+
+/// A broker URL key: `default` when absent, [`SIMULATOR_ROOT`] kept as is
+/// (the daemon substitutes the bundled simulator; needs a `[simulator]`
+/// section), otherwise checked by [`check_root`]. `carries` names what
+/// would cross the network unencrypted over plain http; `bad_fix` is the fix
+/// for a malformed URL.
+pub(super) fn base_url(
+    c: &mut Check<'_>,
+    value: Option<Value>,
+    key: &str,
+    default: &str,
+    have_simulator: bool,
+    carries: &str,
+    bad_fix: &str,
+) -> String {
+    let url = c.string(value, key).unwrap_or_else(|| default.to_string());
+    if url == SIMULATOR_ROOT {
+        if !have_simulator {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            c.problem(
+                key,
+                format!("{name} = \"simulator\" needs a [simulator] section, and there is none"),
+                format!(
+                    "add a [simulator] section (demo and tests only), or remove {name} for the \
+                     default {default:?}"
+                ),
+            );
+        }
+        return url;
+    }
+    match check_root(&url) {
+        Ok((clean, plain_http)) => {
+            if plain_http {
+                c.warn(
+                    key,
+                    format_args!("{clean} is plain http: {carries} cross the network unencrypted"),
+                );
+            }
+            clean
+        }
+        Err(why) => {
+            c.problem(key, format!("{url:?} {why}"), bad_fix);
+            url
+        }
+    }
 }
 
 /// Checks an http(s) base URL; returns it without one trailing slash, and

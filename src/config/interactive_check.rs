@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::NaiveTime;
 use toml::Value;
 
-use super::account::check_root;
+use super::account::base_url;
 use super::check::{Check, join};
 use super::raw::{RawBreeze, RawZerodha};
-use super::{BreezeConfig, Reminder, SIMULATOR_ROOT, ZerodhaConfig};
+use super::{BreezeConfig, Reminder, ZerodhaConfig};
 
 const ZERODHA_API_ROOT: &str = "https://api.kite.trade";
 const ZERODHA_LOGIN_ROOT: &str = "https://kite.zerodha.com";
@@ -170,8 +170,7 @@ fn user_id(c: &mut Check<'_>, value: Option<Value>, key: &str) -> Option<String>
     Some(id)
 }
 
-/// An API or login root: `default` when absent, `"simulator"` kept as is
-/// (the daemon substitutes the bundled simulator), otherwise a checked URL.
+/// An API or login root (see [`base_url`]).
 fn root(
     c: &mut Check<'_>,
     value: Option<Value>,
@@ -179,40 +178,13 @@ fn root(
     default: &str,
     have_simulator: bool,
 ) -> String {
-    let host = c.string(value, key).unwrap_or_else(|| default.to_string());
-    if host == SIMULATOR_ROOT {
-        if !have_simulator {
-            c.problem(
-                key,
-                "\"simulator\" needs a [simulator] section, and there is none",
-                format!(
-                    "add a [simulator] section (demo and tests only), or remove the key for the \
-                     default {default:?}"
-                ),
-            );
-        }
-        return host;
-    }
-    match check_root(&host) {
-        Ok((clean, plain_http)) => {
-            if plain_http {
-                c.warn(
-                    key,
-                    format_args!(
-                        "{clean} is plain http: the app key, request tokens and session tokens \
-                         cross the network unencrypted"
-                    ),
-                );
-            }
-            clean
-        }
-        Err(why) => {
-            c.problem(
-                key,
-                format!("{host:?} {why}"),
-                format!("write a URL such as {default:?}"),
-            );
-            host
-        }
-    }
+    base_url(
+        c,
+        value,
+        key,
+        default,
+        have_simulator,
+        "the app key, request tokens and session tokens",
+        &format!("write a URL such as {default:?}"),
+    )
 }

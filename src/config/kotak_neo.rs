@@ -7,10 +7,10 @@ use std::time::Duration;
 use humantime::format_duration;
 use toml::Value;
 
-use super::account::check_root;
+use super::account::base_url;
 use super::check::{Check, join};
 use super::raw::RawKotakNeo;
-use super::{KotakNeoConfig, SIMULATOR_ROOT};
+use super::KotakNeoConfig;
 use crate::secret::Secret;
 
 const DEFAULT_LOGIN_HOST: &str = "https://mis.kotaksecurities.com";
@@ -41,7 +41,16 @@ pub(super) fn kotak_neo(
     let raw: RawKotakNeo = c.table(Some(value), key, "an [account.kotak_neo] section")?;
     let problems_before = c.problem_count();
 
-    let login_host = login_host(c, raw.login_host, &join(key, "login_host"), have_simulator);
+    let login_host = base_url(
+        c,
+        raw.login_host,
+        &join(key, "login_host"),
+        DEFAULT_LOGIN_HOST,
+        have_simulator,
+        "the access token, MPIN, TOTP codes and session tokens",
+        "write the login host's base URL, e.g. \"https://mis.kotaksecurities.com\" \
+         (no /login/... path), or remove the key for that default",
+    );
     let access_token = c.secret(raw.access_token, &join(key, "access_token"));
     let mobile = mobile(c, raw.mobile, &join(key, "mobile"));
     let ucc = ucc(c, raw.ucc, &join(key, "ucc"));
@@ -110,48 +119,6 @@ pub(super) fn kotak_neo(
         clock_skew_warning,
         neo_fin_key,
     })
-}
-
-/// `login_host`: [`SIMULATOR_ROOT`] or an http(s) base URL without trailing
-/// slash.
-fn login_host(c: &mut Check<'_>, value: Option<Value>, key: &str, have_simulator: bool) -> String {
-    let host = c
-        .string(value, key)
-        .unwrap_or_else(|| DEFAULT_LOGIN_HOST.to_string());
-    if host == SIMULATOR_ROOT {
-        if !have_simulator {
-            c.problem(
-                key,
-                "login_host = \"simulator\" needs a [simulator] section, and there is none",
-                "add a [simulator] section (demo and tests only), or remove login_host for the \
-                 default \"https://mis.kotaksecurities.com\"",
-            );
-        }
-        return host;
-    }
-    match check_root(&host) {
-        Ok((clean, plain_http)) => {
-            if plain_http {
-                c.warn(
-                    key,
-                    format_args!(
-                        "{clean} is plain http: the access token, MPIN, TOTP codes and session \
-                         tokens cross the network unencrypted"
-                    ),
-                );
-            }
-            clean
-        }
-        Err(why) => {
-            c.problem(
-                key,
-                format!("{host:?} {why}"),
-                "write the login host's base URL, e.g. \"https://mis.kotaksecurities.com\" \
-                 (no /login/... path), or remove the key for that default",
-            );
-            host
-        }
-    }
 }
 
 /// `mobile`, normalised to `+91` and 10 digits. Never echoed in a problem.
