@@ -7,10 +7,10 @@ use std::time::Duration;
 use humantime::format_duration;
 use toml::Value;
 
+use super::KotakNeoConfig;
 use super::account::base_url;
 use super::check::{Check, join};
 use super::raw::RawKotakNeo;
-use super::KotakNeoConfig;
 use crate::secret::Secret;
 
 const DEFAULT_LOGIN_HOST: &str = "https://mis.kotaksecurities.com";

@@ -3,6 +3,7 @@
 //! run against these; nothing here ever reaches a real broker.
 
 pub mod breeze;
+mod control;
 pub mod kite;
 pub mod kotak;
 mod serve;

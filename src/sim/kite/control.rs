@@ -50,17 +50,13 @@ async fn kill_all(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
-    let Ok(n) = q.get("n").map_or(Ok(1), |n| n.parse::<u32>()) else {
+    let Some(n) = crate::sim::control::fault_count(&q) else {
         return bad("n must be a count");
     };
     let fail = match q.get("mode").map(String::as_str) {
         Some("html") => KiteFail::Html,
         Some("rate_limit" | "429") => KiteFail::RateLimit,
-        Some(code) => match code
-            .parse::<u16>()
-            .ok()
-            .filter(|c| StatusCode::from_u16(*c).is_ok())
-        {
+        Some(code) => match crate::sim::control::status_mode(code) {
             Some(c) => KiteFail::ServerError(c),
             None => return bad("unknown mode"),
         },

@@ -51,7 +51,7 @@ async fn reject_all(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
-    let Ok(n) = q.get("n").map_or(Ok(1), |n| n.parse::<u32>()) else {
+    let Some(n) = crate::sim::control::fault_count(&q) else {
         return bad("n must be a count");
     };
     let fail = match q.get("mode").map(String::as_str) {
@@ -66,11 +66,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
         Some("wrong_mpin") => KotakFail::WrongMpin,
         Some("wrong_ucc") => KotakFail::WrongUcc,
         Some("bad_access_token") => KotakFail::BadAccessToken,
-        Some(code) => match code
-            .parse::<u16>()
-            .ok()
-            .filter(|c| StatusCode::from_u16(*c).is_ok())
-        {
+        Some(code) => match crate::sim::control::status_mode(code) {
             Some(c) => KotakFail::ServerError(c),
             None => return bad("unknown mode"),
         },

@@ -48,7 +48,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
     let Some(api) = q.get("api").and_then(|a| Api::parse(a)) else {
         return bad("api must be interactive or market");
     };
-    let Ok(n) = q.get("n").map_or(Ok(1), |n| n.parse::<u32>()) else {
+    let Some(n) = crate::sim::control::fault_count(&q) else {
         return bad("n must be a count");
     };
     let ms = q.get("ms").and_then(|m| m.parse().ok()).unwrap_or(30_000);
@@ -56,11 +56,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
         Some("wrong_secret") => FailMode::WrongSecret,
         Some("html") => FailMode::Html,
         Some("timeout") => FailMode::Timeout(Duration::from_millis(ms)),
-        Some(code) => match code
-            .parse::<u16>()
-            .ok()
-            .filter(|c| StatusCode::from_u16(*c).is_ok())
-        {
+        Some(code) => match crate::sim::control::status_mode(code) {
             Some(c) => FailMode::ServerError(c),
             None => return bad("mode must be an HTTP status, wrong_secret, html or timeout"),
         },
