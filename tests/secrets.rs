@@ -4,14 +4,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use brokerd::brokers::Api;
 use brokerd::sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser};
 use brokerd::sim::xts::{FailMode, XtsSim, XtsSimConfig, XtsSimUser};
-use common::{contains, eventually};
+use common::blackbox::{self, brokerctl};
+use common::eventually;
 
 const APP_KEY: &str = "APPKEY-SENTINEL-7f1c2e";
 const SECRET_KEY: &str = "SECRETKEY-SENTINEL-94ad01";
@@ -22,18 +22,6 @@ const KOTAK_MPIN: &str = "908172";
 const KOTAK_SEED: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 /// Not a secret, but personal data: it has no business in logs either.
 const MOBILE_DIGITS: &str = "9999900001";
-
-fn brokerctl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
-        .arg("--socket")
-        .arg(dir.join("run/brokerd.sock"))
-        .args(args)
-        .output()
-        .expect("brokerctl runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_logs_status_or_audit() {
@@ -129,7 +117,7 @@ totp_seed = "file:secrets/kotak_seed"
     );
 
     let log_path = d.join("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_brokerd"))
+    let daemon = Command::new(env!("CARGO_BIN_EXE_brokerd"))
         .arg("--config")
         .arg(&config_path)
         .env("BROKERD_KEY", &key_b64)
@@ -204,15 +192,7 @@ totp_seed = "file:secrets/kotak_seed"
     outputs += &run(&["status"], true);
     assert_eq!(sim.login_count(Api::Interactive), 4);
 
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(daemon.id().to_string())
-        .status()
-        .unwrap();
-    let exit = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(exit.success(), "clean exit on SIGTERM");
+    blackbox::stop(daemon).await;
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     for line in logs.lines() {
@@ -228,17 +208,7 @@ totp_seed = "file:secrets/kotak_seed"
     let fingerprint = brokerd::secret::fingerprint(&token);
     assert!(logs.contains(&fingerprint), "tokens appear as fingerprints");
 
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        d.join("state/brokerd.db").display()
-    ))
-    .await
-    .unwrap();
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT event, detail FROM audit")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let audit: String = rows.iter().map(|(e, d)| format!("{e} {d}\n")).collect();
+    let audit = blackbox::audit_text(&d.join("state/brokerd.db")).await;
     for event in [
         "login_ok",
         "login_failed",
@@ -265,18 +235,14 @@ totp_seed = "file:secrets/kotak_seed"
         ]
         .map(String::from),
     );
-    for (name, text) in [
-        ("logs", &logs),
-        ("brokerctl output", &outputs),
-        ("audit table", &audit),
-    ] {
-        for secret in &secrets {
-            assert!(
-                !contains(text.as_bytes(), secret),
-                "a secret appears in the {name}"
-            );
-        }
-    }
+    blackbox::assert_no_secret(
+        &secrets,
+        &[
+            ("logs", logs.as_str()),
+            ("brokerctl output", outputs.as_str()),
+            ("audit table", audit.as_str()),
+        ],
+    );
 }
 
 #[test]

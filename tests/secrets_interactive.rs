@@ -6,31 +6,19 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use brokerd::sim::breeze::{BreezeSim, BreezeSimApp, BreezeSimConfig};
 use brokerd::sim::kite::{KiteSim, KiteSimApp, KiteSimConfig};
+use common::blackbox::{self, brokerctl};
 use common::browser::open;
-use common::{contains, eventually};
+use common::eventually;
 
 const KITE_KEY: &str = "kitekeysentinel8d2e";
 const KITE_SECRET: &str = "KITE-SECRET-SENTINEL-1a2b";
 const BREEZE_KEY: &str = "breeze+KEY=sentinel^9";
 const BREEZE_SECRET: &str = "BREEZE-SECRET-SENTINEL-3c4d";
-
-fn brokerctl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
-        .arg("--socket")
-        .arg(dir.join("run/brokerd.sock"))
-        .args(args)
-        .output()
-        .expect("brokerctl runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -119,7 +107,7 @@ user_id = "BZ1234"
     std::fs::write(&config_path, config).unwrap();
 
     let log_path = d.join("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_brokerd"))
+    let daemon = Command::new(env!("CARGO_BIN_EXE_brokerd"))
         .arg("--config")
         .arg(&config_path)
         .env("BROKERD_KEY", &key_b64)
@@ -185,32 +173,14 @@ user_id = "BZ1234"
     run(&["logout", "zerodha"], true);
     outputs += &run(&["status"], true);
 
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(daemon.id().to_string())
-        .status()
-        .unwrap();
-    let exit = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(exit.success(), "clean exit on SIGTERM");
+    blackbox::stop(daemon).await;
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         logs.contains(&brokerd::secret::fingerprint(&kite_token)),
         "tokens appear as fingerprints"
     );
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        d.join("state/brokerd.db").display()
-    ))
-    .await
-    .unwrap();
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT event, detail FROM audit")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let audit: String = rows.iter().map(|(e, d)| format!("{e} {d}\n")).collect();
+    let audit = blackbox::audit_text(&d.join("state/brokerd.db")).await;
     for event in [
         "auth_required",
         "submitted",
@@ -229,16 +199,12 @@ user_id = "BZ1234"
         "request and access tokens were issued: {}",
         secrets.len()
     );
-    for (name, text) in [
-        ("logs", &logs),
-        ("brokerctl output and callback pages", &outputs),
-        ("audit table", &audit),
-    ] {
-        for secret in &secrets {
-            assert!(
-                !contains(text.as_bytes(), secret),
-                "a secret appears in the {name}"
-            );
-        }
-    }
+    blackbox::assert_no_secret(
+        &secrets,
+        &[
+            ("logs", logs.as_str()),
+            ("brokerctl output and callback pages", outputs.as_str()),
+            ("audit table", audit.as_str()),
+        ],
+    );
 }

@@ -2,6 +2,7 @@
 //! dir, and clients over the real Unix socket.
 #![allow(dead_code)]
 
+pub mod blackbox;
 pub mod browser;
 
 use std::path::{Path, PathBuf};
