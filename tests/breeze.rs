@@ -102,11 +102,7 @@ async fn browser_login_by_query_and_by_form() {
 #[tokio::test]
 async fn sign_gives_headers_the_broker_accepts() {
     let b = Browser::start("", "", "").await;
-    let r = b
-        .call(breeze(
-            json!({"op": "submit", "api_session": b.breeze.mint_session_key(BREEZE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_breeze().await;
     let token = session(&r)["token"].as_str().unwrap().to_string();
     let r = b.call(breeze(json!({"op": "sign", "body": "{}"}))).await;
     assert_eq!(r["ok"], true, "{r}");
@@ -155,11 +151,7 @@ async fn sign_gives_headers_the_broker_accepts() {
 #[tokio::test]
 async fn invalid_checksum_is_rechecked_before_the_session_is_declared_dead() {
     let b = Browser::start("", "", "").await;
-    let r = b
-        .call(breeze(
-            json!({"op": "submit", "api_session": b.breeze.mint_session_key(BREEZE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_breeze().await;
     assert_eq!(session(&r)["generation"], 1);
     let reason =
         json!({"Success": null, "Status": 5, "Error": "Authentication Fail :: Invalid Checksum."});
@@ -196,11 +188,7 @@ async fn invalid_checksum_is_rechecked_before_the_session_is_declared_dead() {
     );
 
     // Secret regenerated at the broker: locked out, naming the secret.
-    let r = b
-        .call(breeze(
-            json!({"op": "submit", "api_session": b.breeze.mint_session_key(BREEZE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_breeze().await;
     assert_eq!(session(&r)["generation"], 2);
     b.breeze.set_secret(BREEZE_KEY, "regenerated");
     let r = b
@@ -220,11 +208,7 @@ async fn invalid_checksum_is_rechecked_before_the_session_is_declared_dead() {
 async fn sessions_end_at_the_earlier_of_lifetime_and_cutoff() {
     let b = Browser::start("", "max_lifetime = \"3s\"\nexpiring_notice = \"0s\"", "").await;
     let mut events = subscribe(&b, "breeze").await;
-    let r = b
-        .call(breeze(
-            json!({"op": "submit", "api_session": b.breeze.mint_session_key(BREEZE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_breeze().await;
     assert_eq!(session(&r)["generation"], 1);
     // (The startup announcement, generation 0, may come first.)
     let mut auth = next_event(&mut events, "auth_required", Duration::from_secs(10)).await;
@@ -256,11 +240,7 @@ async fn sessions_end_at_the_earlier_of_lifetime_and_cutoff() {
 #[tokio::test]
 async fn concurrent_checksum_reports_share_one_recheck() {
     let b = Browser::start("", "", "").await;
-    let r = b
-        .call(breeze(
-            json!({"op": "submit", "api_session": b.breeze.mint_session_key(BREEZE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_breeze().await;
     assert_eq!(session(&r)["generation"], 1);
     let reason =
         json!({"Success": null, "Status": 5, "Error": "Authentication Fail :: Invalid Checksum."});

@@ -195,11 +195,7 @@ async fn the_cutoff_moves_the_account_to_auth_required() {
     let b = Browser::start(&format!("cutoff = \"{cutoff}\""), "", "").await;
     let mut events = subscribe(&b, "zerodha").await;
     let before = b.login_url("zerodha").await;
-    let r = b
-        .call(zerodha(
-            json!({"op": "submit", "request_token": b.kite.mint_request_token(KITE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_zerodha().await;
     let s = session(&r).clone();
     assert!(s["expires_at"].as_str().unwrap().contains(&cutoff), "{s}");
     // Less than expiring_notice (30 min) is left: announced at once.
@@ -278,11 +274,7 @@ async fn a_logout_during_a_submission_leaves_the_account_alone() {
 #[tokio::test]
 async fn a_reported_token_exception_needs_a_person_fenced_by_generation() {
     let b = Browser::start("", "", "").await;
-    let r = b
-        .call(zerodha(
-            json!({"op": "submit", "request_token": b.kite.mint_request_token(KITE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_zerodha().await;
     assert_eq!(session(&r)["generation"], 1);
     b.kite.kill_all_sessions();
     let body = json!({"status":"error","message":"Incorrect `api_key` or `access_token`.","error_type":"TokenException"});
@@ -298,11 +290,7 @@ async fn a_reported_token_exception_needs_a_person_fenced_by_generation() {
     assert_eq!(error_code(&r), "auth_required", "{r}");
     assert_eq!(b.status_of("zerodha").await["state"], "auth_required");
 
-    let r = b
-        .call(zerodha(
-            json!({"op": "submit", "request_token": b.kite.mint_request_token(KITE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_zerodha().await;
     assert_eq!(session(&r)["generation"], 2);
     // A late report of generation 1 is stale: answered with 2, no state change.
     let r = b
@@ -317,11 +305,7 @@ async fn a_reported_token_exception_needs_a_person_fenced_by_generation() {
 #[tokio::test]
 async fn restart_validates_the_stored_session_and_logout_ends_it() {
     let mut b = Browser::start("", "", "").await;
-    let r = b
-        .call(zerodha(
-            json!({"op": "submit", "request_token": b.kite.mint_request_token(KITE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_zerodha().await;
     let token = session(&r)["token"].as_str().unwrap().to_string();
     b.restart().await;
     let profiles = b.kite.profile_count();
@@ -343,11 +327,7 @@ async fn restart_validates_the_stored_session_and_logout_ends_it() {
     b.boot().await;
     assert_eq!(b.status_of("zerodha").await["state"], "auth_required");
 
-    let r = b
-        .call(zerodha(
-            json!({"op": "submit", "request_token": b.kite.mint_request_token(KITE_KEY)}),
-        ))
-        .await;
+    let r = b.log_in_zerodha().await;
     let token = session(&r)["token"].as_str().unwrap().to_string();
     let r = b.call(zerodha(json!({"op": "logout"}))).await;
     assert_eq!(r["ok"], true, "{r}");

@@ -169,6 +169,20 @@ secret_key = "{BREEZE_SECRET}"
             .expect("account listed")
     }
 
+    /// A person's login pasted through `submit`: a fresh Kite request token.
+    pub async fn log_in_zerodha(&self) -> Value {
+        let token = self.kite.mint_request_token(KITE_KEY);
+        self.call(json!({"op": "submit", "broker": "zerodha", "request_token": token}))
+            .await
+    }
+
+    /// A person's login pasted through `submit`: a fresh Breeze session key.
+    pub async fn log_in_breeze(&self) -> Value {
+        let key = self.breeze.mint_session_key(BREEZE_KEY);
+        self.call(json!({"op": "submit", "broker": "breeze", "api_session": key}))
+            .await
+    }
+
     pub async fn login_url(&self, broker: &str) -> String {
         let r = self
             .call(json!({"op": "login_url", "broker": broker}))
