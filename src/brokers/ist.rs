@@ -62,5 +62,10 @@ mod tests {
             next_at(utc("2026-11-24T23:59:59+05:30"), midnight),
             utc("2026-11-25T00:00:00+05:30")
         );
+        // Kotak's fallback expiry: 00:00 IST is 18:30 UTC the day before.
+        assert_eq!(
+            next_at(utc("2026-11-24T20:00:00+05:30"), NaiveTime::MIN).to_rfc3339(),
+            "2026-11-24T18:30:00+00:00"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -96,8 +96,7 @@ pub fn salvage_id(line: &str) -> Option<Box<RawValue>> {
 /// India has one offset and no DST; times go out in it because every
 /// broker cut-off is stated in IST.
 fn ist(t: DateTime<Utc>) -> String {
-    let offset = FixedOffset::east_opt(5 * 3600 + 1800).expect("+05:30 is a valid offset");
-    t.with_timezone(&offset)
+    t.with_timezone(&crate::brokers::ist::offset())
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::serve::Running;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 use rand::Rng;
 
@@ -260,18 +260,10 @@ fn code_for(totp: &totp_rs::TOTP, step: i64) -> Option<String> {
     Some(totp.generate(secs))
 }
 
-/// 00:00 IST (+05:30) after the IST day of `t`: the `exp` real Kotak
-/// tokens carry whatever the login time.
+/// 00:00 IST after `t`: the `exp` real Kotak tokens carry whatever the
+/// login time.
 fn next_ist_midnight(t: DateTime<Utc>) -> DateTime<Utc> {
-    let Some(ist) = FixedOffset::east_opt(5 * 3600 + 1800) else {
-        return DateTime::<Utc>::MAX_UTC;
-    };
-    t.with_timezone(&ist)
-        .date_naive()
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .and_then(|m| m.and_local_timezone(ist).single())
-        .map_or(DateTime::<Utc>::MAX_UTC, |m| m.with_timezone(&Utc))
+    crate::brokers::ist::next_at(t, chrono::NaiveTime::MIN)
 }
 
 /// Builds the TOTP checker of one seed.

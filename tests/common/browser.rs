@@ -234,7 +234,7 @@ pub async fn next_event(c: &mut Client, kind: &str, limit: Duration) -> Value {
 
 /// An Asia/Kolkata time of day `secs` from now, for a cut-off in a test.
 pub fn ist_in(secs: i64) -> String {
-    let ist = chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+    let ist = brokerd::brokers::ist::offset();
     (chrono::Utc::now() + chrono::Duration::seconds(secs))
         .with_timezone(&ist)
         .format("%H:%M:%S")

@@ -9,13 +9,13 @@ pub mod totp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::Utc;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::http::{self, Answer};
-use super::{BrokerError, Material, NewSession, SessionMeta, clock, jwt};
+use super::{BrokerError, Material, NewSession, SessionMeta, clock, ist, jwt};
 use crate::config::KotakNeoConfig;
 use crate::secret::Secret;
 use errors::{CallClass, LoginFailure, Step};
@@ -154,7 +154,9 @@ impl KotakClient {
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| text(view, "dataCenter"));
         let now = Utc::now();
-        let expires_at = jwt::expiry(&token).unwrap_or_else(|| next_ist_midnight(now));
+        let expires_at = jwt::expiry(&token)
+            // Kotak's trade tokens end at 00:00 IST when `exp` is missing.
+            .unwrap_or_else(|| ist::next_at(now, chrono::NaiveTime::MIN));
         let mut headers = BTreeMap::new();
         headers.insert("Auth".to_string(), Secret::new(token.clone()));
         headers.insert("Sid".to_string(), Secret::new(sid.clone()));
@@ -265,32 +267,9 @@ fn text(v: &Value, key: &str) -> String {
         .to_string()
 }
 
-/// 00:00 IST after `now`: when Kotak's trade tokens end, if `exp` is missing.
-pub fn next_ist_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
-    let ist = FixedOffset::east_opt(5 * 3600 + 1800).expect("+05:30 is valid");
-    let tomorrow = now.with_timezone(&ist).date_naive() + chrono::Days::new(1);
-    let midnight = tomorrow.and_hms_opt(0, 0, 0).expect("00:00:00 exists");
-    midnight
-        .and_local_timezone(ist)
-        .single()
-        .expect("fixed offsets are unambiguous")
-        .with_timezone(&Utc)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn midnight_ist() {
-        let now = DateTime::parse_from_rfc3339("2026-11-24T20:00:00+05:30")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            next_ist_midnight(now).to_rfc3339(),
-            "2026-11-24T18:30:00+00:00"
-        );
-    }
 
     #[test]
     fn reports_classify_from_json_or_text() {
