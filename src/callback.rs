@@ -140,7 +140,7 @@ async fn breeze_for(ctx: Ctx, account: Option<String>, q: Params, form: RawForm)
         Ok(s) => s,
         Err(e) => return page(StatusCode::NOT_FOUND, "Unknown account", &e.message),
     };
-    let form: Params = serde_urlencoded_pairs(&form.0);
+    let form: Params = form_pairs(&form.0);
     let key = [&form, &q].into_iter().find_map(|p| {
         p.iter()
             .find(|(k, _)| {
@@ -163,7 +163,7 @@ async fn breeze_for(ctx: Ctx, account: Option<String>, q: Params, form: RawForm)
 
 /// Form bodies are small `a=b&c=d` pairs; parsed with the URL crate that
 /// reqwest already brings.
-fn serde_urlencoded_pairs(body: &[u8]) -> Params {
+fn form_pairs(body: &[u8]) -> Params {
     reqwest::Url::parse("http://form.invalid/")
         .map(|mut u| {
             u.set_query(Some(&String::from_utf8_lossy(body)));
@@ -261,9 +261,9 @@ mod tests {
 
     #[test]
     fn parses_form_bodies() {
-        let p = serde_urlencoded_pairs(b"API_Session=1234567&x=a%2Bb");
+        let p = form_pairs(b"API_Session=1234567&x=a%2Bb");
         assert_eq!(p["API_Session"], "1234567");
         assert_eq!(p["x"], "a+b");
-        assert!(serde_urlencoded_pairs(b"").is_empty());
+        assert!(form_pairs(b"").is_empty());
     }
 }
