@@ -59,6 +59,7 @@ ucc = "{ucc}"
 mpin = "{mpin}"
 totp_seed = "{seed}"
 "#,
+            policy = common::without_budget(policy),
             host = sim.base_url(),
             access = u.access_token,
             ucc = u.ucc.to_lowercase(),

@@ -261,6 +261,11 @@ pub enum Report {
     DeadSession(String),
     /// An IP whitelisting rule; a new login cannot help.
     IpNotAllowed(String),
+    /// The session is bound to the IP it was created from and this is
+    /// another one (Kotak `1037`): a session restored from the store may
+    /// have been created elsewhere, so one fresh login may help; for a
+    /// session this process created it cannot.
+    SessionIpMismatch(String),
     /// A temporary broker failure; the session itself is fine.
     Transient(String),
     /// Ambiguous (Breeze `Invalid Checksum`): ask the broker whether the
@@ -379,53 +384,61 @@ impl Connector {
     /// Only such a change may lift a lock-out: timeouts or warning
     /// thresholds do not make rejected credentials right.
     pub fn credentials_changed(&self, other: &Connector) -> bool {
-        match (self, other) {
-            (Self::Jainam { cfg: a, api: x, .. }, Self::Jainam { cfg: b, .. }) => {
-                let (a, b) = (jainam_view(a, *x), jainam_view(b, *x));
-                (
-                    &a.root,
-                    &a.market_prefix,
-                    &a.source,
-                    &a.interactive,
-                    &a.market,
-                    &a.client_id,
-                ) != (
-                    &b.root,
-                    &b.market_prefix,
-                    &b.source,
-                    &b.interactive,
-                    &b.market,
-                    &b.client_id,
-                )
+        self.login_identity() != other.login_identity()
+    }
+
+    /// One fingerprint of everything the broker checks at login (hosts,
+    /// identities, secrets), so a lock-out can remember what was rejected
+    /// without keeping a secret: equal fingerprints mean the same secrets.
+    pub fn credentials_fingerprint(&self) -> String {
+        crate::secret::fingerprint(&self.login_identity().join("\u{1f}"))
+    }
+
+    /// What the broker checks at login, in a fixed order, secrets only as
+    /// their fingerprints.
+    fn login_identity(&self) -> Vec<String> {
+        let pair = |p: &Option<crate::config::AppKeyPair>| {
+            p.as_ref().map_or_else(String::new, |p| {
+                format!("{}/{}", p.app_key.fingerprint(), p.secret_key.fingerprint())
+            })
+        };
+        match self {
+            Self::Jainam { cfg, api, .. } => {
+                let v = jainam_view(cfg, *api);
+                vec![
+                    "jainam".into(),
+                    v.root,
+                    v.market_prefix,
+                    v.source,
+                    pair(&v.interactive),
+                    pair(&v.market),
+                    v.client_id.unwrap_or_default(),
+                ]
             }
-            (Self::KotakNeo { cfg: a, .. }, Self::KotakNeo { cfg: b, .. }) => {
-                (
-                    &a.login_host,
-                    &a.access_token,
-                    &a.mobile,
-                    &a.ucc,
-                    &a.mpin,
-                    &a.totp_seed,
-                    &a.neo_fin_key,
-                ) != (
-                    &b.login_host,
-                    &b.access_token,
-                    &b.mobile,
-                    &b.ucc,
-                    &b.mpin,
-                    &b.totp_seed,
-                    &b.neo_fin_key,
-                )
-            }
-            (Self::Zerodha { cfg: a, .. }, Self::Zerodha { cfg: b, .. }) => {
-                (&a.api_root, &a.api_key, &a.api_secret, &a.user_id)
-                    != (&b.api_root, &b.api_key, &b.api_secret, &b.user_id)
-            }
-            (Self::Breeze { cfg: a, .. }, Self::Breeze { cfg: b, .. }) => {
-                (&a.api_root, &a.app_key, &a.secret_key, &a.user_id)
-                    != (&b.api_root, &b.app_key, &b.secret_key, &b.user_id)
-            }
-            _ => true,
+            Self::KotakNeo { cfg, .. } => vec![
+                "kotak_neo".into(),
+                cfg.login_host.clone(),
+                cfg.access_token.fingerprint(),
+                cfg.mobile.clone(),
+                cfg.ucc.clone(),
+                cfg.mpin.fingerprint(),
+                cfg.totp_seed.fingerprint(),
+                cfg.neo_fin_key.clone(),
+            ],
+            Self::Zerodha { cfg, .. } => vec![
+                "zerodha".into(),
+                cfg.api_root.clone(),
+                cfg.api_key.fingerprint(),
+                cfg.api_secret.fingerprint(),
+                cfg.user_id.clone().unwrap_or_default(),
+            ],
+            Self::Breeze { cfg, .. } => vec![
+                "breeze".into(),
+                cfg.api_root.clone(),
+                cfg.app_key.fingerprint(),
+                cfg.secret_key.fingerprint(),
+                cfg.user_id.clone().unwrap_or_default(),
+            ],
         }
     }
 
@@ -489,6 +502,9 @@ impl Connector {
             Self::KotakNeo { .. } => {
                 match kotak_neo::classify_report(status.unwrap_or(0), reason) {
                     (kotak_neo::errors::CallClass::IpNotAllowed, m) => Report::IpNotAllowed(m),
+                    (kotak_neo::errors::CallClass::SessionIpMismatch, m) => {
+                        Report::SessionIpMismatch(m)
+                    }
                     (kotak_neo::errors::CallClass::Transient, m) => Report::Transient(m),
                     (_, m) => Report::DeadSession(m),
                 }

@@ -23,6 +23,8 @@ const DEFAULT_CONFLICT_WINDOW: Duration = Duration::from_secs(60);
 const DEFAULT_CONFLICT_THRESHOLD: u64 = 3;
 const DEFAULT_CONFLICT_COOLDOWN: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_LOGIN_AT_START: bool = true;
+const DEFAULT_MIN_LOGIN_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_LOGINS_PER_HOUR: u64 = 20;
 
 const DEFAULT_JAINAM_ROOT: &str = "https://jtrade.jainam.in:5000";
 const DEFAULT_JAINAM_MARKET_PREFIX: &str = "/apibinarymarketdata";
@@ -328,6 +330,18 @@ fn policy(c: &mut Check<'_>, raw: &mut RawAccount, key: &str) -> SessionPolicy {
         DEFAULT_CONFLICT_THRESHOLD,
         1..=1000,
     );
+    let min_login_interval = d(
+        c,
+        &mut raw.min_login_interval,
+        "min_login_interval",
+        DEFAULT_MIN_LOGIN_INTERVAL,
+    );
+    let max_logins_per_hour = c.uint(
+        raw.max_logins_per_hour.take(),
+        &join(key, "max_logins_per_hour"),
+        DEFAULT_MAX_LOGINS_PER_HOUR,
+        1..=3600,
+    );
     let login_at_start = c.boolean(
         raw.login_at_start.take(),
         &join(key, "login_at_start"),
@@ -374,6 +388,9 @@ fn policy(c: &mut Check<'_>, raw: &mut RawAccount, key: &str) -> SessionPolicy {
         conflict_threshold: conflict_threshold as u32,
         conflict_cooldown,
         login_at_start,
+        min_login_interval,
+        // Checked to be at most 3600 above.
+        max_logins_per_hour: max_logins_per_hour as u32,
     }
 }
 

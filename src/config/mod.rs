@@ -356,6 +356,12 @@ pub struct SessionPolicy {
     pub conflict_cooldown: Duration,
     /// Log in at startup when nothing valid is stored.
     pub login_at_start: bool,
+    /// The login budget: automatic logins of one session never come closer
+    /// together than this, whatever the broker answers or clients report.
+    pub min_login_interval: Duration,
+    /// The login budget: at most this many logins of one session in any
+    /// hour (operator logins count too, but are never refused).
+    pub max_logins_per_hour: u32,
 }
 
 /// `[account.jainam]`: Jainam (Symphony XTS) settings.

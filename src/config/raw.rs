@@ -94,6 +94,8 @@ pub(super) struct RawAccount {
     pub conflict_threshold: Option<Value>,
     pub conflict_cooldown: Option<Value>,
     pub login_at_start: Option<Value>,
+    pub min_login_interval: Option<Value>,
+    pub max_logins_per_hour: Option<Value>,
     /// `[account.jainam]`, read as [`RawJainam`].
     pub jainam: Option<Value>,
     /// `[account.kotak_neo]`, read as [`RawKotakNeo`].

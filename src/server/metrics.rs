@@ -75,6 +75,14 @@ impl ServerMetrics {
         per_slot(
             &mut out,
             slots,
+            "brokerd_logins_last_hour",
+            "gauge",
+            "Logins started in the last hour, as the login budget counts them (max_logins_per_hour).",
+            |s| vec![(String::new(), s.logins_last_hour)],
+        );
+        per_slot(
+            &mut out,
+            slots,
             "brokerd_session_state",
             "gauge",
             "1 for the state the session is in.",

@@ -123,6 +123,11 @@ async fn dispatch(
         }
         "login" => {
             let slot = &find(req, shared, peer)?;
+            // The operator may have fixed a secret since the daemon read it:
+            // read it again, so a rejected secret is never what gets sent.
+            if slot.locked_out() {
+                shared.registry.reread_credentials(slot)?;
+            }
             let live = slot.force_login(wait(req, shared, slot)).await?;
             Ok(session(id, slot, &live))
         }

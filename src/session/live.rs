@@ -24,6 +24,9 @@ pub struct Live {
     pub client: BrokerClient,
     /// When the daemon renews it proactively.
     pub refresh_at: DateTime<Utc>,
+    /// Restored from the store at startup rather than created by this
+    /// process (it may be bound to another IP).
+    pub restored: bool,
     /// The session's wire form, built once by the server on first use: the
     /// hot `token` path then copies bytes instead of serialising.
     wire: OnceLock<Box<RawValue>>,
@@ -43,8 +46,18 @@ impl Live {
             session,
             client,
             refresh_at,
+            restored: false,
             wire: OnceLock::new(),
         }
+    }
+
+    /// No proactive refresh before the session ends (a fixed cut-off, or a
+    /// broker only a person can renew), yet never sooner than
+    /// [`MIN_REFRESH_INTERVAL`] after the login: the floor every refresh keeps.
+    pub fn refresh_at_expiry(&mut self) {
+        let floor = self.session.meta.obtained_at
+            + chrono::Duration::from_std(MIN_REFRESH_INTERVAL).unwrap_or(chrono::Duration::MAX);
+        self.refresh_at = self.expires_at().max(floor);
     }
 
     /// The expiry.

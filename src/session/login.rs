@@ -12,6 +12,7 @@ use super::backoff;
 use super::error::{ErrorCode, RequestError};
 use super::events::{Event, EventKind};
 use super::live::Live;
+use super::conflict::Trigger;
 use super::slot::{Invalidation, Phase, Slot, SlotState};
 use crate::brokers::{BrokerClient, BrokerError, NewSession};
 use crate::secret::Secret;
@@ -23,12 +24,27 @@ impl Slot {
     /// Called with the state locked, so two callers cannot both start one.
     /// Interactive brokers cannot log in by themselves: they wait for a
     /// person instead (`auth_required`).
+    /// Automatic logins are subject to the login budget (invariant 9).
     pub(super) fn begin_login(self: &Arc<Self>, st: &mut SlotState, reason: &'static str) {
+        self.begin_login_as(st, reason, Trigger::Automatic);
+    }
+
+    /// [`Slot::begin_login`] for a given trigger: an operator's login is
+    /// counted in the budget but never refused by it.
+    pub(super) fn begin_login_as(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        reason: &'static str,
+        trigger: Trigger,
+    ) {
         if st.phase == Phase::LoggingIn {
             return;
         }
         if self.interactive() {
             return self.require_auth(st, reason);
+        }
+        if !self.spend_budget(st, trigger, reason) {
+            return;
         }
         st.phase = Phase::LoggingIn;
         let slot = Arc::clone(self);
@@ -44,6 +60,8 @@ impl Slot {
         st: &mut SlotState,
         submission: Secret,
     ) -> oneshot::Receiver<()> {
+        // A person's submission is never refused by the budget, but counts.
+        self.spend_budget(st, Trigger::Operator, "browser login submitted");
         st.phase = Phase::LoggingIn;
         let (tx, rx) = oneshot::channel();
         let slot = Arc::clone(self);
@@ -73,13 +91,40 @@ impl Slot {
               generation = next_generation, reason, "login starting");
         // Invariant 2: `Connector::login` builds a brand-new client every time.
         match connector.login(submission.as_ref()).await {
-            Ok((session, client)) => {
-                self.publish(next_generation, session, client, started, logouts)
-                    .await
-            }
+            Ok((session, client)) => match self.unusable_on_arrival(&session) {
+                None => {
+                    self.publish(next_generation, session, client, started, logouts)
+                        .await
+                }
+                Some(err) => self.login_failed(err, next_generation, started).await,
+            },
             Err(err) => self.login_failed(err, next_generation, started).await,
         }
         self.notify();
+    }
+
+    /// A session that arrives already expired, or with less left than the
+    /// account's `min_valid`, is a failed login (transient), never
+    /// published: serving it would hand out a dead token, and logging in
+    /// again at once would storm the broker.
+    fn unusable_on_arrival(&self, session: &NewSession) -> Option<BrokerError> {
+        let min_valid = self.settings.lock().policy.min_valid;
+        let now = Utc::now();
+        let left = session.meta.expires_at - now;
+        if left >= chrono::Duration::from_std(min_valid).unwrap_or(chrono::Duration::MAX) {
+            return None;
+        }
+        let how = if left <= chrono::Duration::zero() {
+            format!("already expired {}s ago", -left.num_seconds())
+        } else {
+            format!("only {}s left, less than min_valid ({}s)", left.num_seconds(), min_valid.as_secs())
+        };
+        Some(BrokerError::Transient(format!(
+            "the broker's session arrived {how} (it expires at {} by its `exp`); it is not used. Either this \
+             host's clock is ahead of the broker's (check NTP: `timedatectl`) or the broker issued a session \
+             that is already over",
+            session.meta.expires_at.to_rfc3339()
+        )))
     }
 
     /// A login that finished after the operator logged out: end it at the
@@ -95,7 +140,7 @@ impl Slot {
     /// Persist, then publish (invariant 4): no client can receive a session
     /// the store does not have.
     async fn publish(
-        &self,
+        self: &Arc<Self>,
         mut generation: u64,
         session: NewSession,
         client: BrokerClient,
@@ -146,11 +191,11 @@ impl Slot {
         let mut live = Live::new(generation, session, client, &policy);
         if self.interactive() {
             // Only a person can renew it: nothing to do before it ends.
-            live.refresh_at = live.expires_at();
+            live.refresh_at_expiry();
         } else if !super::live::extends(previous_expiry, live.expires_at(), policy.refresh_margin) {
             // A fixed cut-off (e.g. 00:00 IST): the next login that can help
             // is after it.
-            live.refresh_at = live.expires_at();
+            live.refresh_at_expiry();
             info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                   "the new session ends when the old one did; no proactive refresh before it expires");
         }
@@ -171,7 +216,14 @@ impl Slot {
                 st.last_error = None;
                 st.want_session = true;
                 st.auth_announced = false;
-                Some(st.current.replace(live.clone()))
+                let retired = st.current.replace(live.clone());
+                st.previous = retired
+                    .as_ref()
+                    .map(|l| (l.generation, l.session.meta.obtained_at));
+                // Deaths counted while this login ran: `conflict` starts
+                // now, with the new session still served.
+                self.settle_conflict(&mut st, &policy);
+                Some(retired)
             }
         };
         let Some(retired) = retired else {
@@ -208,10 +260,16 @@ impl Slot {
         });
     }
 
-    async fn login_failed(&self, err: BrokerError, generation: u64, started: Instant) {
+    async fn login_failed(self: &Arc<Self>, err: BrokerError, generation: u64, started: Instant) {
         let duration_ms = started.elapsed().as_millis() as u64;
         self.counters.logins_failed.fetch_add(1, Ordering::Relaxed);
-        let policy = self.settings.lock().policy.clone();
+        let (policy, fingerprint) = {
+            let settings = self.settings.lock();
+            (
+                settings.policy.clone(),
+                settings.connector.credentials_fingerprint(),
+            )
+        };
         let message = err.message().to_string();
         let rejected = matches!(err, BrokerError::Rejected(_) | BrokerError::Config(_));
         if self.interactive() && !rejected {
@@ -247,6 +305,14 @@ impl Slot {
                     until: Instant::now() + delay,
                 };
                 st.last_error = Some(("login_failed", message.clone()));
+                if matches!(err, BrokerError::DeadSession(_)) {
+                    // The broker killed this login's session before it was
+                    // even finished: the surest sign of another login.
+                    let login_started = Utc::now()
+                        - chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+                    self.count_death(&mut st, None, login_started, Utc::now(), &policy);
+                }
+                self.settle_conflict(&mut st, &policy);
                 (st.failures, delay)
             };
             warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
@@ -257,7 +323,9 @@ impl Slot {
             {
                 let mut st = self.state.lock();
                 st.phase = Phase::LockedOut;
+                st.conflict_pending = false;
                 st.last_error = Some(("locked_out", message.clone()));
+                st.rejected = Some((fingerprint, Utc::now()));
             }
             error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                    duration_ms, outcome = "rejected", error = %message,
@@ -291,7 +359,7 @@ impl Slot {
             .collect();
         let (k, b, a) = (&self.key.account, self.key.broker, self.key.api);
         match &outcome {
-            Invalidation::Current(live) | Invalidation::Conflict(live, _) => {
+            Invalidation::Current(live) => {
                 self.counters
                     .invalidations_current
                     .fetch_add(1, Ordering::Relaxed);
@@ -302,18 +370,6 @@ impl Slot {
                     .await;
             }
             _ => {}
-        }
-        if let Invalidation::Conflict(_, message) = &outcome {
-            error!(broker = %b, account = %k, api = %a, generation, "{message}");
-            self.audit(Some(generation), AuditEvent::Conflict, message)
-                .await;
-            self.events.publish(Event {
-                kind: EventKind::Conflict,
-                key: self.key.clone(),
-                generation,
-                expires_at: None,
-                login_url: None,
-            });
         }
         if let Invalidation::Stale = outcome {
             self.counters
@@ -423,6 +479,10 @@ impl Slot {
             if matches!(e, BrokerError::DeadSession(_)) {
                 info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
                       error = %e, "stored session is no longer accepted by the broker; not reused");
+                // Found dead by the daemon itself: it counts like a report.
+                let mut st = self.state.lock();
+                let obtained = session.meta.obtained_at;
+                self.count_death(&mut st, Some(stored.generation), obtained, Utc::now(), &policy);
                 return;
             }
             // Keep the last good session when the broker cannot answer.
@@ -431,8 +491,9 @@ impl Slot {
         }
         let fingerprint = session.material.token.fingerprint();
         let mut live = Live::new(stored.generation, session, client, &policy);
+        live.restored = true;
         if self.interactive() {
-            live.refresh_at = live.expires_at();
+            live.refresh_at_expiry();
         }
         let live = Arc::new(live);
         info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,

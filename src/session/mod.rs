@@ -2,6 +2,8 @@
 //! and enforcing the invariants of DESIGN.md ("the heart").
 
 mod backoff;
+mod budget;
+mod conflict;
 pub mod driver;
 pub mod error;
 pub mod events;

@@ -27,6 +27,9 @@ pub struct Registry {
     simulators: SimulatorRoots,
     // Where slot loops run: set once by `spawn_drivers`, reused by reloads.
     drivers: OnceLock<(CancellationToken, TaskTracker)>,
+    /// The config file, read again for one account's credentials before an
+    /// operator `login` (None: configured from text, nothing to re-read).
+    source: Option<std::path::PathBuf>,
 }
 
 /// What a reload did, by session key.
@@ -81,6 +84,7 @@ impl Registry {
             store,
             simulators: simulators.clone(),
             drivers: OnceLock::new(),
+            source: config.source.clone(),
         };
         let slots = plan(config, simulators)
             .into_iter()
@@ -115,6 +119,45 @@ impl Registry {
     /// The tracker of in-flight logins (waited on at shutdown).
     pub fn tasks(&self) -> &TaskTracker {
         &self.tasks
+    }
+
+    /// Reads the config file again and applies what it now says about
+    /// `slot`'s account alone (its secret references are resolved anew), so
+    /// `login` after a lock-out uses the secret the operator fixed, not the
+    /// one the broker rejected. Other accounts are left alone. A file with
+    /// problems changes nothing and says why.
+    pub fn reread_credentials(&self, slot: &Slot) -> Result<(), RequestError> {
+        let Some(path) = &self.source else {
+            return Ok(());
+        };
+        let loaded = Config::load(path).map_err(|problems| {
+            RequestError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} has problems, so {}'s credentials could not be read again; fix them, then run \
+                     `brokerctl login` again:\n{problems}",
+                    path.display(),
+                    slot.key()
+                ),
+            )
+        })?;
+        match plan(&loaded.config, &self.simulators)
+            .into_iter()
+            .find(|p| p.key == *slot.key())
+        {
+            Some(p) => {
+                slot.reconfigure(p.connector, p.policy, p.access);
+                Ok(())
+            }
+            None => Err(RequestError::new(
+                ErrorCode::UnknownAccount,
+                format!(
+                    "{} is no longer in {}; run `brokerctl reload` to apply the file",
+                    slot.key(),
+                    path.display()
+                ),
+            )),
+        }
     }
 
     /// Applies a new, already validated configuration: unchanged sessions

@@ -101,6 +101,19 @@ pub(super) struct SlotState {
     /// (reset when a session is published or on logout), so failed
     /// submissions do not repeat the alert.
     pub auth_announced: bool,
+    /// The login budget (invariant 9): every login start is counted here.
+    pub budget: super::budget::LoginBudget,
+    /// The conflict threshold was reached while a login ran: `conflict`
+    /// starts when that login ends.
+    pub conflict_pending: bool,
+    /// The newest generation whose death was counted (each counts once).
+    pub last_counted_death: u64,
+    /// The generation the last login replaced, with its login time: a
+    /// death reported just after a refresh still counts.
+    pub previous: Option<(u64, DateTime<Utc>)>,
+    /// The credentials (as a fingerprint, never the values) the broker
+    /// rejected, and when: `login` refuses to send them again.
+    pub rejected: Option<(String, DateTime<Utc>)>,
 }
 
 /// Counters for `metrics`; atomics because requests bump them concurrently.
@@ -193,6 +206,8 @@ impl Slot {
         tasks: TaskTracker,
     ) -> Arc<Self> {
         let want_session = policy.login_at_start;
+        let budget =
+            super::budget::LoginBudget::new(policy.min_login_interval, policy.max_logins_per_hour);
         Arc::new(Self {
             key,
             access: parking_lot::RwLock::new(Arc::new(access)),
@@ -215,6 +230,11 @@ impl Slot {
                 next_reminder: None,
                 expiring_sent: 0,
                 auth_announced: false,
+                budget,
+                conflict_pending: false,
+                last_counted_death: 0,
+                previous: None,
+                rejected: None,
             }),
             changed: watch::channel(0).0,
             tasks,
@@ -244,6 +264,7 @@ impl Slot {
         if access_changed {
             *self.access.write() = Arc::new(access);
         }
+        let limits = (policy.min_login_interval, policy.max_logins_per_hour);
         let credentials_changed = {
             let mut settings = self.settings.lock();
             let connector = connector.keeping_state_of(&settings.connector);
@@ -257,16 +278,25 @@ impl Slot {
             }
             credentials
         };
+        let mut st = self.state.lock();
+        st.budget.set_limits(limits.0, limits.1);
         if credentials_changed {
-            let mut st = self.state.lock();
+            st.rejected = None;
             if matches!(st.phase, Phase::LockedOut | Phase::Conflict { .. }) {
                 st.phase = Phase::Idle;
                 st.early_deaths = 0;
+                st.conflict_pending = false;
                 st.last_error = None;
             }
         }
+        drop(st);
         self.notify();
         true
+    }
+
+    /// Whether the broker rejected the credentials and an operator must act.
+    pub fn locked_out(&self) -> bool {
+        self.state.lock().phase == Phase::LockedOut
     }
 
     /// Stops the slot's loop (its account left the configuration).
@@ -334,15 +364,18 @@ impl Slot {
                 }
             }
             brokers::Report::IpNotAllowed(message) => {
+                return Err(self.ip_refused(generation, &message));
+            }
+            brokers::Report::SessionIpMismatch(message) => {
+                // A session restored from the store may have been created
+                // from another address (before a restart, on another host):
+                // one fresh login from here can fix that. A session this
+                // process created cannot be fixed by logging in again.
+                if !self.restored_current(generation) {
+                    return Err(self.ip_refused(generation, &message));
+                }
                 tracing::warn!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
-                               "broker refused the client's IP; not logging in again");
-                return Err(RequestError::new(
-                    ErrorCode::IpNotAllowed,
-                    format!(
-                        "{message}: the broker refuses this IP (orders only from the account's whitelisted static IPs, \
-                         and a session only from the IP it was created on); a new login cannot fix this"
-                    ),
-                ));
+                               "the restored session is bound to another IP; one fresh login from this host");
             }
             brokers::Report::Transient(message) => {
                 tracing::info!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
@@ -367,27 +400,26 @@ impl Slot {
             match st.current.clone() {
                 Some(live) if live.generation == generation && !st.dead => {
                     st.dead = true;
-                    let early = live.age(now) < policy.conflict_window;
-                    st.early_deaths = if early { st.early_deaths + 1 } else { 0 };
-                    // Not while a login runs: the phase belongs to that login,
-                    // and a second one must never start beside it.
-                    if st.early_deaths >= policy.conflict_threshold && st.phase == Phase::Idle {
-                        st.phase = Phase::Conflict {
-                            until: Instant::now() + policy.conflict_cooldown,
-                        };
-                        let message = conflict_message(&self.key, &policy, st.early_deaths);
-                        st.last_error = Some(("conflict", message.clone()));
-                        Invalidation::Conflict(live, message)
-                    } else {
-                        // Only from Idle: a lock-out must not get a second wrong
-                        // attempt, and a backoff must not be cut short.
-                        if st.phase == Phase::Idle {
-                            self.begin_login(&mut st, "token rejected by the broker");
-                        }
-                        Invalidation::Current(live)
+                    let obtained = live.session.meta.obtained_at;
+                    self.count_death(&mut st, Some(generation), obtained, now, &policy);
+                    // Only from Idle: a lock-out must not get a second wrong
+                    // attempt, a backoff or conflict must not be cut short,
+                    // and a running login already brings the next session.
+                    if st.phase == Phase::Idle {
+                        self.begin_login(&mut st, "token rejected by the broker");
                     }
+                    Invalidation::Current(live)
                 }
-                Some(live) if live.generation > generation => Invalidation::Stale,
+                Some(live) if live.generation > generation => {
+                    // The generation a refresh just replaced: its death
+                    // still says whether sessions die right after login.
+                    if let Some((previous, obtained)) = st.previous
+                        && previous == generation
+                    {
+                        self.count_death(&mut st, Some(generation), obtained, now, &policy);
+                    }
+                    Invalidation::Stale
+                }
                 _ => Invalidation::AlreadyDead,
             }
         };
@@ -404,18 +436,40 @@ impl Slot {
     }
 
     /// Operator-forced fresh login; clears `locked_out`, `conflict` and
-    /// `backoff` first.
+    /// `backoff` first. It bypasses the login budget but is counted in it.
+    /// Credentials the broker rejected are never sent again: when they are
+    /// unchanged (by fingerprint) the login is refused without a broker call.
     pub async fn force_login(self: &Arc<Self>, wait: Duration) -> Result<Arc<Live>, RequestError> {
+        let fingerprint = self.settings.lock().connector.credentials_fingerprint();
         let newer_than = {
             let mut st = self.state.lock();
+            if let Some((rejected, at)) = &st.rejected
+                && *rejected == fingerprint
+            {
+                return Err(RequestError::new(
+                    ErrorCode::LockedOut,
+                    format!(
+                        "{}: the same credentials were rejected at {}; brokerd does not send them again (brokers \
+                         lock accounts after a few wrong attempts). Fix the secret the error named (the file, \
+                         credential or variable the config refers to), then run `brokerctl login {} --account {}` \
+                         again",
+                        self.key,
+                        at.to_rfc3339(),
+                        self.key.broker,
+                        self.key.account
+                    ),
+                ));
+            }
+            st.rejected = None;
             if !matches!(st.phase, Phase::LoggingIn) {
                 st.phase = Phase::Idle;
             }
             st.failures = 0;
             st.early_deaths = 0;
+            st.conflict_pending = false;
             st.want_session = true;
             let generation = st.generation;
-            self.begin_login(&mut st, "operator request");
+            self.begin_login_as(&mut st, "operator request", super::conflict::Trigger::Operator);
             generation
         };
         self.notify();
@@ -608,19 +662,6 @@ fn usable(st: &SlotState, need: Need, now: DateTime<Utc>) -> Option<Arc<Live>> {
         .then(|| live.clone())
 }
 
-/// The plain-words explanation of a conflict, for status and logs.
-pub(super) fn conflict_message(key: &SessionKey, policy: &SessionPolicy, deaths: u32) -> String {
-    format!(
-        "{key}: the last {deaths} sessions were rejected within {}s of login; another program is probably \
-         logging into this account with the same credentials. Stop it; brokerd retries at most once every {}s \
-         (or run `brokerctl login {} --account {}`)",
-        policy.conflict_window.as_secs(),
-        policy.conflict_cooldown.as_secs(),
-        key.broker,
-        key.account
-    )
-}
-
 /// A client's report that the broker rejected a session.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Report<'a> {
@@ -633,7 +674,30 @@ pub struct Report<'a> {
 /// What an `invalidate` did, for the audit trail and metrics.
 pub(super) enum Invalidation {
     Current(Arc<Live>),
-    Conflict(Arc<Live>, String),
     Stale,
     AlreadyDead,
+}
+
+impl Slot {
+    /// The answer to a report of an IP rule: no login can fix it.
+    fn ip_refused(&self, generation: u64, message: &str) -> RequestError {
+        tracing::warn!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
+                       "broker refused the client's IP; not logging in again");
+        RequestError::new(
+            ErrorCode::IpNotAllowed,
+            format!(
+                "{message}: the broker refuses this IP (orders only from the account's whitelisted static IPs, \
+                 and a session only from the IP it was created on); a new login cannot fix this"
+            ),
+        )
+    }
+
+    /// Whether `generation` is the current, not yet rejected session and
+    /// was restored from the store rather than created by this process.
+    fn restored_current(&self, generation: u64) -> bool {
+        let st = self.state.lock();
+        st.current
+            .as_ref()
+            .is_some_and(|l| l.generation == generation && l.restored && !st.dead)
+    }
 }

@@ -35,6 +35,8 @@ pub struct SlotStatus {
     pub login_url: Option<String>,
     /// Counters: logins ok, logins failed, invalidations current, stale, token requests.
     pub counters: [u64; 5],
+    /// Logins started in the last hour, as the login budget counts them.
+    pub logins_last_hour: u64,
 }
 
 impl Slot {
@@ -47,7 +49,8 @@ impl Slot {
                 settings.connector.warnings(),
             )
         };
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        let logins_last_hour = st.budget.used(Instant::now()) as u64;
         let now = Utc::now();
         let live = st.current.as_ref();
         let usable = live.filter(|l| !st.dead && l.remaining(now) > std::time::Duration::ZERO);
@@ -91,6 +94,7 @@ impl Slot {
                 c.invalidations_stale.load(Ordering::Relaxed),
                 c.token_requests.load(Ordering::Relaxed),
             ],
+            logins_last_hour,
         };
         drop(st);
         // Only a slot waiting for a person shows (and so mints) its link.

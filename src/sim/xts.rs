@@ -127,6 +127,9 @@ struct ApiState {
 
 struct Inner {
     apis: [ApiState; 2],
+    /// Seconds added to the real clock for the `iat`/`exp` claims: a
+    /// server clock behind the daemon's makes sessions arrive expired.
+    clock_offset_secs: i64,
     latency: Duration,
     invalid_status: u16,
     tokens: HashMap<String, Issued>,
@@ -184,6 +187,7 @@ impl XtsSim {
             key: jsonwebtoken::EncodingKey::from_secret(&secret),
             inner: Mutex::new(Inner {
                 apis: [api_state(), api_state()],
+                clock_offset_secs: 0,
                 latency: Duration::ZERO,
                 invalid_status: 400,
                 tokens: HashMap::new(),
@@ -228,6 +232,14 @@ impl XtsSim {
     /// issued too; `None` switches it off.
     pub fn set_kill_after(&self, api: Api, after: Option<Duration>) {
         self.shared.inner.lock().apis[idx(api)].kill_after = after;
+    }
+
+    /// Sets the server's clock to the real one plus `secs` for the JWT
+    /// claims of tokens issued from now on (its own deadlines stay real):
+    /// with `-3600`, a 30-minute token arrives with an `exp` half an hour in
+    /// the past, as when the daemon's host clock runs ahead.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.shared.inner.lock().clock_offset_secs = secs;
     }
 
     /// Revokes every token issued so far.

@@ -84,7 +84,7 @@ app_key = "demo-market-key"
 secret_key = "demo-market-secret"
 {extra}
 "#,
-            policy = self.policy,
+            policy = without_budget(&self.policy),
             limits = self.limits,
             jainam = self.jainam,
             extra = self.extra.replace("{root}", &root),
@@ -167,6 +167,20 @@ secret_key = "demo-market-secret"
             .cloned()
             .expect("account main is listed")
     }
+}
+
+/// `policy` with the login budget opened wide unless it sets the budget
+/// itself: most tests exercise other rules with logins in quick succession,
+/// and `tests/login_safety.rs` tests the budget at its defaults and limits.
+pub fn without_budget(policy: &str) -> String {
+    let mut out = policy.to_string();
+    if !policy.contains("min_login_interval") {
+        out.push_str("\nmin_login_interval = \"0s\"");
+    }
+    if !policy.contains("max_logins_per_hour") {
+        out.push_str("\nmax_logins_per_hour = 3600");
+    }
+    out
 }
 
 /// A second simulated user, for tests with two accounts.

@@ -83,8 +83,10 @@ pub fn normalize(status: u16, body: Option<&Value>, raw: &str) -> Normalized {
 pub enum CallClass {
     /// The session is dead: re-login (fenced by generation).
     DeadSession,
-    /// An IP whitelisting rule: re-logging in cannot help.
+    /// An IP whitelisting rule (`100008`): re-logging in cannot help.
     IpNotAllowed,
+    /// `1037`: the session was created from another IP than this call's.
+    SessionIpMismatch,
     /// Try again later; the session may be fine.
     Transient,
     /// Not recognisably any of those.
@@ -95,8 +97,11 @@ pub enum CallClass {
 pub fn classify_call(n: &Normalized, is_json: bool) -> CallClass {
     let code = n.code.as_deref().unwrap_or("");
     let msg = n.message.to_ascii_lowercase();
-    if matches!(code, "100008" | "1037") {
+    if code == "100008" {
         return CallClass::IpNotAllowed;
+    }
+    if code == "1037" {
+        return CallClass::SessionIpMismatch;
     }
     if matches!(n.status, 401 | 403)
         || matches!(code, "100022" | "900901")
@@ -266,12 +271,23 @@ mod tests {
         for d in dead {
             assert_eq!(classify_call(&d, true), CallClass::DeadSession, "{d}");
         }
-        for ip in [
-            json!({"stCode":100008,"errMsg":"unauthorized"}),
-            json!({"stCode":1037,"errMsg":"session ip doesnt match with reqest ip"}),
-        ] {
-            assert_eq!(classify_call(&n(200, ip), true), CallClass::IpNotAllowed);
-        }
+        assert_eq!(
+            classify_call(
+                &n(200, json!({"stCode":100008,"errMsg":"unauthorized"})),
+                true
+            ),
+            CallClass::IpNotAllowed
+        );
+        assert_eq!(
+            classify_call(
+                &n(
+                    200,
+                    json!({"stCode":1037,"errMsg":"session ip doesnt match with reqest ip"})
+                ),
+                true
+            ),
+            CallClass::SessionIpMismatch
+        );
         assert_eq!(
             classify_call(&n(424, json!({})), true),
             CallClass::Transient

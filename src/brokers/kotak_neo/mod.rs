@@ -212,7 +212,7 @@ impl KotakClient {
             (CallClass::DeadSession, n) => Err(BrokerError::DeadSession(n)),
             (CallClass::Transient, n) => Err(BrokerError::Transient(n)),
             // IP rules concern orders, not the session's validity.
-            (CallClass::IpNotAllowed | CallClass::Other, _) => Ok(()),
+            (CallClass::IpNotAllowed | CallClass::SessionIpMismatch | CallClass::Other, _) => Ok(()),
         }
     }
 }
@@ -288,7 +288,7 @@ mod tests {
         assert_eq!(c, CallClass::DeadSession);
         assert_eq!(
             classify_report(200, r#"{"stCode":1037,"errMsg":"session ip doesnt match"}"#).0,
-            CallClass::IpNotAllowed
+            CallClass::SessionIpMismatch
         );
         assert_eq!(
             classify_report(0, "Invalid JWT token").0,

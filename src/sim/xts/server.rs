@@ -174,7 +174,7 @@ fn issue(s: &Shared, api: Api, fields: HashMap<String, String>) -> Response {
     let user = &s.users[ui];
     let mut g = s.inner.lock();
     let (lifetime, include_exp) = (g.apis[idx(api)].lifetime, g.apis[idx(api)].include_exp);
-    let now = chrono::Utc::now();
+    let now = chrono::Utc::now() + chrono::Duration::seconds(g.clock_offset_secs);
     let mut claims = json!({
         "userID": user.user_id, "api": api.as_str(), "iat": now.timestamp(),
         "jti": format!("{:032x}", rand::thread_rng().r#gen::<u128>()),

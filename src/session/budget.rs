@@ -1,0 +1,196 @@
+//! The login budget of one session (DESIGN invariant 9): beneath every
+//! other rule, automatic logins never come closer together than
+//! `min_login_interval` and never number more than `max_logins_per_hour` in
+//! any hour, whatever the broker answers and whatever clients report.
+//!
+//! Pure bookkeeping: every call takes `now`, so the rules are tested in
+//! virtual time and the slot decides what a refusal means for its state.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The window of the hourly cap.
+pub(super) const HOUR: Duration = Duration::from_secs(3600);
+
+/// Which limit refused a login, and when a login is allowed again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// The last login started less than `interval` ago.
+    TooSoon {
+        /// When the interval has passed.
+        until: Instant,
+        /// The configured interval.
+        interval: Duration,
+    },
+    /// `cap` logins started within the last hour.
+    HourlyCap {
+        /// When the oldest of them leaves the hour.
+        until: Instant,
+        /// The configured cap.
+        cap: u32,
+    },
+}
+
+impl Refusal {
+    /// When a login is allowed again.
+    pub(super) fn until(self) -> Instant {
+        match self {
+            Self::TooSoon { until, .. } | Self::HourlyCap { until, .. } => until,
+        }
+    }
+}
+
+/// Start times of the logins of the last hour, oldest first.
+#[derive(Debug)]
+pub(super) struct LoginBudget {
+    interval: Duration,
+    cap: u32,
+    starts: VecDeque<Instant>,
+}
+
+impl LoginBudget {
+    /// A budget allowing one login per `interval` and `cap` per hour.
+    pub(super) fn new(interval: Duration, cap: u32) -> Self {
+        Self {
+            interval,
+            cap: cap.max(1),
+            starts: VecDeque::new(),
+        }
+    }
+
+    /// Applies reloaded limits; the logins already counted stay counted.
+    pub(super) fn set_limits(&mut self, interval: Duration, cap: u32) {
+        self.interval = interval;
+        self.cap = cap.max(1);
+    }
+
+    /// Whether an automatic login may start at `now`.
+    pub(super) fn check(&mut self, now: Instant) -> Result<(), Refusal> {
+        self.forget_before(now);
+        if self.starts.len() >= self.cap as usize
+            && let Some(&oldest) = self.starts.front()
+        {
+            return Err(Refusal::HourlyCap {
+                until: oldest + HOUR,
+                cap: self.cap,
+            });
+        }
+        match self.starts.back() {
+            Some(&last) if now < last + self.interval => Err(Refusal::TooSoon {
+                until: last + self.interval,
+                interval: self.interval,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a login started at `now` (operator logins too: they bypass
+    /// the check but not the count).
+    pub(super) fn record(&mut self, now: Instant) {
+        self.forget_before(now);
+        self.starts.push_back(now);
+    }
+
+    /// Logins counted within the hour before `now`.
+    pub(super) fn used(&mut self, now: Instant) -> usize {
+        self.forget_before(now);
+        self.starts.len()
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while let Some(&first) = self.starts.front() {
+            if now.saturating_duration_since(first) >= HOUR {
+                self.starts.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn one_login_per_interval() {
+        let t0 = Instant::now();
+        let mut b = LoginBudget::new(30 * S, 20);
+        assert_eq!(b.check(t0), Ok(()));
+        b.record(t0);
+        assert_eq!(
+            b.check(t0 + 29 * S),
+            Err(Refusal::TooSoon {
+                until: t0 + 30 * S,
+                interval: 30 * S
+            })
+        );
+        assert_eq!(b.check(t0 + 30 * S), Ok(()));
+    }
+
+    #[test]
+    fn the_hourly_cap_holds_over_any_hour_and_frees_as_logins_age_out() {
+        let t0 = Instant::now();
+        let mut b = LoginBudget::new(30 * S, 20);
+        // A login every 30 s, as fast as the interval lets it.
+        let mut now = t0;
+        let mut started = 0;
+        for _ in 0..200 {
+            if b.check(now).is_ok() {
+                b.record(now);
+                started += 1;
+            }
+            now += 30 * S;
+        }
+        // 200 × 30 s = 100 min: at most 20 in the first hour, then one per
+        // freed slot.
+        assert!(started <= 40, "{started}");
+        // Whatever the timing, no hour holds more than 20.
+        let mut b = LoginBudget::new(S, 20);
+        let mut log = Vec::new();
+        let mut now = t0;
+        for i in 0..10_000u64 {
+            if b.check(now).is_ok() {
+                b.record(now);
+                log.push(now);
+            }
+            now += Duration::from_millis(250 + (i * 7919) % 1000);
+        }
+        for (i, &start) in log.iter().enumerate() {
+            let in_hour = log[i..].iter().take_while(|&&t| t < start + HOUR).count();
+            assert!(in_hour <= 20, "{in_hour} logins within an hour");
+        }
+    }
+
+    #[test]
+    fn the_cap_names_when_it_frees() {
+        let t0 = Instant::now();
+        let mut b = LoginBudget::new(S, 3);
+        for i in 0..3 {
+            b.record(t0 + i * 10 * S);
+        }
+        assert_eq!(
+            b.check(t0 + 60 * S),
+            Err(Refusal::HourlyCap {
+                until: t0 + HOUR,
+                cap: 3
+            })
+        );
+        assert_eq!(b.check(t0 + HOUR), Ok(()));
+        assert_eq!(b.used(t0 + HOUR), 2);
+    }
+
+    #[test]
+    fn operator_logins_count_against_the_automatic_ones() {
+        let t0 = Instant::now();
+        let mut b = LoginBudget::new(10 * S, 2);
+        b.record(t0);
+        b.record(t0 + S);
+        assert!(matches!(
+            b.check(t0 + 20 * S),
+            Err(Refusal::HourlyCap { .. })
+        ));
+    }
+}
