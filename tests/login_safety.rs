@@ -62,8 +62,10 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
                     .unwrap();
                 if let Some(g) = r["session"]["generation"].as_u64() {
                     let _ = c
-                        .call(&json!({"op": "invalidate", "broker": "jainam", "generation": g,
-                                       "reason": "Invalid Token", "wait_secs": 0}))
+                        .call(
+                            &json!({"op": "invalidate", "broker": "jainam", "generation": g,
+                                       "reason": "Invalid Token", "wait_secs": 0}),
+                        )
                         .await;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -114,8 +116,14 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
     let total = h.sim.login_count(Api::Interactive) - start_logins;
 
     // The hourly cap, at the simulator.
-    assert!(total <= 8, "{total} logins reached the broker; the cap is 8");
-    assert_eq!(total, 8, "the hostile broker uses up the budget: {status} {seen:?}");
+    assert!(
+        total <= 8,
+        "{total} logins reached the broker; the cap is 8"
+    );
+    assert_eq!(
+        total, 8,
+        "the hostile broker uses up the budget: {status} {seen:?}"
+    );
     assert!(capped(&status), "{status}");
     // The interval, at the simulator: no two logins closer than 1 s (less
     // the sampling step).
@@ -153,7 +161,10 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_expired_on_arrival_is_a_failed_login_and_never_published() {
     // The budget at its defaults (30 s, 20 an hour).
-    let h = Harness::start("login_at_start = false\nmin_login_interval = \"30s\"\nmax_logins_per_hour = 20").await;
+    let h = Harness::start(
+        "login_at_start = false\nmin_login_interval = \"30s\"\nmax_logins_per_hour = 20",
+    )
+    .await;
     h.sim.set_clock_offset(-3600);
     h.sim
         .set_token_lifetime(Api::Interactive, Duration::from_secs(1800));
@@ -178,7 +189,10 @@ async fn a_session_expired_on_arrival_is_a_failed_login_and_never_published() {
     let status = h.status_of("interactive").await;
     assert_eq!(status["state"], "backoff", "{status}");
     assert_eq!(status["generation"], 0, "nothing was published: {status}");
-    assert!(status["retry_after_secs"].as_u64().unwrap() >= 20, "{status}");
+    assert!(
+        status["retry_after_secs"].as_u64().unwrap() >= 20,
+        "{status}"
+    );
     // The clock is fixed: the operator logs in at once.
     h.sim.set_clock_offset(0);
     let login = h.call(json!({"op": "login", "broker": "jainam"})).await;

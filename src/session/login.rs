@@ -9,10 +9,10 @@ use chrono::Utc;
 use tracing::{error, info, warn};
 
 use super::backoff;
+use super::conflict::Trigger;
 use super::error::{ErrorCode, RequestError};
 use super::events::{Event, EventKind};
 use super::live::Live;
-use super::conflict::Trigger;
 use super::slot::{Invalidation, Phase, Slot, SlotState};
 use crate::brokers::{BrokerClient, BrokerError, NewSession};
 use crate::secret::Secret;
@@ -117,7 +117,11 @@ impl Slot {
         let how = if left <= chrono::Duration::zero() {
             format!("already expired {}s ago", -left.num_seconds())
         } else {
-            format!("only {}s left, less than min_valid ({}s)", left.num_seconds(), min_valid.as_secs())
+            format!(
+                "only {}s left, less than min_valid ({}s)",
+                left.num_seconds(),
+                min_valid.as_secs()
+            )
         };
         Some(BrokerError::Transient(format!(
             "the broker's session arrived {how} (it expires at {} by its `exp`); it is not used. Either this \
@@ -369,14 +373,14 @@ impl Slot {
                 self.audit(Some(generation), AuditEvent::InvalidatedCurrent, &reason)
                     .await;
             }
-            _ => {}
-        }
-        if let Invalidation::Stale = outcome {
-            self.counters
-                .invalidations_stale
-                .fetch_add(1, Ordering::Relaxed);
-            self.audit(Some(generation), AuditEvent::InvalidatedStale, &reason)
-                .await;
+            Invalidation::Stale => {
+                self.counters
+                    .invalidations_stale
+                    .fetch_add(1, Ordering::Relaxed);
+                self.audit(Some(generation), AuditEvent::InvalidatedStale, &reason)
+                    .await;
+            }
+            Invalidation::AlreadyDead => {}
         }
     }
 
@@ -482,7 +486,13 @@ impl Slot {
                 // Found dead by the daemon itself: it counts like a report.
                 let mut st = self.state.lock();
                 let obtained = session.meta.obtained_at;
-                self.count_death(&mut st, Some(stored.generation), obtained, Utc::now(), &policy);
+                self.count_death(
+                    &mut st,
+                    Some(stored.generation),
+                    obtained,
+                    Utc::now(),
+                    &policy,
+                );
                 return;
             }
             // Keep the last good session when the broker cannot answer.

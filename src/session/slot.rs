@@ -371,7 +371,7 @@ impl Slot {
                 // from another address (before a restart, on another host):
                 // one fresh login from here can fix that. A session this
                 // process created cannot be fixed by logging in again.
-                if !self.restored_current(generation) {
+                if !self.ip_mismatch_fixable(generation) {
                     return Err(self.ip_refused(generation, &message));
                 }
                 tracing::warn!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
@@ -469,7 +469,11 @@ impl Slot {
             st.conflict_pending = false;
             st.want_session = true;
             let generation = st.generation;
-            self.begin_login_as(&mut st, "operator request", super::conflict::Trigger::Operator);
+            self.begin_login_as(
+                &mut st,
+                "operator request",
+                super::conflict::Trigger::Operator,
+            );
             generation
         };
         self.notify();
@@ -692,12 +696,14 @@ impl Slot {
         )
     }
 
-    /// Whether `generation` is the current, not yet rejected session and
-    /// was restored from the store rather than created by this process.
-    fn restored_current(&self, generation: u64) -> bool {
+    /// Whether a `1037` on `generation` goes on to the fenced path: the
+    /// current session restored from the store (one login, however many
+    /// report it), or an older generation (answered with the current one).
+    /// A session this process created is refused at once.
+    fn ip_mismatch_fixable(&self, generation: u64) -> bool {
         let st = self.state.lock();
-        st.current
-            .as_ref()
-            .is_some_and(|l| l.generation == generation && l.restored && !st.dead)
+        st.current.as_ref().is_some_and(|l| {
+            (l.generation == generation && l.restored) || l.generation > generation
+        })
     }
 }

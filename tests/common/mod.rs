@@ -4,6 +4,7 @@
 
 pub mod blackbox;
 pub mod browser;
+pub mod kotak;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -212,7 +212,9 @@ impl KotakClient {
             (CallClass::DeadSession, n) => Err(BrokerError::DeadSession(n)),
             (CallClass::Transient, n) => Err(BrokerError::Transient(n)),
             // IP rules concern orders, not the session's validity.
-            (CallClass::IpNotAllowed | CallClass::SessionIpMismatch | CallClass::Other, _) => Ok(()),
+            (CallClass::IpNotAllowed | CallClass::SessionIpMismatch | CallClass::Other, _) => {
+                Ok(())
+            }
         }
     }
 }
