@@ -14,7 +14,7 @@ use crate::config::{AppKeyPair, JainamConfig};
 use crate::secret::Secret;
 
 /// The default retail root; overridable per account.
-pub const DEFAULT_ROOT: &str = "https://jtrade.jainam.in:5000";
+pub const DEFAULT_ROOT: &str = crate::config::urls::JAINAM_ROOT.default;
 
 /// One login's client: a brand-new HTTP client bound to one session.
 #[derive(Debug)]
@@ -87,6 +87,7 @@ impl JainamClient {
         };
         let req = self.http.post(self.url(path)).json(&body);
         let answer = http::send(req).await?;
+        self.check_login_endpoint(&answer, path)?;
         let result = classify(&answer, true)?;
         let session = self.map_login(result)?;
         if self.api == Api::Interactive {
@@ -98,6 +99,31 @@ impl JainamClient {
                 .map(str::to_string);
         }
         Ok(session)
+    }
+
+    /// A login URL that does not exist is the root's fault, or for market
+    /// data the root's or the prefix's: the key names both.
+    fn check_login_endpoint(&self, answer: &Answer, path: &str) -> Result<(), BrokerError> {
+        let rule = &crate::config::urls::JAINAM_ROOT;
+        match self.api {
+            Api::Interactive => http::check_login_url(
+                answer,
+                &format!("POST /interactive{path}"),
+                rule,
+                &self.cfg.root,
+            ),
+            Api::Market => http::check_login_endpoint(
+                answer,
+                &format!("POST {}{path}", self.cfg.market_prefix),
+                &format!("{} or account.jainam.market_prefix", rule.key()),
+                &format!("{}{}", self.cfg.root, self.cfg.market_prefix),
+                &format!(
+                    "{}, and a market_prefix this server has (/apibinarymarketdata, \
+                     /apimarketdata or /marketdata)",
+                    rule.expected()
+                ),
+            ),
+        }
     }
 
     fn map_login(&self, result: &Value) -> Result<NewSession, BrokerError> {
