@@ -348,6 +348,61 @@ mod tests {
         ));
     }
 
+    /// A login URL nothing serves is a `Config` error naming the key(s)
+    /// that make it; a gateway's 502 page is not.
+    #[tokio::test]
+    async fn a_missing_login_endpoint_names_root_or_market_prefix() {
+        use crate::sim::xts::{FailMode, XtsSim, XtsSimConfig, XtsSimUser};
+        let sim = XtsSim::start(XtsSimConfig::default()).await.unwrap();
+        let u = XtsSimUser::demo();
+        let pair = |k: &str, s: &str| AppKeyPair {
+            app_key: Secret::new(k.to_string()),
+            secret_key: Secret::new(s.to_string()),
+        };
+        let cfg = JainamConfig {
+            root: sim.base_url(),
+            // The simulator serves /apibinarymarketdata.
+            market_prefix: "/apimarketdata".into(),
+            source: "WEBAPI".into(),
+            interactive: Some(pair(&u.interactive_app_key, &u.interactive_secret_key)),
+            market: Some(pair(&u.market_app_key, &u.market_secret_key)),
+            client_id: None,
+            fallback_lifetime: Duration::from_secs(8 * 3600),
+            app_expiry_warning: Duration::from_secs(14 * 24 * 3600),
+        };
+        let timeout = Duration::from_secs(5);
+        let e = JainamClient::new(&cfg, Api::Market, timeout)
+            .unwrap()
+            .login()
+            .await
+            .unwrap_err();
+        let BrokerError::Config(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.starts_with("account.jainam.root or account.jainam.market_prefix: ")
+                && m.contains("POST /apimarketdata/auth/login answered HTTP 404"),
+            "{m}"
+        );
+
+        let mut interactive = JainamClient::new(&cfg, Api::Interactive, timeout).unwrap();
+        sim.fail_next_logins(Api::Interactive, 1, FailMode::ServerError(404));
+        let e = interactive.login().await.unwrap_err();
+        let BrokerError::Config(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.starts_with("account.jainam.root: ")
+                && m.contains("POST /interactive/user/session answered HTTP 404 with a JSON body"),
+            "{m}"
+        );
+        sim.fail_next_logins(Api::Interactive, 1, FailMode::Html);
+        let e = interactive.login().await.unwrap_err();
+        assert!(matches!(e, BrokerError::Transient(_)), "{e:?}");
+        assert_eq!(sim.login_count(Api::Interactive), 2);
+        interactive.login().await.unwrap();
+    }
+
     #[test]
     fn success_needs_type_success() {
         let ok = r#"{"type":"success","code":"x","description":"ok","result":{"token":"t"}}"#;

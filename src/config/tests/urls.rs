@@ -53,7 +53,7 @@ fn value_of(loaded: &Loaded, rule: &UrlRule) -> String {
 /// Asserts `url` is refused on `rule`'s key with a problem that names the
 /// expected form and the SDK's own default; returns the problem's text.
 fn refused(rule: &UrlRule, url: &str) -> String {
-    let (text, key) = with(&rule, url);
+    let (text, key) = with(rule, url);
     let p = problems(&text);
     let problem = problem_on(&p, &key);
     assert!(
