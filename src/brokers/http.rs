@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::BrokerError;
+use crate::config::urls::UrlRule;
 
 /// A fresh HTTP client with brokerd's timeouts. Every login gets its own.
 pub fn new_client(timeout: Duration) -> Result<reqwest::Client, BrokerError> {
@@ -41,6 +42,16 @@ impl Answer {
             json,
             raw_head,
         }
+    }
+
+    /// True when the body is an HTML page (a web server speaking, not a
+    /// broker's JSON API).
+    pub fn is_html(&self) -> bool {
+        let head = self.raw_head.trim_start().to_ascii_lowercase();
+        self.json.is_none()
+            && (head.starts_with("<!doctype")
+                || head.starts_with("<html")
+                || head.contains("<html"))
     }
 
     /// A short, single-line excerpt of a non-JSON body.
@@ -83,4 +94,147 @@ fn describe(e: reqwest::Error) -> BrokerError {
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
     BrokerError::Transient(format!("{what} talking to {host}"))
+}
+
+/// Whether an answer from a login endpoint says the endpoint does not exist
+/// at the configured URL: what it looks like, or `None` when it may be the
+/// broker (or a passing outage) speaking.
+///
+/// - 404, 405 and 410, whatever the body: no outage answers "no such
+///   endpoint" or "not with this method"; a broker's login endpoint that
+///   exists never does. A JSON 404 is usually another API's "route not
+///   found".
+/// - Any other 4xx with an HTML page, except 403 (a WAF or IP block, which
+///   a new URL would not fix), 408 and 429: an HTML page is a web server's
+///   answer, never a broker API's, so another server is behind the URL.
+/// - Never a 5xx (a gateway's 502/503 page during maintenance) nor a 2xx
+///   HTML page (Breeze serves maintenance pages with 200): those pass, so
+///   the caller treats them as transient and backs off.
+pub fn missing_endpoint(answer: &Answer) -> Option<String> {
+    let body = if answer.json.is_some() {
+        "a JSON body"
+    } else if answer.is_html() {
+        "an HTML page"
+    } else if answer.raw_head.trim().is_empty() {
+        "an empty body"
+    } else {
+        "a non-JSON body"
+    };
+    let status = answer.status;
+    let wrong = match status {
+        404 | 405 | 410 => true,
+        403 | 408 | 429 => false,
+        400..=499 => answer.is_html(),
+        _ => false,
+    };
+    wrong.then(|| format!("HTTP {status} with {body}"))
+}
+
+/// A login endpoint's answer checked by [`missing_endpoint`]: `Config`
+/// naming the key whose URL is wrong when the endpoint does not exist.
+/// `call` names the endpoint (`tradeApiLogin`), `key` the config key
+/// (`account.kotak_neo.login_host`), `configured` its value and `expected`
+/// the form it should take. None of these is secret, and the body is not
+/// quoted (a page may echo the request).
+///
+/// A `Config` error puts the slot in `locked_out`: retrying a URL that
+/// does not exist only spends logins (and, for Kotak, TOTP windows).
+pub fn check_login_endpoint(
+    answer: &Answer,
+    call: &str,
+    key: &str,
+    configured: &str,
+    expected: &str,
+) -> Result<(), BrokerError> {
+    match missing_endpoint(answer) {
+        None => Ok(()),
+        Some(what) => Err(BrokerError::Config(format!(
+            "{key}: the login call {call} answered {what}: nothing serves it at \
+             {configured:?}, so the URL (host or path) is probably wrong; expected {expected}"
+        ))),
+    }
+}
+
+/// [`check_login_endpoint`] for a login endpoint under one URL key.
+pub fn check_login_url(
+    answer: &Answer,
+    call: &str,
+    rule: &UrlRule,
+    configured: &str,
+) -> Result<(), BrokerError> {
+    check_login_endpoint(answer, call, &rule.key(), configured, &rule.expected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NGINX_404: &str = "<html><head><title>404 Not Found</title></head><body>\
+                             <center><h1>404 Not Found</h1></center></body></html>";
+
+    #[test]
+    fn missing_endpoints_are_404_405_410_and_4xx_web_pages() {
+        let json_404 = r#"{"status":"error","message":"Route not found"}"#;
+        let cases = [
+            (404, NGINX_404, Some("HTTP 404 with an HTML page")),
+            (404, json_404, Some("HTTP 404 with a JSON body")),
+            (404, "", Some("HTTP 404 with an empty body")),
+            (404, "Not Found", Some("HTTP 404 with a non-JSON body")),
+            (405, "", Some("HTTP 405 with an empty body")),
+            (
+                410,
+                "<!DOCTYPE html><p>gone",
+                Some("HTTP 410 with an HTML page"),
+            ),
+            (
+                400,
+                "<html>plain HTTP to an HTTPS port</html>",
+                Some("HTTP 400 with an HTML page"),
+            ),
+            (401, "<html>auth</html>", Some("HTTP 401 with an HTML page")),
+            // The broker's own 4xx answers are JSON: the broker decides.
+            (400, r#"{"error":[{"code":"400"}]}"#, None),
+            (401, r#"{"fault":{"code":900901}}"#, None),
+            // A firewall, a timeout, a rate limit: not the URL.
+            (403, "<html>Access Denied</html>", None),
+            (408, "<html>Request Timeout</html>", None),
+            (429, "<html>Too Many Requests</html>", None),
+            // Gateways and maintenance pages: transient.
+            (502, "<html><body>502 Bad Gateway</body></html>", None),
+            (503, NGINX_404, None),
+            (200, "<html><body>maintenance</body></html>", None),
+            (200, r#"{"status":"success"}"#, None),
+        ];
+        for (status, body, want) in cases {
+            let got = missing_endpoint(&Answer::new(status, body.as_bytes()));
+            assert_eq!(got.as_deref(), want, "HTTP {status} {body:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_login_endpoint_is_config_naming_the_key() {
+        let answer = Answer::new(404, NGINX_404.as_bytes());
+        let e = check_login_endpoint(
+            &answer,
+            "tradeApiLogin",
+            "account.kotak_neo.login_host",
+            "https://mis.kotaksecurities.com.example",
+            "https://mis.kotaksecurities.com",
+        )
+        .unwrap_err();
+        let BrokerError::Config(m) = e else {
+            panic!("{e:?}")
+        };
+        assert!(m.starts_with("account.kotak_neo.login_host: "), "{m}");
+        assert!(
+            m.contains("tradeApiLogin answered HTTP 404 with an HTML page"),
+            "{m}"
+        );
+        assert!(
+            m.contains("expected https://mis.kotaksecurities.com"),
+            "{m}"
+        );
+        let fine = Answer::new(502, b"<html>502 Bad Gateway</html>");
+        assert!(check_login_endpoint(&fine, "x", "k", "u", "e").is_ok());
+    }
 }

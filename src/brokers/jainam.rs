@@ -14,7 +14,7 @@ use crate::config::{AppKeyPair, JainamConfig};
 use crate::secret::Secret;
 
 /// The default retail root; overridable per account.
-pub const DEFAULT_ROOT: &str = "https://jtrade.jainam.in:5000";
+pub const DEFAULT_ROOT: &str = crate::config::urls::JAINAM_ROOT.default;
 
 /// One login's client: a brand-new HTTP client bound to one session.
 #[derive(Debug)]
@@ -87,6 +87,7 @@ impl JainamClient {
         };
         let req = self.http.post(self.url(path)).json(&body);
         let answer = http::send(req).await?;
+        self.check_login_endpoint(&answer, path)?;
         let result = classify(&answer, true)?;
         let session = self.map_login(result)?;
         if self.api == Api::Interactive {
@@ -98,6 +99,31 @@ impl JainamClient {
                 .map(str::to_string);
         }
         Ok(session)
+    }
+
+    /// A login URL that does not exist is the root's fault, or for market
+    /// data the root's or the prefix's: the key names both.
+    fn check_login_endpoint(&self, answer: &Answer, path: &str) -> Result<(), BrokerError> {
+        let rule = &crate::config::urls::JAINAM_ROOT;
+        match self.api {
+            Api::Interactive => http::check_login_url(
+                answer,
+                &format!("POST /interactive{path}"),
+                rule,
+                &self.cfg.root,
+            ),
+            Api::Market => http::check_login_endpoint(
+                answer,
+                &format!("POST {}{path}", self.cfg.market_prefix),
+                &format!("{} or account.jainam.market_prefix", rule.key()),
+                &format!("{}{}", self.cfg.root, self.cfg.market_prefix),
+                &format!(
+                    "{}, and a market_prefix this server has (/apibinarymarketdata, \
+                     /apimarketdata or /marketdata)",
+                    rule.expected()
+                ),
+            ),
+        }
     }
 
     fn map_login(&self, result: &Value) -> Result<NewSession, BrokerError> {
@@ -320,6 +346,61 @@ mod tests {
             classify(&answer(400, ctcl), true),
             Err(BrokerError::Config(_))
         ));
+    }
+
+    /// A login URL nothing serves is a `Config` error naming the key(s)
+    /// that make it; a gateway's 502 page is not.
+    #[tokio::test]
+    async fn a_missing_login_endpoint_names_root_or_market_prefix() {
+        use crate::sim::xts::{FailMode, XtsSim, XtsSimConfig, XtsSimUser};
+        let sim = XtsSim::start(XtsSimConfig::default()).await.unwrap();
+        let u = XtsSimUser::demo();
+        let pair = |k: &str, s: &str| AppKeyPair {
+            app_key: Secret::new(k.to_string()),
+            secret_key: Secret::new(s.to_string()),
+        };
+        let cfg = JainamConfig {
+            root: sim.base_url(),
+            // The simulator serves /apibinarymarketdata.
+            market_prefix: "/apimarketdata".into(),
+            source: "WEBAPI".into(),
+            interactive: Some(pair(&u.interactive_app_key, &u.interactive_secret_key)),
+            market: Some(pair(&u.market_app_key, &u.market_secret_key)),
+            client_id: None,
+            fallback_lifetime: Duration::from_secs(8 * 3600),
+            app_expiry_warning: Duration::from_secs(14 * 24 * 3600),
+        };
+        let timeout = Duration::from_secs(5);
+        let e = JainamClient::new(&cfg, Api::Market, timeout)
+            .unwrap()
+            .login()
+            .await
+            .unwrap_err();
+        let BrokerError::Config(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.starts_with("account.jainam.root or account.jainam.market_prefix: ")
+                && m.contains("POST /apimarketdata/auth/login answered HTTP 404"),
+            "{m}"
+        );
+
+        let mut interactive = JainamClient::new(&cfg, Api::Interactive, timeout).unwrap();
+        sim.fail_next_logins(Api::Interactive, 1, FailMode::ServerError(404));
+        let e = interactive.login().await.unwrap_err();
+        let BrokerError::Config(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.starts_with("account.jainam.root: ")
+                && m.contains("POST /interactive/user/session answered HTTP 404 with a JSON body"),
+            "{m}"
+        );
+        sim.fail_next_logins(Api::Interactive, 1, FailMode::Html);
+        let e = interactive.login().await.unwrap_err();
+        assert!(matches!(e, BrokerError::Transient(_)), "{e:?}");
+        assert_eq!(sim.login_count(Api::Interactive), 2);
+        interactive.login().await.unwrap();
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::check::{Check, join};
 use super::interactive_check::{breeze, zerodha};
 use super::kotak_neo::kotak_neo;
 use super::raw::{RawAccount, RawAppKeyPair, RawJainam};
-use super::{AccountConfig, AppKeyPair, JainamConfig, SIMULATOR_ROOT, SessionPolicy};
+use super::urls::{JAINAM_ROOT, broker_url};
+use super::{AccountConfig, AppKeyPair, JainamConfig, SessionPolicy};
 use crate::brokers::BrokerId;
 
 const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -26,7 +27,6 @@ const DEFAULT_LOGIN_AT_START: bool = true;
 const DEFAULT_MIN_LOGIN_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_LOGINS_PER_HOUR: u64 = 20;
 
-const DEFAULT_JAINAM_ROOT: &str = "https://jtrade.jainam.in:5000";
 const DEFAULT_JAINAM_MARKET_PREFIX: &str = "/apibinarymarketdata";
 const DEFAULT_JAINAM_SOURCE: &str = "WEBAPI";
 const DEFAULT_JAINAM_FALLBACK_LIFETIME: Duration = Duration::from_secs(8 * 3600);
@@ -405,15 +405,12 @@ fn jainam(
     let raw: RawJainam = c.table(Some(value), key, "an [account.jainam] section")?;
     let problems_before = c.problem_count();
 
-    let root = base_url(
+    let root = broker_url(
         c,
         raw.root,
         &join(key, "root"),
-        DEFAULT_JAINAM_ROOT,
+        &JAINAM_ROOT,
         have_simulator,
-        "app keys and tokens",
-        "write the server's base URL, e.g. \"https://jtrade.jainam.in:5000\" \
-         (no path such as /interactive, no trailing slash needed)",
     );
 
     let prefix_key = join(key, "market_prefix");
@@ -520,88 +517,4 @@ fn key_pair(c: &mut Check<'_>, value: Option<Value>, key: &str) -> Option<AppKey
         app_key: app_key?,
         secret_key: secret_key?,
     })
-}
-
-/// A broker URL key: `default` when absent, [`SIMULATOR_ROOT`] kept as is
-/// (the daemon substitutes the bundled simulator; needs a `[simulator]`
-/// section), otherwise checked by [`check_root`]. `carries` names what
-/// would cross the network unencrypted over plain http; `bad_fix` is the fix
-/// for a malformed URL.
-pub(super) fn base_url(
-    c: &mut Check<'_>,
-    value: Option<Value>,
-    key: &str,
-    default: &str,
-    have_simulator: bool,
-    carries: &str,
-    bad_fix: &str,
-) -> String {
-    let url = c.string(value, key).unwrap_or_else(|| default.to_string());
-    if url == SIMULATOR_ROOT {
-        if !have_simulator {
-            let name = key.rsplit('.').next().unwrap_or(key);
-            c.problem(
-                key,
-                format!("{name} = \"simulator\" needs a [simulator] section, and there is none"),
-                format!(
-                    "add a [simulator] section (demo and tests only), or remove {name} for the \
-                     default {default:?}"
-                ),
-            );
-        }
-        return url;
-    }
-    match check_root(&url) {
-        Ok((clean, plain_http)) => {
-            if plain_http {
-                c.warn(
-                    key,
-                    format_args!("{clean} is plain http: {carries} cross the network unencrypted"),
-                );
-            }
-            clean
-        }
-        Err(why) => {
-            c.problem(key, format!("{url:?} {why}"), bad_fix);
-            url
-        }
-    }
-}
-
-/// Checks an http(s) base URL; returns it without one trailing slash, and
-/// whether it is plain http to a host other than this machine. The error
-/// completes the sentence "<url> ...".
-pub(super) fn check_root(url: &str) -> Result<(String, bool), &'static str> {
-    let (plain, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (true, rest)
-    } else {
-        return Err("must start with https:// (or http://)");
-    };
-    if url.contains(|ch: char| ch.is_whitespace() || ch == '?' || ch == '#') {
-        return Err("must not contain spaces, a query or a fragment");
-    }
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let host_port = rest.split('/').next().unwrap_or(rest);
-    let host = match host_port.rsplit_once(':') {
-        // "[::1]:5000" and "host:5000"; a bare "[::1]" has no port colon
-        // after its closing bracket.
-        Some((h, port)) if !port.contains(']') => {
-            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("has a port that is not a number");
-            }
-            h
-        }
-        _ => host_port,
-    };
-    if host.is_empty() || host.contains('@') {
-        return Err("has no host (or has user info, which is not supported)");
-    }
-    if rest.contains("//") {
-        return Err("has an empty path segment (\"//\")");
-    }
-    let local = matches!(host, "localhost" | "[::1]") || host.starts_with("127.");
-    let clean = url.strip_suffix('/').unwrap_or(url);
-    Ok((clean.to_string(), plain && !local))
 }

@@ -7,15 +7,13 @@ use std::time::Duration;
 use chrono::NaiveTime;
 use toml::Value;
 
-use super::account::base_url;
 use super::check::{Check, join};
 use super::raw::{RawBreeze, RawZerodha};
+use super::urls::{
+    BREEZE_API_ROOT, BREEZE_LOGIN_ROOT, ZERODHA_API_ROOT, ZERODHA_LOGIN_ROOT, broker_url,
+};
 use super::{BreezeConfig, Reminder, ZerodhaConfig};
 
-const ZERODHA_API_ROOT: &str = "https://api.kite.trade";
-const ZERODHA_LOGIN_ROOT: &str = "https://kite.zerodha.com";
-const BREEZE_API_ROOT: &str = "https://api.icicidirect.com/breezeapi/api/v1";
-const BREEZE_LOGIN_ROOT: &str = "https://api.icicidirect.com/apiuser";
 /// Kite's documented daily expiry.
 const ZERODHA_CUTOFF: (u32, u32) = (6, 0);
 /// Breeze sessions end at midnight IST or after 24 h, whichever is first.
@@ -34,18 +32,18 @@ pub(super) fn zerodha(
 ) -> Option<ZerodhaConfig> {
     let raw: RawZerodha = c.table(Some(value), key, "an [account.zerodha] section")?;
     let before = c.problem_count();
-    let api_root = root(
+    let api_root = broker_url(
         c,
         raw.api_root,
         &join(key, "api_root"),
-        ZERODHA_API_ROOT,
+        &ZERODHA_API_ROOT,
         have_simulator,
     );
-    let login_root = root(
+    let login_root = broker_url(
         c,
         raw.login_root,
         &join(key, "login_root"),
-        ZERODHA_LOGIN_ROOT,
+        &ZERODHA_LOGIN_ROOT,
         have_simulator,
     );
     let api_key = c.secret(raw.api_key, &join(key, "api_key"));
@@ -74,18 +72,18 @@ pub(super) fn breeze(
 ) -> Option<BreezeConfig> {
     let raw: RawBreeze = c.table(Some(value), key, "an [account.breeze] section")?;
     let before = c.problem_count();
-    let api_root = root(
+    let api_root = broker_url(
         c,
         raw.api_root,
         &join(key, "api_root"),
-        BREEZE_API_ROOT,
+        &BREEZE_API_ROOT,
         have_simulator,
     );
-    let login_root = root(
+    let login_root = broker_url(
         c,
         raw.login_root,
         &join(key, "login_root"),
-        BREEZE_LOGIN_ROOT,
+        &BREEZE_LOGIN_ROOT,
         have_simulator,
     );
     let app_key = c.secret(raw.app_key, &join(key, "app_key"));
@@ -168,23 +166,4 @@ fn user_id(c: &mut Check<'_>, value: Option<Value>, key: &str) -> Option<String>
         return None;
     }
     Some(id)
-}
-
-/// An API or login root (see [`base_url`]).
-fn root(
-    c: &mut Check<'_>,
-    value: Option<Value>,
-    key: &str,
-    default: &str,
-    have_simulator: bool,
-) -> String {
-    base_url(
-        c,
-        value,
-        key,
-        default,
-        have_simulator,
-        "the app key, request tokens and session tokens",
-        &format!("write a URL such as {default:?}"),
-    )
 }

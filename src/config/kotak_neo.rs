@@ -8,12 +8,11 @@ use humantime::format_duration;
 use toml::Value;
 
 use super::KotakNeoConfig;
-use super::account::base_url;
 use super::check::{Check, join};
 use super::raw::RawKotakNeo;
+use super::urls::{KOTAK_LOGIN_HOST, broker_url};
 use crate::secret::Secret;
 
-const DEFAULT_LOGIN_HOST: &str = "https://mis.kotaksecurities.com";
 const DEFAULT_TOTP_MIN_REMAINING: Duration = Duration::from_secs(5);
 const DEFAULT_CLOCK_SKEW_WARNING: Duration = Duration::from_secs(2);
 const DEFAULT_NEO_FIN_KEY: &str = "neotradeapi";
@@ -41,15 +40,12 @@ pub(super) fn kotak_neo(
     let raw: RawKotakNeo = c.table(Some(value), key, "an [account.kotak_neo] section")?;
     let problems_before = c.problem_count();
 
-    let login_host = base_url(
+    let login_host = broker_url(
         c,
         raw.login_host,
         &join(key, "login_host"),
-        DEFAULT_LOGIN_HOST,
+        &KOTAK_LOGIN_HOST,
         have_simulator,
-        "the access token, MPIN, TOTP codes and session tokens",
-        "write the login host's base URL, e.g. \"https://mis.kotaksecurities.com\" \
-         (no /login/... path), or remove the key for that default",
     );
     let access_token = c.secret(raw.access_token, &join(key, "access_token"));
     let mobile = mobile(c, raw.mobile, &join(key, "mobile"));

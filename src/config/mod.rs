@@ -14,6 +14,7 @@ mod interactive;
 mod interactive_check;
 mod kotak_neo;
 mod raw;
+pub mod urls;
 mod validate;
 
 pub use interactive::{BreezeConfig, Reminder, ZerodhaConfig};

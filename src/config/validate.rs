@@ -254,7 +254,7 @@ fn callback(c: &mut Check<'_>, value: Option<Value>) -> Option<CallbackConfig> {
     }
     let public_url = match c.string(raw.public_url, "callback.public_url") {
         None => format!("http://{listen}"),
-        Some(url) => match super::account::check_root(&url) {
+        Some(url) => match super::urls::check_root(&url) {
             Ok((clean, _)) => clean,
             Err(why) => {
                 c.problem(

@@ -91,6 +91,9 @@ pub enum BreezeFail {
     ServerError(u16),
     /// 503 with an HTML page, like a proxy in front of a dead server.
     Html,
+    /// 404 with a web server's HTML page, as a host that has no Breeze API
+    /// answers (a wrong `api_root`).
+    NotFound,
     /// `Limit exceed: API call per minute.`
     RateLimit,
     /// `Resource not available.` (as when the daily quota is spent).

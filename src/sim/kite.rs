@@ -99,6 +99,9 @@ pub enum KiteFail {
     ServerError(u16),
     /// 502 with an HTML page, like a proxy in front of a dead server.
     Html,
+    /// 404 with a web server's HTML page, as a host that has no Kite API
+    /// answers (a wrong `api_root`, such as the login site's host).
+    NotFound,
     /// 429 `{"status":"error","message":"Too many requests","error_type":"NetworkException"}`.
     RateLimit,
 }

@@ -97,6 +97,9 @@ pub enum KotakFail {
     Status424,
     /// 502 with an HTML page, like a proxy in front of a dead server.
     Html,
+    /// 404 with a web server's HTML page, as a host that has no Kotak login
+    /// endpoint answers (a wrong `login_host`).
+    NotFound,
     /// The login is processed at once (the TOTP is spent, a view token is
     /// issued) but the answer is held back this long, so a client with a
     /// shorter timeout gives up although the server did its part.

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use super::http;
 use super::{BrokerError, Material, NewSession, SessionMeta, ist};
-use crate::config::BreezeConfig;
+use crate::config::{BreezeConfig, urls};
 use crate::secret::{Secret, fingerprint};
 use errors::Fault;
 
@@ -79,6 +79,12 @@ impl BreezeClient {
             ));
         }
         let answer = self.customerdetails(key).await?;
+        http::check_login_url(
+            &answer,
+            "GET customerdetails",
+            &urls::BREEZE_API_ROOT,
+            &self.cfg.api_root,
+        )?;
         let success =
             errors::read("customerdetails", &answer).map_err(|f| self.exchange_error(f))?;
         let text = |k: &str| {

@@ -17,11 +17,12 @@ use tracing::{info, warn};
 use super::http::{self, Answer};
 use super::{BrokerError, Material, NewSession, SessionMeta, clock, ist, jwt};
 use crate::config::KotakNeoConfig;
+use crate::config::urls::KOTAK_LOGIN_HOST as LOGIN_HOST;
 use crate::secret::Secret;
 use errors::{CallClass, LoginFailure, Step};
 
 /// The login host; overridable per account.
-pub const DEFAULT_LOGIN_HOST: &str = "https://mis.kotaksecurities.com";
+pub const DEFAULT_LOGIN_HOST: &str = LOGIN_HOST.default;
 
 /// What all logins of one account share: the TOTP windows already used and
 /// the last measured clock skew.
@@ -94,6 +95,7 @@ impl KotakClient {
                 )
                 .json(&body);
             let answer = http::send(req).await?;
+            http::check_login_url(&answer, "tradeApiLogin", &LOGIN_HOST, &self.cfg.login_host)?;
             match errors::classify_login(
                 Step::Login,
                 answer.status,
@@ -129,6 +131,12 @@ impl KotakClient {
             .header("Auth", &view_token)
             .json(&json!({"mpin": self.cfg.mpin.expose()}));
         let answer = http::send(req).await?;
+        http::check_login_url(
+            &answer,
+            "tradeApiValidate",
+            &LOGIN_HOST,
+            &self.cfg.login_host,
+        )?;
         let trade = errors::classify_login(
             Step::Validate,
             answer.status,

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::http::{self, Answer};
 use super::{BrokerError, Material, NewSession, Report, SessionMeta, ist};
-use crate::config::ZerodhaConfig;
+use crate::config::{ZerodhaConfig, urls};
 use crate::secret::{Secret, fingerprint};
 use errors::KiteError;
 
@@ -84,6 +84,12 @@ impl ZerodhaClient {
         let answer = http::send(req)
             .await
             .map_err(|e| scrub(e, &secrets, "request"))?;
+        http::check_login_url(
+            &answer,
+            "POST /session/token",
+            &urls::ZERODHA_API_ROOT,
+            &self.cfg.api_root,
+        )?;
         let Some(data) = success_data(&answer) else {
             let e = scrub(
                 errors::exchange_failure(&KiteError::read(&answer)),

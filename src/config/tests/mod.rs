@@ -6,6 +6,7 @@ mod account;
 mod daemon;
 mod interactive;
 mod kotak_neo;
+mod urls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The `/_sim/` control surface, so the demo can drive the sim over HTTP:
 //! `POST /_sim/kill_all`, `POST /_sim/fail_next?n=&mode=` (mode: an HTTP
-//! status such as `503`, `html`, `rate_limit`, `resource_not_available`),
+//! status such as `503`, `html`, `not_found`, `rate_limit`, `resource_not_available`),
 //! `POST /_sim/mint?api_key=` (a session key as if a person had logged in)
 //! and `GET /_sim/stats`.
 
@@ -50,6 +50,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
     };
     let fail = match q.get("mode").map(String::as_str) {
         Some("html") => BreezeFail::Html,
+        Some("not_found") => BreezeFail::NotFound,
         Some("rate_limit") => BreezeFail::RateLimit,
         Some("resource_not_available") => BreezeFail::ResourceNotAvailable,
         Some(code) => match crate::sim::control::status_mode(code) {

@@ -65,6 +65,11 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 async fn not_found() -> Response {
+    not_found_page()
+}
+
+/// What the web server answers for a path it does not serve.
+fn not_found_page() -> Response {
     let page =
         "<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>";
     html(StatusCode::NOT_FOUND, page.into())
@@ -133,6 +138,7 @@ fn injected(fail: BreezeFail) -> Response {
             let page = "<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>";
             html(StatusCode::SERVICE_UNAVAILABLE, page.into())
         }
+        BreezeFail::NotFound => not_found_page(),
         BreezeFail::RateLimit => error(500, "Limit exceed: API call per minute."),
         BreezeFail::ResourceNotAvailable => error(500, "Resource not available."),
     }

@@ -484,12 +484,14 @@ async fn control_surface() {
         let (_, b) = customerdetails(&sim, &key, DEMO_KEY).await;
         assert_eq!(b["Error"], "Limit exceed: API call per minute.");
     }
+    assert_eq!(send(c.post(ctl("fail_next?mode=not_found"))).await.0, 200);
+    assert_eq!(customerdetails(&sim, &key, DEMO_KEY).await.0, 404);
     assert_eq!(send(c.post(ctl("kill_all"))).await.0, 200);
     let (_, stats) = send(c.get(ctl("stats"))).await;
     let s = &stats["Success"];
     assert_eq!(
         (&s["customerdetails"], &s["live_sessions"], &s["faults"]),
-        (&json!(3), &json!(0), &json!(0))
+        (&json!(4), &json!(0), &json!(0))
     );
     assert_eq!(s["issued_session_tokens"], 1);
     sim.shutdown().await;

@@ -1,7 +1,7 @@
 //! The `/_sim/` control surface, so the demo can steer the simulator over
 //! HTTP: `POST /_sim/kill_all` (master logout),
 //! `POST /_sim/fail_next?n=&mode=` (mode: an HTTP status such as `503`,
-//! `html`, `rate_limit`), `POST /_sim/browser_user[?user_id=]` (none: the
+//! `html`, `not_found`, `rate_limit`), `POST /_sim/browser_user[?user_id=]` (none: the
 //! app's own user), `POST /_sim/second_login?mode=new_token|same_token`,
 //! `POST /_sim/redirect_url?api_key=&url=`, `POST /_sim/request_token_ttl?ms=`
 //! and `GET /_sim/stats`.
@@ -55,6 +55,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
     };
     let fail = match q.get("mode").map(String::as_str) {
         Some("html") => KiteFail::Html,
+        Some("not_found") => KiteFail::NotFound,
         Some("rate_limit" | "429") => KiteFail::RateLimit,
         Some(code) => match crate::sim::control::status_mode(code) {
             Some(c) => KiteFail::ServerError(c),

@@ -150,6 +150,10 @@ fn fault_answer(fail: KiteFail) -> Response {
             let text = "The upstream server is not answering.";
             html(StatusCode::BAD_GATEWAY, page("502 Bad Gateway", text))
         }
+        KiteFail::NotFound => {
+            let text = "The requested URL was not found on this server.";
+            html(StatusCode::NOT_FOUND, page("404 Not Found", text))
+        }
         KiteFail::RateLimit => kite_error(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",

@@ -422,6 +422,9 @@ async fn control_endpoints_steer_the_sim() {
     let rt = sim.mint_request_token(KEY);
     assert_eq!(exchange(&sim, &rt).await.0, 500);
     assert_eq!(exchange(&sim, &rt).await.0, 500);
+    assert_eq!(send(post("fail_next?mode=not_found")).await.0, 200);
+    let (status, page) = exchange(&sim, &rt).await;
+    assert_eq!(status, 404, "{page}");
     assert_eq!(send(post("second_login?mode=same_token")).await.0, 200);
     let (_, body) = exchange(&sim, &rt).await;
     assert_eq!(body["data"]["access_token"], token.as_str());
@@ -441,7 +444,7 @@ async fn control_endpoints_steer_the_sim() {
     let d = &body["data"];
     assert_eq!(
         (&d["exchanges"], &d["successful_exchanges"]),
-        (&json!(6), &json!(3))
+        (&json!(7), &json!(3))
     );
     assert_eq!(
         (&d["live_sessions"], &d["request_token_ttl_ms"]),

@@ -1,6 +1,6 @@
 //! The `/_sim/` control surface, so the demo can inject faults over HTTP:
 //! `POST /_sim/reject_all`, `POST /_sim/fail_next?n=&mode=[&ms=]` (mode: an
-//! HTTP status such as `503`, `424`, `html`, `timeout`, `wrong_totp`,
+//! HTTP status such as `503`, `424`, `html`, `not_found`, `timeout`, `wrong_totp`,
 //! `wrong_mpin`, `wrong_ucc`, `bad_access_token`),
 //! `POST /_sim/kill_after[?ms=]` (no `ms` switches it off) and
 //! `GET /_sim/stats`.
@@ -57,6 +57,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
     let fail = match q.get("mode").map(String::as_str) {
         Some("424") => KotakFail::Status424,
         Some("html") => KotakFail::Html,
+        Some("not_found") => KotakFail::NotFound,
         Some("timeout") => match millis(&q) {
             None => KotakFail::Timeout(Duration::from_secs(30)),
             Some(Ok(d)) => KotakFail::Timeout(d),

@@ -103,6 +103,11 @@ fn html(status: StatusCode, body: &'static str) -> Response {
 }
 
 async fn not_found() -> Response {
+    not_found_page()
+}
+
+/// What nginx answers for a path it does not serve.
+fn not_found_page() -> Response {
     let page = "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>";
     html(StatusCode::NOT_FOUND, page)
 }
@@ -218,6 +223,7 @@ fn login_answer(s: &Shared, h: &HeaderMap, f: &Fields, fault: Option<&KotakFail>
             let page = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>";
             return refuse(html(StatusCode::BAD_GATEWAY, page));
         }
+        Some(KotakFail::NotFound) => return refuse(not_found_page()),
         _ => {}
     }
     let ui = access_user(s, h).filter(|_| fault != Some(&KotakFail::BadAccessToken));

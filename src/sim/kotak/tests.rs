@@ -593,6 +593,11 @@ async fn latency_control_surface_and_shutdown() {
     let good = code(step_now(off));
     assert_eq!(login(&sim, &good).await.0, 502);
     assert_eq!(login(&sim, &good).await.0, 502);
+    c.post(url("fail_next?mode=not_found"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login(&sim, &good).await.0, 404);
     c.post(url("fail_next?mode=wrong_mpin"))
         .send()
         .await
@@ -613,7 +618,7 @@ async fn latency_control_surface_and_shutdown() {
     );
     let (_, stats) = send(c.get(url("stats"))).await;
     let d = &stats["data"];
-    assert_eq!((&d["logins"], &d["validates"]), (&json!(3), &json!(2)));
+    assert_eq!((&d["logins"], &d["validates"]), (&json!(4), &json!(2)));
     assert_eq!(
         (&d["successful_logins"], &d["live_sessions"]),
         (&json!(1), &json!(0))
