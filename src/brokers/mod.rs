@@ -457,16 +457,22 @@ impl Connector {
         }
     }
 
-    /// Checks worth doing at startup (Kotak: the clock against the broker's).
+    /// Checks worth doing at startup (Kotak: the clock against the broker's,
+    /// and which TOTP window was used last, even by a login that crashed).
     pub async fn startup_check(&self) {
         if let Self::KotakNeo {
             cfg,
             shared,
             timeout,
         } = self
-            && let Ok(client) = kotak_neo::KotakClient::new(cfg, *timeout)
         {
-            client.check_clock(shared).await;
+            if let Err(e) = shared.totp.load().await {
+                // The next login tries again and sends nothing until it can.
+                tracing::error!(ucc = %cfg.ucc, error = %e, "cannot seed the TOTP gate");
+            }
+            if let Ok(client) = kotak_neo::KotakClient::new(cfg, *timeout) {
+                client.check_clock(shared).await;
+            }
         }
     }
 

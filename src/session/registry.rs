@@ -54,14 +54,14 @@ struct Planned {
     policy: crate::config::SessionPolicy,
 }
 
-fn plan(config: &Config, simulators: &SimulatorRoots) -> Vec<Planned> {
+fn plan(config: &Config, simulators: &SimulatorRoots, store: &Arc<Store>) -> Vec<Planned> {
     let mut out = Vec::new();
     for account in &config.accounts {
         let access = Access {
             uids: account.effective_uids(&config.daemon).to_vec(),
             gids: account.effective_gids(&config.daemon).to_vec(),
         };
-        for (api, connector) in connectors(account, config, simulators) {
+        for (api, connector) in connectors(account, config, simulators, store) {
             out.push(Planned {
                 key: SessionKey::new(account.broker, account.name.clone(), api),
                 access: access.clone(),
@@ -86,7 +86,7 @@ impl Registry {
             drivers: OnceLock::new(),
             source: config.source.clone(),
         };
-        let slots = plan(config, simulators)
+        let slots = plan(config, simulators, &registry.store)
             .into_iter()
             .map(|p| registry.new_slot(p))
             .collect();
@@ -141,7 +141,7 @@ impl Registry {
                 ),
             )
         })?;
-        match plan(&loaded.config, &self.simulators)
+        match plan(&loaded.config, &self.simulators, &self.store)
             .into_iter()
             .find(|p| p.key == *slot.key())
         {
@@ -168,7 +168,7 @@ impl Registry {
         let old = self.slots();
         let mut report = ReloadReport::default();
         let mut next = Vec::new();
-        for p in plan(config, &self.simulators) {
+        for p in plan(config, &self.simulators, &self.store) {
             if let Some(slot) = old.iter().find(|s| *s.key() == p.key) {
                 if slot.reconfigure(p.connector, p.policy, p.access) {
                     report.changed.push(p.key.to_string());
@@ -314,6 +314,7 @@ fn connectors(
     account: &AccountConfig,
     config: &Config,
     simulators: &SimulatorRoots,
+    store: &Arc<Store>,
 ) -> Vec<(Api, Connector)> {
     let timeout = config.daemon.limits.login_timeout;
     match account.broker {
@@ -352,7 +353,14 @@ fn connectors(
             };
             let mut cfg = kotak.clone();
             simulated(&mut cfg.login_host, simulators.kotak_neo.as_ref());
-            let shared = Arc::new(crate::brokers::kotak_neo::KotakShared::default());
+            // Used TOTP windows are recorded in the store before each code
+            // is sent (a reload keeps this state: `keeping_state_of`).
+            let ledger = super::totp_record::StoreLedger::new(
+                Arc::clone(store),
+                BrokerId::KotakNeo,
+                &account.name,
+            );
+            let shared = Arc::new(crate::brokers::kotak_neo::KotakShared::new(ledger));
             vec![(
                 Api::Interactive,
                 Connector::KotakNeo {

@@ -4,7 +4,9 @@
 //! simulator alone can validate.
 //!
 //! Its knobs reproduce what has hurt users: a stale TOTP (every code
-//! received is recorded with the 30 s step it belonged to), trade tokens the
+//! received is recorded with the 30 s step it belonged to), a login whose
+//! answer never comes back (held until released, so a test can kill the
+//! client while it waits), trade tokens the
 //! server drops seconds after login while their `exp` is hours away (a second
 //! program logging in to the same account), every known shape of the
 //! dead-session and IP-rule answers, and a broker clock that is off.
@@ -168,6 +170,9 @@ struct Shared {
     key: jsonwebtoken::EncodingKey,
     /// Returned as `baseUrl`: post-login calls come back to this server.
     base_url: String,
+    /// While true, `tradeApiLogin` answers are held back (the login itself
+    /// is processed). A watch, so held answers go out when it turns false.
+    hold: tokio::sync::watch::Sender<bool>,
     inner: Mutex<Inner>,
 }
 
@@ -182,6 +187,8 @@ struct Inner {
     login_faults: VecDeque<KotakFail>,
     mpin_faults: u32,
     logins: u64,
+    /// `tradeApiLogin` answers being held back right now.
+    held: u64,
     validates: u64,
     successes: u64,
     totp_attempts: Vec<TotpAttempt>,
@@ -315,6 +322,7 @@ impl KotakSim {
             totps,
             key: jsonwebtoken::EncodingKey::from_secret(&secret),
             base_url: format!("http://{addr}"),
+            hold: tokio::sync::watch::Sender::new(false),
             inner: Mutex::new(Inner {
                 clock_offset: 0,
                 latency: Duration::ZERO,
@@ -326,6 +334,7 @@ impl KotakSim {
                 login_faults: VecDeque::new(),
                 mpin_faults: 0,
                 logins: 0,
+                held: 0,
                 validates: 0,
                 successes: 0,
                 totp_attempts: Vec::new(),
@@ -400,6 +409,20 @@ impl KotakSim {
     /// trade tokens. Off by default: Kotak allows several sessions.
     pub fn set_one_session_per_account(&self, on: bool) {
         self.shared.inner.lock().one_session = on;
+    }
+
+    /// While on, every `tradeApiLogin` is processed as usual (its TOTP
+    /// recorded in [`KotakSim::totp_attempts`] and, if good, spent) but its
+    /// answer is held back until holding is switched off: a client waiting
+    /// for it can be killed at the worst moment, after its code has arrived.
+    pub fn hold_logins(&self, on: bool) {
+        self.shared.hold.send_replace(on);
+    }
+
+    /// `tradeApiLogin` answers held back right now (see
+    /// [`KotakSim::hold_logins`]); one whose client went away stops counting.
+    pub fn held_logins(&self) -> u64 {
+        self.shared.inner.lock().held
     }
 
     /// `tradeApiLogin` attempts received, failed and injected ones included.

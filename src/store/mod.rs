@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 pub use crypto::{EncryptionKey, KeyError, load_key, write_key_file};
 
-use crate::brokers::{NewSession, SessionKey};
+use crate::brokers::{BrokerId, NewSession, SessionKey};
 
 /// The store, dispatching to its backend. Cheap to share by reference: the
 /// backends hold connection pools, which do their own locking.
@@ -82,6 +82,32 @@ impl Store {
     pub async fn forget_session(&self, key: &SessionKey) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.forget_session(key).await,
+        }
+    }
+
+    /// The last TOTP window recorded for `account` of `broker`, if any.
+    pub async fn totp_window(
+        &self,
+        broker: BrokerId,
+        account: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.totp_window(broker, account).await,
+        }
+    }
+
+    /// Records `window` (Unix time / 30) as the last TOTP window used for
+    /// `account` of `broker`, replacing the one before (it may be lower when
+    /// the clock was stepped back). Returns only once the row is durably
+    /// committed: the code of `window` may leave the daemon after that.
+    pub async fn record_totp_window(
+        &self,
+        broker: BrokerId,
+        account: &str,
+        window: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.record_totp_window(broker, account, window).await,
         }
     }
 

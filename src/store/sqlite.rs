@@ -187,6 +187,53 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(crate) async fn totp_window(
+        &self,
+        broker: BrokerId,
+        account: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let window: Option<i64> = sqlx::query_scalar(
+            "SELECT last_window FROM totp_windows WHERE broker = ? AND account = ?",
+        )
+        .bind(broker.as_str())
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await?;
+        window
+            .map(|w| {
+                u64::try_from(w).map_err(|_| {
+                    StoreError::Invalid(format!(
+                        "the last TOTP window of {broker}/{account} is negative ({w})"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    pub(crate) async fn record_totp_window(
+        &self,
+        broker: BrokerId,
+        account: &str,
+        window: u64,
+    ) -> Result<(), StoreError> {
+        let window = i64::try_from(window)
+            .map_err(|_| StoreError::Invalid(format!("TOTP window {window} is out of range")))?;
+        // Autocommit with synchronous=FULL: synced to disk when `execute`
+        // returns, as the caller relies on before it sends the code.
+        sqlx::query(
+            "INSERT INTO totp_windows (broker, account, last_window, used_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (broker, account) DO UPDATE SET \
+                 last_window = excluded.last_window, used_at = excluded.used_at",
+        )
+        .bind(broker.as_str())
+        .bind(account)
+        .bind(window)
+        .bind(codec::now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), StoreError> {
         let generation = entry.generation.map(codec::generation_to_db).transpose()?;
         sqlx::query(

@@ -267,6 +267,34 @@ async fn forget_keeps_generation_and_generations_never_go_back() {
     assert_eq!(loaded(store.load_session(&main).await.unwrap()), (5, s));
 }
 
+#[tokio::test]
+async fn the_last_totp_window_survives_a_restart_per_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = open(&path, EncryptionKey::generate()).await;
+    let kotak = BrokerId::KotakNeo;
+    assert_eq!(store.totp_window(kotak, "main").await.unwrap(), None);
+    store.record_totp_window(kotak, "main", 100).await.unwrap();
+    store.record_totp_window(kotak, "main", 101).await.unwrap();
+    store.record_totp_window(kotak, "other", 7).await.unwrap();
+    // The last write wins, even a lower one (a clock stepped back).
+    store.record_totp_window(kotak, "other", 5).await.unwrap();
+    let b64 = key_b64(&store);
+    store.close().await;
+    let store = open(&path, EncryptionKey::from_base64(&b64).unwrap()).await;
+    assert_eq!(store.totp_window(kotak, "main").await.unwrap(), Some(101));
+    assert_eq!(store.totp_window(kotak, "other").await.unwrap(), Some(5));
+    assert_eq!(
+        store.totp_window(BrokerId::Jainam, "main").await.unwrap(),
+        None
+    );
+    let err = store
+        .record_totp_window(kotak, "main", u64::MAX)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+}
+
 /// The base64 of an open store's key, to reopen it (keys are not `Clone`).
 fn key_b64(store: &Store) -> String {
     match store {

@@ -4,6 +4,8 @@
 //! Facts: `shared/brokers/kotak_neo.md`. Pure HTTP and mapping.
 
 pub mod errors;
+#[cfg(test)]
+mod ledger_tests;
 pub mod totp;
 
 use std::collections::BTreeMap;
@@ -26,12 +28,22 @@ pub const DEFAULT_LOGIN_HOST: &str = LOGIN_HOST.default;
 
 /// What all logins of one account share: the TOTP windows already used and
 /// the last measured clock skew.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KotakShared {
-    /// Never the same TOTP window twice, across logins.
+    /// Never the same TOTP window twice, across logins and crashes.
     pub totp: totp::TotpGate,
     /// Broker clock minus ours, in seconds, from the last check.
     pub skew_secs: Mutex<Option<i64>>,
+}
+
+impl KotakShared {
+    /// The state of one account whose used TOTP windows go to `ledger`.
+    pub fn new(ledger: std::sync::Arc<dyn totp::WindowLedger>) -> Self {
+        Self {
+            totp: totp::TotpGate::new(ledger),
+            skew_secs: Mutex::new(None),
+        }
+    }
 }
 
 /// One login's client: a brand-new HTTP client.

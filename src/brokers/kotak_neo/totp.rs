@@ -1,8 +1,13 @@
 //! TOTP hygiene: a code is made from the stored seed at the moment of use,
-//! never near the end of its 30 s window, and never twice.
+//! never near the end of its 30 s window, and never twice: each window is
+//! recorded durably (through a [`WindowLedger`]) before its code is made,
+//! so not even a crash between sending a code and its answer reuses it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use crate::brokers::BrokerError;
@@ -62,45 +67,139 @@ pub fn code(seed: &Secret, step: u64) -> Result<String, BrokerError> {
     Ok(totp.generate(step * STEP_SECS))
 }
 
+/// Where the gate writes down each window before its code is made, so that
+/// a crash cannot make it forget a window whose code may have left. The
+/// session layer backs it with the store: brokers never touch the store.
+pub trait WindowLedger: Send + Sync + std::fmt::Debug {
+    /// The last window recorded for the account, if any.
+    fn last_used(&self) -> BoxFuture<'_, Result<Option<u64>, String>>;
+    /// Durably records that window `step` is taken. Returns only once the
+    /// record is committed: the code of `step` is made only after that.
+    fn record(&self, step: u64) -> BoxFuture<'_, Result<(), String>>;
+}
+
 /// The last window used for an account, shared by all its logins so no
-/// code is ever sent twice.
-#[derive(Debug, Default)]
+/// code is ever sent twice, and recorded in a [`WindowLedger`] before each
+/// use so that this holds across crashes too.
+#[derive(Debug)]
 pub struct TotpGate {
     last_used: Mutex<Option<u64>>,
+    /// Whether the ledger's last window has been read into `last_used`.
+    loaded: AtomicBool,
+    ledger: Arc<dyn WindowLedger>,
+    /// Taken from reserving a window until its record is committed, so the
+    /// records land in the order the windows were reserved (the ledger
+    /// keeps the last one written).
+    recording: tokio::sync::Mutex<()>,
 }
 
 impl TotpGate {
+    /// A gate that records every window it hands out in `ledger`.
+    pub fn new(ledger: Arc<dyn WindowLedger>) -> Self {
+        Self {
+            last_used: Mutex::new(None),
+            loaded: AtomicBool::new(false),
+            ledger,
+            recording: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// Records that a login finished at `unix_ms` (e.g. a session found in
     /// the store after a restart): its code was of that window or earlier,
     /// so that window is never used again.
     pub fn used_before(&self, unix_ms: u64) {
-        let step = unix_ms / (STEP_SECS * 1000);
+        self.used_step(unix_ms / (STEP_SECS * 1000));
+    }
+
+    fn used_step(&self, step: u64) {
         let mut last = self.last_used.lock();
         *last = Some(last.map_or(step, |l| l.max(step)));
     }
 
-    /// Waits for a usable window, reserves it and returns its code.
+    /// Seeds the gate from the ledger (at startup; a login does it first
+    /// when this has not succeeded yet). Without it a login that crashed
+    /// before its answer arrived would leave no trace of its window.
+    pub async fn load(&self) -> Result<(), BrokerError> {
+        if self.loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let stored = self.ledger.last_used().await.map_err(|e| {
+            BrokerError::Transient(format!(
+                "cannot read which TOTP windows were already used ({e}); no code is sent until \
+                 it can be read, so none is sent twice"
+            ))
+        })?;
+        if let Some(step) = stored {
+            self.used_step(step);
+        }
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Waits for a usable window, records it as used, and returns its code.
+    /// If the record cannot be written, no code is made: the error is
+    /// transient and names the cause.
     pub async fn next_code(
         &self,
         seed: &Secret,
         min_remaining: Duration,
     ) -> Result<(String, u64), BrokerError> {
+        loop {
+            let plan = self.reserve(now_ms, min_remaining).await?;
+            if !plan.wait.is_zero() {
+                tracing::debug!(
+                    wait_ms = plan.wait.as_millis() as u64,
+                    "waiting for a fresh TOTP window"
+                );
+                tokio::time::sleep(plan.wait).await;
+            }
+            if fresh(now_ms(), plan.step, min_remaining) {
+                return Ok((code(seed, plan.step)?, plan.step));
+            }
+            // The record (or the wait) took so long that the window is
+            // nearly over: it stays burnt, and the next one is taken.
+            tracing::debug!(
+                step = plan.step,
+                "the TOTP window ran short while it was recorded; taking the next one"
+            );
+        }
+    }
+
+    /// Picks the window for a code at `now()`, reserves it, and returns once
+    /// the ledger holds it. A window whose record failed stays reserved in
+    /// memory too: skipping a window costs at most 30 s, reusing one costs
+    /// a rejected login.
+    async fn reserve(
+        &self,
+        now: impl Fn() -> u64,
+        min_remaining: Duration,
+    ) -> Result<Plan, BrokerError> {
+        self.load().await?;
+        let _order = self.recording.lock().await;
         let plan = {
             let mut last = self.last_used.lock();
-            let p = plan(now_ms(), min_remaining, *last);
-            // Reserved before sleeping, so a concurrent caller picks a later window.
+            let p = plan(now(), min_remaining, *last);
+            // Reserved before recording and sleeping, so a concurrent caller
+            // picks a later window.
             *last = Some(p.step);
             p
         };
-        if !plan.wait.is_zero() {
-            tracing::debug!(
-                wait_ms = plan.wait.as_millis() as u64,
-                "waiting for a fresh TOTP window"
-            );
-            tokio::time::sleep(plan.wait).await;
-        }
-        Ok((code(seed, plan.step)?, plan.step))
+        self.ledger.record(plan.step).await.map_err(|e| {
+            BrokerError::Transient(format!(
+                "the TOTP window could not be recorded as used ({e}); no code was sent, \
+                 because after a crash brokerd could not tell that window was spent"
+            ))
+        })?;
+        Ok(plan)
     }
+}
+
+/// Whether at `now_ms` the window `step` is current with at least
+/// `min_remaining` of it left.
+fn fresh(now_ms: u64, step: u64, min_remaining: Duration) -> bool {
+    let step_ms = STEP_SECS * 1000;
+    now_ms / step_ms == step
+        && u128::from((step + 1) * step_ms - now_ms) >= min_remaining.as_millis()
 }
 
 fn now_ms() -> u64 {
@@ -166,10 +265,122 @@ mod tests {
 
     #[test]
     fn a_login_remembered_from_the_store_blocks_its_window() {
-        let gate = TotpGate::default();
+        let gate = TotpGate::new(Arc::new(Ledger::default()));
         gate.used_before(3_010_000);
         gate.used_before(2_000_000);
         assert_eq!(*gate.last_used.lock(), Some(100), "never moves backwards");
+    }
+
+    /// A ledger in memory that can be told to fail.
+    #[derive(Debug, Default)]
+    struct Ledger {
+        stored: Mutex<Option<u64>>,
+        records: Mutex<Vec<u64>>,
+        fail_reads: AtomicBool,
+        fail_writes: AtomicBool,
+    }
+
+    impl WindowLedger for Ledger {
+        fn last_used(&self) -> BoxFuture<'_, Result<Option<u64>, String>> {
+            let answer = if self.fail_reads.load(Ordering::Relaxed) {
+                Err("disk I/O error".to_string())
+            } else {
+                Ok(*self.stored.lock())
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn record(&self, step: u64) -> BoxFuture<'_, Result<(), String>> {
+            let answer = if self.fail_writes.load(Ordering::Relaxed) {
+                Err("database is locked".to_string())
+            } else {
+                *self.stored.lock() = Some(step);
+                self.records.lock().push(step);
+                Ok(())
+            };
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn gate_with(ledger: &Arc<Ledger>) -> TotpGate {
+        TotpGate::new(Arc::clone(ledger) as Arc<dyn WindowLedger>)
+    }
+
+    #[tokio::test]
+    async fn the_window_recorded_before_a_crash_is_not_used_again() {
+        // The last run recorded window 100 and died before its login ended:
+        // no session is stored, only the ledger knows.
+        let ledger = Arc::new(Ledger::default());
+        *ledger.stored.lock() = Some(100);
+        let gate = gate_with(&ledger);
+        gate.load().await.unwrap();
+        // 10 s into window 100: plenty left, but it is spent.
+        let p = gate.reserve(|| 3_010_000, S).await.unwrap();
+        assert_eq!(
+            p,
+            Plan {
+                step: 101,
+                wait: Duration::from_secs(20)
+            }
+        );
+        assert_eq!(*ledger.records.lock(), vec![101], "recorded before use");
+    }
+
+    #[tokio::test]
+    async fn stored_sessions_and_the_ledger_both_seed_the_gate() {
+        let ledger = Arc::new(Ledger::default());
+        *ledger.stored.lock() = Some(99);
+        let gate = gate_with(&ledger);
+        // A stored session obtained in window 100, later than the ledger says.
+        gate.used_before(3_005_000);
+        gate.load().await.unwrap();
+        assert_eq!(*gate.last_used.lock(), Some(100), "the later one wins");
+        assert_eq!(gate.reserve(|| 3_010_000, S).await.unwrap().step, 101);
+        // Without any record the current window is used (and recorded).
+        let fresh = Arc::new(Ledger::default());
+        let gate = gate_with(&fresh);
+        assert_eq!(gate.reserve(|| 3_010_000, S).await.unwrap().step, 100);
+        assert_eq!(*fresh.stored.lock(), Some(100));
+    }
+
+    #[tokio::test]
+    async fn a_window_that_cannot_be_recorded_gives_no_code() {
+        let ledger = Arc::new(Ledger::default());
+        ledger.fail_writes.store(true, Ordering::Relaxed);
+        let gate = gate_with(&ledger);
+        let seed = Secret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+        let err = gate.next_code(&seed, S).await.unwrap_err();
+        assert!(matches!(err, BrokerError::Transient(_)), "{err:?}");
+        assert!(
+            err.message().contains("could not be recorded")
+                && err.message().contains("database is locked")
+                && err.message().contains("no code was sent"),
+            "{err}"
+        );
+        assert!(ledger.records.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_ledger_stops_logins_until_it_can_be_read() {
+        let ledger = Arc::new(Ledger::default());
+        *ledger.stored.lock() = Some(100);
+        ledger.fail_reads.store(true, Ordering::Relaxed);
+        let gate = gate_with(&ledger);
+        let err = gate.reserve(|| 3_010_000, S).await.unwrap_err();
+        assert!(matches!(err, BrokerError::Transient(_)), "{err:?}");
+        assert!(err.message().contains("disk I/O error"), "{err}");
+        assert!(ledger.records.lock().is_empty(), "nothing reserved blind");
+        ledger.fail_reads.store(false, Ordering::Relaxed);
+        assert_eq!(gate.reserve(|| 3_010_000, S).await.unwrap().step, 101);
+    }
+
+    #[test]
+    fn a_window_is_fresh_only_while_enough_of_it_is_left() {
+        assert!(fresh(3_000_000, 100, S));
+        assert!(fresh(3_025_000, 100, S));
+        assert!(!fresh(3_025_001, 100, S), "too little left");
+        assert!(!fresh(2_999_999, 100, S), "not started yet");
+        assert!(!fresh(3_030_000, 100, S), "over");
     }
 
     #[test]

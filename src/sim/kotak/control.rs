@@ -2,8 +2,10 @@
 //! `POST /_sim/reject_all`, `POST /_sim/fail_next?n=&mode=[&ms=]` (mode: an
 //! HTTP status such as `503`, `424`, `html`, `not_found`, `timeout`, `wrong_totp`,
 //! `wrong_mpin`, `wrong_ucc`, `bad_access_token`),
-//! `POST /_sim/kill_after[?ms=]` (no `ms` switches it off) and
-//! `GET /_sim/stats`.
+//! `POST /_sim/kill_after[?ms=]` (no `ms` switches it off),
+//! `POST /_sim/hold_logins?on=true|false` (hold `tradeApiLogin` answers),
+//! `GET /_sim/totp_attempts` (every TOTP received, with its window; never
+//! the code) and `GET /_sim/stats`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +28,8 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/reject_all", post(reject_all))
         .route("/_sim/fail_next", post(fail_next))
         .route("/_sim/kill_after", post(kill_after))
+        .route("/_sim/hold_logins", post(hold_logins))
+        .route("/_sim/totp_attempts", get(totp_attempts))
         .route("/_sim/stats", get(stats))
 }
 
@@ -88,6 +92,29 @@ async fn kill_after(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Respons
     ok(json!({}))
 }
 
+async fn hold_logins(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
+    let on = match q.get("on").map(String::as_str) {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        _ => return bad("on must be true or false"),
+    };
+    s.hold.send_replace(on);
+    ok(json!({"hold_logins": on}))
+}
+
+async fn totp_attempts(State(s): State<Arc<Shared>>) -> Response {
+    let g = s.inner.lock();
+    let attempts: Vec<Value> = g
+        .totp_attempts
+        .iter()
+        .map(|a| {
+            json!({"at_unix_ms": a.at_unix_ms, "step": a.step,
+                "matched_step": a.matched_step, "accepted": a.accepted})
+        })
+        .collect();
+    ok(json!(attempts))
+}
+
 async fn stats(State(s): State<Arc<Shared>>) -> Response {
     let g = s.inner.lock();
     let live = g
@@ -100,6 +127,7 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         "logins": g.logins, "validates": g.validates, "successful_logins": g.successes,
         "login_faults": g.login_faults.len(), "mpin_faults": g.mpin_faults,
         "totp_attempts": g.totp_attempts.len(), "live_sessions": live,
+        "held_logins": g.held, "hold_logins": *s.hold.borrow(),
         "issued_tokens": g.issued.len(), "clock_unix_ms": now.timestamp_millis(),
         "totp_step": step_of(now),
         "totp_step_secs_left": STEP_SECS - now.timestamp().rem_euclid(STEP_SECS),

@@ -195,10 +195,31 @@ async fn trade_api_login(State(s): State<Arc<Shared>>, h: HeaderMap, body: Bytes
     };
     tracing::debug!(fault = ?fault, "kotak sim: tradeApiLogin attempt");
     let answer = login_answer(&s, &h, &json_fields(&body), fault.as_ref());
+    held_back(&s).await;
     if let Some(KotakFail::Timeout(d)) = fault {
         tokio::time::sleep(d).await;
     }
     answer
+}
+
+/// Waits while logins are held (`hold_logins`), counted in `held` until the
+/// answer goes out or the client goes away (the future is then dropped).
+async fn held_back(s: &Shared) {
+    struct Counted<'a>(&'a Shared);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.inner.lock().held -= 1;
+        }
+    }
+    let mut hold = s.hold.subscribe();
+    if !*hold.borrow_and_update() {
+        return;
+    }
+    s.inner.lock().held += 1;
+    let _counted = Counted(s);
+    tracing::debug!("kotak sim: tradeApiLogin answer held");
+    // Err: the simulator is gone, and the answer with it.
+    let _ = hold.wait_for(|on| !*on).await;
 }
 
 fn login_answer(s: &Shared, h: &HeaderMap, f: &Fields, fault: Option<&KotakFail>) -> Response {

@@ -661,3 +661,81 @@ async fn a_bad_seed_fails_start_without_echoing_it() {
     };
     assert!(KotakSim::start(cfg).await.is_ok());
 }
+
+#[tokio::test]
+async fn held_logins_are_processed_but_answered_only_when_released() {
+    let sim = sim().await;
+    let c = Client::new();
+    let url = |p: &str| format!("{}/_sim/{p}", sim.base_url());
+    let off = pin(&sim, 0);
+    let good = code(step_now(off));
+    assert_eq!(
+        c.post(url("hold_logins?on=maybe"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        c.post(url("hold_logins?on=true"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A client that gives up while its answer is held: the code arrived and
+    // is spent, and the held answer stops counting once it is gone.
+    let abandoned = {
+        let sim = sim.clone();
+        let good = good.clone();
+        tokio::spawn(async move { login(&sim, &good).await })
+    };
+    for _ in 0..200 {
+        if sim.held_logins() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sim.held_logins(), 1);
+    let attempts = sim.totp_attempts();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].matched_step, Some(step_now(off)));
+    assert!(attempts[0].accepted, "processed while held");
+    abandoned.abort();
+    for _ in 0..200 {
+        if sim.held_logins() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sim.held_logins(), 0, "a client that went away is not held");
+    // A waiting client gets its answer when holding is switched off.
+    let waiting = {
+        let sim = sim.clone();
+        tokio::spawn(async move { login(&sim, &code(step_now(off))).await })
+    };
+    for _ in 0..200 {
+        if sim.held_logins() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, stats) = send(c.get(url("stats"))).await;
+    assert_eq!(
+        (&stats["data"]["held_logins"], &stats["data"]["hold_logins"]),
+        (&json!(1), &json!(true))
+    );
+    assert!(!waiting.is_finished());
+    c.post(url("hold_logins?on=false")).send().await.unwrap();
+    let (status, body) = waiting.await.unwrap();
+    // The same window's code again: refused as spent, but answered.
+    assert_eq!((status, &body["errorCode"]), (401, &json!("401")));
+    let (_, list) = send(c.get(url("totp_attempts"))).await;
+    let list = list["data"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[1]["matched_step"], json!(step_now(off)));
+    assert_eq!(list[1]["accepted"], json!(false));
+    assert!(list[1].get("code").is_none() && list[1].get("totp").is_none());
+}
