@@ -108,6 +108,12 @@ async fn a_totp_rejected_twice_locks_out_and_names_the_clock() {
     assert_eq!(k.sim.login_count(), 2);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(k.sim.login_count(), 2, "no further attempt");
+    // The clock is fixed. A rejected code is never sent again anyway (the
+    // next login uses a new window), so `login` may try with the same seed.
+    k.sim.set_clock_offset(0);
+    let login = k.call(json!({"op": "login", "broker": "kotak_neo"})).await;
+    assert_eq!(session(&login)["generation"], 1, "{login}");
+    assert_eq!(k.sim.login_count(), 3);
 }
 
 /// Wrong MPIN: exactly one attempt, then locked_out naming the MPIN.
@@ -130,6 +136,17 @@ async fn a_wrong_mpin_causes_exactly_one_login_attempt() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!((k.sim.login_count(), k.sim.validate_count()), (1, 1));
     assert_eq!(k.status().await["state"], "locked_out");
+    // `login` with the MPIN unchanged: refused without a broker call.
+    let login = k.call(json!({"op": "login", "broker": "kotak_neo"})).await;
+    assert_eq!(error_code(&login), "locked_out");
+    assert!(
+        login["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the same credentials were rejected at"),
+        "{login}"
+    );
+    assert_eq!((k.sim.login_count(), k.sim.validate_count()), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

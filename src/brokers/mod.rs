@@ -186,6 +186,12 @@ pub enum BrokerError {
     /// The broker says the session token is dead.
     #[error("{0}")]
     DeadSession(String),
+    /// A one-time code (Kotak's TOTP) was rejected twice: locked out like
+    /// `Rejected`, but an operator's `login` may try again with the same
+    /// settings, because a new window's code is not the code that was
+    /// rejected (and the cause may have been the clock, not the seed).
+    #[error("{0}")]
+    CodeRejected(String),
     /// The request cannot work as configured (wrong host or prefix, API not
     /// enabled): needs an operator, like a rejection, but says so.
     #[error("{0}")]
@@ -209,6 +215,7 @@ impl BrokerError {
         match self {
             Self::Transient(m)
             | Self::Rejected(m)
+            | Self::CodeRejected(m)
             | Self::DeadSession(m)
             | Self::Config(m)
             | Self::BadSubmission(m) => m,

@@ -370,9 +370,18 @@ impl Slot {
                 info!(broker = %b, account = %a, generation, error = %m, "reported rejection rechecked: the session is dead");
                 None
             }
-            Err(BrokerError::Rejected(m) | BrokerError::Config(m)) => {
+            Err(
+                e @ (BrokerError::Rejected(_)
+                | BrokerError::CodeRejected(_)
+                | BrokerError::Config(_)),
+            ) => {
+                let m = e.message().to_string();
+                let fingerprint = self.settings.lock().connector.credentials_fingerprint();
                 let current = {
                     let mut st = self.state.lock();
+                    if matches!(e, BrokerError::Rejected(_)) {
+                        st.rejected = Some((fingerprint, Utc::now()));
+                    }
                     let current = st
                         .current
                         .as_ref()

@@ -275,7 +275,10 @@ impl Slot {
             )
         };
         let message = err.message().to_string();
-        let rejected = matches!(err, BrokerError::Rejected(_) | BrokerError::Config(_));
+        let rejected = matches!(
+            err,
+            BrokerError::Rejected(_) | BrokerError::CodeRejected(_) | BrokerError::Config(_)
+        );
         if self.interactive() && !rejected {
             // Nothing to retry by itself: the person logs in again. A session
             // that still works keeps being served.
@@ -329,7 +332,11 @@ impl Slot {
                 st.phase = Phase::LockedOut;
                 st.conflict_pending = false;
                 st.last_error = Some(("locked_out", message.clone()));
-                st.rejected = Some((fingerprint, Utc::now()));
+                // Only a rejected secret must never be sent again: a
+                // rejected one-time code is not resent by a new login, and
+                // a configuration error may be fixed outside brokerd.
+                st.rejected =
+                    matches!(err, BrokerError::Rejected(_)).then(|| (fingerprint, Utc::now()));
             }
             error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                    duration_ms, outcome = "rejected", error = %message,

@@ -120,7 +120,7 @@ impl KotakClient {
                     warn!(step, hint = %skew_hint(skew, &self.cfg), "TOTP rejected ({msg}); one retry with the next window's code");
                 }
                 Err(LoginFailure::Totp(msg)) => {
-                    return Err(BrokerError::Rejected(format!(
+                    return Err(BrokerError::CodeRejected(format!(
                         "the TOTP was rejected twice ({msg}); check totp_seed (the base32 secret registered for the Trade API) and the mobile number. {}",
                         skew_hint(skew, &self.cfg)
                     )));

@@ -253,6 +253,7 @@ fn scrub(e: BrokerError, secrets: &[&str], what: &str) -> BrokerError {
     match e {
         BrokerError::Transient(m) => BrokerError::Transient(clean(&m)),
         BrokerError::Rejected(m) => BrokerError::Rejected(clean(&m)),
+        BrokerError::CodeRejected(m) => BrokerError::CodeRejected(clean(&m)),
         BrokerError::DeadSession(m) => BrokerError::DeadSession(clean(&m)),
         BrokerError::Config(m) => BrokerError::Config(clean(&m)),
         BrokerError::BadSubmission(m) => BrokerError::BadSubmission(clean(&m)),
