@@ -11,6 +11,7 @@ mod login;
 mod registry;
 mod slot;
 mod status;
+mod store_gate;
 
 pub use error::{ErrorCode, RequestError};
 pub use events::{Event, EventBus, EventKind};

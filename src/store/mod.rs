@@ -61,6 +61,14 @@ impl Store {
         }
     }
 
+    /// Where the store keeps its data, for messages that tell an operator
+    /// what to fix (SQLite: the database file). Never holds a password.
+    pub fn location(&self) -> String {
+        match self {
+            Store::Sqlite(s) => s.path().display().to_string(),
+        }
+    }
+
     /// The switch that fails every write as a full disk does (tests, drills).
     pub fn faults(&self) -> &FaultSwitch {
         match self {

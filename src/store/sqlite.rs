@@ -42,6 +42,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     key: EncryptionKey,
     faults: FaultSwitch,
+    /// The database file, for messages (it says which disk to free).
+    path: PathBuf,
 }
 
 /// A `sessions` row with its slot columns, as `load_all` reads it.
@@ -82,11 +84,16 @@ impl SqliteStore {
             pool,
             key,
             faults: FaultSwitch::default(),
+            path,
         })
     }
 
     pub(crate) fn faults(&self) -> &FaultSwitch {
         &self.faults
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Writes the reservation, then rewinds the WAL. In WAL mode a commit
