@@ -167,6 +167,55 @@ async fn jainam_makes_no_login_while_the_store_is_full_keeps_serving_and_recover
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_refused_after_the_reservation_spends_one_login_and_no_more() {
+    let h = Harness::start(&format!("login_at_start = false\n{FAST_PROBES}")).await;
+    session(&h.token("interactive").await);
+    assert_eq!(h.sim.login_count(Api::Interactive), 1);
+    // The disk fills while the broker answers: after the reservation
+    // succeeded, before the save.
+    h.sim.set_latency(Duration::from_millis(800));
+    let mut c = h.client().await;
+    let login = json!({"op": "login", "broker": "jainam", "account": "main", "api": "interactive"});
+    let (forced, ()) = tokio::join!(c.call(&login), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store(&h.running).faults().set_disk_full(true);
+    });
+    let forced = forced.unwrap();
+    assert_eq!(error_code(&forced), "store_unavailable", "{forced}");
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        2,
+        "that login was spent"
+    );
+    h.sim.set_latency(Duration::ZERO);
+    // No backoff loop of logins that are all thrown away.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        2,
+        "no login in the outage"
+    );
+    assert_eq!(
+        h.status_of("interactive").await["state"],
+        "store_unavailable"
+    );
+    store(&h.running).faults().set_disk_full(false);
+    assert!(
+        until(Duration::from_secs(10), || async {
+            h.status_of("interactive").await["state"] == "active"
+        })
+        .await
+    );
+    // The session still served is valid and nothing asked for another:
+    // recovering alone logs in for nobody. The operator's retry does.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.sim.login_count(Api::Interactive), 2);
+    let again = h.call(login).await;
+    assert_eq!(session(&again)["generation"], 2);
+    assert_eq!(h.sim.login_count(Api::Interactive), 3);
+}
+
 #[tokio::test]
 async fn zerodha_callback_during_the_outage_is_refused_before_the_exchange_and_the_same_link_works_later()
  {
