@@ -266,6 +266,26 @@ async fn zerodha_callback_during_the_outage_is_refused_before_the_exchange_and_t
 }
 
 #[tokio::test]
+async fn a_submission_whose_session_the_store_then_refuses_is_reported_as_spent() {
+    let b = Browser::start("", "", "").await;
+    // The disk fills while Kite answers the exchange.
+    b.kite.set_latency(Duration::from_millis(800));
+    let (r, ()) = tokio::join!(b.log_in_zerodha(), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store(&b.running).faults().set_disk_full(true);
+    });
+    // Not "your login was not used": it was, and only a new one helps.
+    assert_eq!(error_code(&r), "login_failed", "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("login spent") && message.contains("log in again"),
+        "{message}"
+    );
+    assert_eq!(b.kite.exchange_count(), 1);
+    assert_eq!(b.status_of("zerodha").await["state"], "store_unavailable");
+}
+
+#[tokio::test]
 async fn notify_command_hears_of_the_outage() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("notify.log");

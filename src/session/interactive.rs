@@ -282,6 +282,14 @@ impl Slot {
             .as_ref()
             .map_or("the login did not produce a session", |(_, m)| m.as_str());
         if let Phase::StoreUnavailable { until, .. } = st.phase {
+            if super::store_gate::login_spent(st) {
+                // Exchanged, then refused by the store: the submission is
+                // used up, and only a new browser login can replace it.
+                return RequestError::new(
+                    ErrorCode::LoginFailed,
+                    format!("{message}; log in again in the browser once it can"),
+                );
+            }
             // Refused by the login's own store check: the submission was
             // not used and works again once the store does.
             return RequestError::new(ErrorCode::StoreUnavailable, message.to_string())

@@ -29,6 +29,11 @@ const PROBE_MAX: Duration = Duration::from_secs(60);
 /// announced once, until a probe or a published session clears it).
 const OUTAGE: &str = "store_unavailable";
 
+/// How the message of an outage begins when it started with a login whose
+/// session the store refused (the login was spent, not saved).
+const SPENT: &str = "login spent: the broker accepted the login but the session could not be stored, \
+                     so it was discarded; ";
+
 /// Who asks the gate, which decides what it may do to the phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum GateBy {
@@ -52,7 +57,7 @@ impl Slot {
                 self.store_recovered(by).await;
                 Ok(())
             }
-            Err(e) => Err(self.store_outage(&e, by).await),
+            Err(e) => Err(self.store_outage(&e, by, false).await),
         }
     }
 
@@ -97,14 +102,18 @@ impl Slot {
         )
         .await;
         // The login task owns the phase (`LoggingIn`).
-        let _ = self.store_outage(e, GateBy::LoginTask).await;
+        let _ = self.store_outage(e, GateBy::LoginTask, true).await;
         true
     }
 
     /// Records the outage (phase, `last_error`), announces it once, and
     /// builds the answer for the caller.
-    async fn store_outage(&self, e: &StoreError, by: GateBy) -> RequestError {
-        let message = outage_message(&self.key.to_string(), &self.store.location(), e);
+    /// `spent`: the outage was found by a save after a login.
+    async fn store_outage(&self, e: &StoreError, by: GateBy, spent: bool) -> RequestError {
+        let mut message = outage_message(&self.key.to_string(), &self.store.location(), e);
+        if spent {
+            message.insert_str(0, SPENT);
+        }
         let initial = self.settings.lock().policy.backoff_initial;
         let (first, until, generation, expires_at) = {
             let mut st = self.state.lock();
@@ -185,6 +194,14 @@ impl Slot {
         )
         .await;
     }
+}
+
+/// Whether the last login was spent: accepted by the broker, then refused
+/// by the store (so a submission's request token is used up).
+pub(super) fn login_spent(st: &SlotState) -> bool {
+    st.last_error
+        .as_ref()
+        .is_some_and(|(code, message)| *code == OUTAGE && message.starts_with(SPENT))
 }
 
 /// Whether the slot is in a store outage that was already announced.
