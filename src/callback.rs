@@ -197,6 +197,11 @@ async fn complete(
                 ),
             )
         }
+        Err(e) if e.code == ErrorCode::StoreUnavailable => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Login not used: brokerd cannot store it",
+            &store_unavailable_text(&key, &e),
+        ),
         Err(e) => {
             let status = match e.code {
                 ErrorCode::BadRequest | ErrorCode::LoginFailed => StatusCode::BAD_REQUEST,
@@ -206,6 +211,33 @@ async fn complete(
             page(status, "Login failed", &failure_text(&e))
         }
     }
+}
+
+/// The page of a submission refused before its exchange because the store
+/// cannot take a session: what happened, that the login was kept, and when
+/// to come back.
+fn store_unavailable_text(key: &crate::brokers::SessionKey, e: &RequestError) -> String {
+    let (what, broker, lasts) = match key.broker {
+        crate::brokers::BrokerId::Zerodha => (
+            "request token",
+            "Kite",
+            "Kite's request tokens expire a few minutes after the login",
+        ),
+        crate::brokers::BrokerId::Breeze => {
+            ("session key", "ICICI", "ICICI's session keys expire too")
+        }
+        // No browser login for these; kept exhaustive on purpose.
+        crate::brokers::BrokerId::Jainam | crate::brokers::BrokerId::KotakNeo => {
+            ("login", "the broker", "logins expire")
+        }
+    };
+    format!(
+        "brokerd cannot store a session right now (disk full?), so your login was not used: the {what} was \
+         not sent to {broker} and is still unspent. Try this same page again (reload) after the operator has \
+         freed space; {lasts}, so if it says the login expired, log in again with the link. Details: {} ({})",
+        e.message,
+        e.code.as_str()
+    )
 }
 
 fn failure_text(e: &RequestError) -> String {

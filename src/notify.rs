@@ -1,6 +1,7 @@
 //! `notify_command`: runs the operator's program on events a person must act
-//! on (`auth_required`, `locked_out`, `conflict`), with the event's JSON
-//! line on stdin, so an alert (Telegram, e-mail) can carry the login link.
+//! on (`auth_required`, `locked_out`, `conflict`, `store_unavailable`), with
+//! the event's JSON line on stdin, so an alert (Telegram, e-mail) can carry
+//! the login link.
 //! One run at a time, each bounded by `notify_timeout`; output is logged.
 
 use std::process::Stdio;
@@ -22,7 +23,10 @@ const MAX_LOGGED_OUTPUT: usize = 2048;
 pub fn wanted(kind: EventKind) -> bool {
     matches!(
         kind,
-        EventKind::AuthRequired | EventKind::LockedOut | EventKind::Conflict
+        EventKind::AuthRequired
+            | EventKind::LockedOut
+            | EventKind::Conflict
+            | EventKind::StoreUnavailable
     )
 }
 
@@ -263,6 +267,7 @@ mod tests {
             wanted(EventKind::AuthRequired)
                 && wanted(EventKind::LockedOut)
                 && wanted(EventKind::Conflict)
+                && wanted(EventKind::StoreUnavailable)
         );
         assert!(
             !wanted(EventKind::Renewed)

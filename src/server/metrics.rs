@@ -50,6 +50,7 @@ impl ServerMetrics {
             State::Backoff,
             State::LockedOut,
             State::Conflict,
+            State::StoreUnavailable,
         ];
         per_slot(
             &mut out,
@@ -132,6 +133,15 @@ impl ServerMetrics {
             "token requests.",
             |s| vec![(String::new(), s.counters[4])],
         );
+        family(
+            &mut out,
+            "brokerd_store_available",
+            "gauge",
+            "0 while a session is in store_unavailable (the store refused the write that proves a \
+             session can be kept, e.g. a full disk), else 1.",
+        );
+        let refused = slots.iter().any(|s| s.state == State::StoreUnavailable);
+        let _ = writeln!(out, "brokerd_store_available {}", u64::from(!refused));
         family(
             &mut out,
             "brokerd_request_duration_seconds",

@@ -91,6 +91,12 @@ impl LoginBudget {
         self.starts.push_back(now);
     }
 
+    /// Takes back the latest login: it never reached the broker (the store
+    /// could not have kept its session).
+    pub(super) fn refund(&mut self) {
+        self.starts.pop_back();
+    }
+
     /// Logins counted within the hour before `now`.
     pub(super) fn used(&mut self, now: Instant) -> usize {
         self.forget_before(now);

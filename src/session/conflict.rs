@@ -64,7 +64,9 @@ impl Slot {
     /// that is running ends (its outcome must not leave the slot `Idle`).
     fn conflict_due(self: &Arc<Self>, st: &mut SlotState, policy: &SessionPolicy) {
         match st.phase {
-            Phase::LoggingIn => st.conflict_pending = true,
+            // After the running login; during a store outage, after the
+            // first login once the store is back (none happens before).
+            Phase::LoggingIn | Phase::StoreUnavailable { .. } => st.conflict_pending = true,
             Phase::Idle | Phase::Backoff { .. } => {
                 let message = conflict_message(self, policy, st.early_deaths);
                 self.enter_conflict(st, Instant::now() + policy.conflict_cooldown, message);
@@ -84,7 +86,12 @@ impl Slot {
         if !std::mem::take(&mut st.conflict_pending) {
             return false;
         }
-        if matches!(st.phase, Phase::LockedOut | Phase::AuthRequired) {
+        if matches!(
+            st.phase,
+            Phase::LockedOut | Phase::AuthRequired | Phase::StoreUnavailable { .. }
+        ) {
+            // Still due: it takes effect after the next login instead.
+            st.conflict_pending = st.phase != Phase::LockedOut;
             return false;
         }
         let message = conflict_message(self, policy, st.early_deaths);

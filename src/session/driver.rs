@@ -86,6 +86,12 @@ impl Slot {
                 self.begin_login(st, "conflict cooldown over");
                 None
             }
+            // No login while the store cannot keep one; probe it instead.
+            Phase::StoreUnavailable { until, .. } if until > now => Some(until),
+            Phase::StoreUnavailable { probes, .. } => {
+                self.begin_store_probe(st, probes);
+                None
+            }
             Phase::Idle => {
                 let usable = st.current.as_ref().filter(|_| !st.dead);
                 match usable {

@@ -30,6 +30,10 @@ pub enum ErrorCode {
     /// The broker refuses the caller's IP (whitelisting rules); a new login
     /// cannot help.
     IpNotAllowed,
+    /// The store cannot take a session (typically a full disk), so no login
+    /// is made: it would be spent for nothing. A still-valid session keeps
+    /// being served; a submitted browser login was not used.
+    StoreUnavailable,
 }
 
 impl ErrorCode {
@@ -48,6 +52,7 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::TooLarge => "too_large",
             Self::IpNotAllowed => "ip_not_allowed",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 }

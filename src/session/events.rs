@@ -21,6 +21,9 @@ pub enum EventKind {
     Conflict,
     /// The session was ended on request.
     LoggedOut,
+    /// The store cannot take a session (disk full?): no login until it
+    /// can. Once per outage.
+    StoreUnavailable,
 }
 
 impl EventKind {
@@ -33,6 +36,7 @@ impl EventKind {
             Self::LockedOut => "locked_out",
             Self::Conflict => "conflict",
             Self::LoggedOut => "logged_out",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 }

@@ -208,6 +208,10 @@ impl Slot {
                 ),
             ));
         }
+        // Before anything is used up (the link's state, the request token at
+        // the broker): a session that cannot be stored is not worth either.
+        self.store_gate(super::store_gate::GateBy::Submission)
+            .await?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changed.subscribe();
         let (done, before, nonce) = loop {
@@ -277,6 +281,20 @@ impl Slot {
             .last_error
             .as_ref()
             .map_or("the login did not produce a session", |(_, m)| m.as_str());
+        if let Phase::StoreUnavailable { until, .. } = st.phase {
+            if super::store_gate::login_spent(st) {
+                // Exchanged, then refused by the store: the submission is
+                // used up, and only a new browser login can replace it.
+                return RequestError::new(
+                    ErrorCode::LoginFailed,
+                    format!("{message}; log in again in the browser once it can"),
+                );
+            }
+            // Refused by the login's own store check: the submission was
+            // not used and works again once the store does.
+            return RequestError::new(ErrorCode::StoreUnavailable, message.to_string())
+                .retry_after(until.saturating_duration_since(Instant::now()));
+        }
         if st.phase == Phase::LockedOut {
             return RequestError::new(
                 ErrorCode::LockedOut,

@@ -80,6 +80,17 @@ impl Slot {
         logouts: u64,
         submission: Option<Secret>,
     ) {
+        // Never spend a login (or a person's request token) whose session
+        // cannot be stored: prove the save can land first.
+        if self
+            .store_gate(super::store_gate::GateBy::LoginTask)
+            .await
+            .is_err()
+        {
+            // No broker call happened: the budget gets its login back.
+            self.state.lock().budget.refund();
+            return self.notify();
+        }
         if submission.is_some() {
             self.audit(None, AuditEvent::Submitted, "browser login submitted")
                 .await;
@@ -177,6 +188,9 @@ impl Slot {
             error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                    duration_ms, outcome = "store_failed", error = %e,
                    "login succeeded but the session could not be stored; it is not handed out");
+            if self.session_not_stored(&e, generation).await {
+                return;
+            }
             let err = BrokerError::Transient(format!("the session could not be stored: {e}"));
             return self.login_failed(err, generation, started).await;
         }

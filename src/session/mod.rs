@@ -13,6 +13,7 @@ mod login;
 mod registry;
 mod slot;
 mod status;
+mod store_gate;
 mod totp_record;
 
 pub use error::{ErrorCode, RequestError};

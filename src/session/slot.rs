@@ -35,6 +35,9 @@ pub enum State {
     LockedOut,
     /// Sessions keep dying right after login.
     Conflict,
+    /// The store cannot take a session: no login until it can (a
+    /// still-valid session is served meanwhile).
+    StoreUnavailable,
 }
 
 impl State {
@@ -48,6 +51,7 @@ impl State {
             Self::Backoff => "backoff",
             Self::LockedOut => "locked_out",
             Self::Conflict => "conflict",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 }
@@ -67,6 +71,13 @@ pub(super) enum Phase {
     /// Interactive brokers: no usable session, waiting for a person's
     /// browser login to be submitted.
     AuthRequired,
+    /// The store refused the write that proves a session could be kept:
+    /// no login; the store is probed again at `until` (`probes` failed so
+    /// far, for the pace). See `store_gate.rs`.
+    StoreUnavailable {
+        until: Instant,
+        probes: u32,
+    },
 }
 
 /// The slot's mutable data. Only ever behind `Slot::state`.
@@ -568,6 +579,13 @@ impl Slot {
                 RequestError::new(
                     ErrorCode::Conflict,
                     last("sessions keep dying right after login"),
+                )
+                .retry_after(until.saturating_duration_since(Instant::now())),
+            ),
+            Phase::StoreUnavailable { until, .. } => Decision::Fail(
+                RequestError::new(
+                    ErrorCode::StoreUnavailable,
+                    last("the store cannot take a session"),
                 )
                 .retry_after(until.saturating_duration_since(Instant::now())),
             ),

@@ -61,6 +61,7 @@ impl Slot {
             Phase::Conflict { until: t } => (State::Conflict, Some(until(t))),
             Phase::Backoff { until: t } => (State::Backoff, Some(until(t))),
             Phase::AuthRequired => (State::AuthRequired, None),
+            Phase::StoreUnavailable { until: t, .. } => (State::StoreUnavailable, Some(until(t))),
             Phase::Idle if usable.is_some() => (State::Active, None),
             Phase::Idle => (State::Empty, None),
         };

@@ -4,6 +4,7 @@
 
 mod codec;
 pub mod crypto;
+mod faults;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use crypto::{EncryptionKey, KeyError, load_key, write_key_file};
+pub use faults::FaultSwitch;
 
 use crate::brokers::{BrokerId, NewSession, SessionKey};
 
@@ -44,6 +46,34 @@ impl Store {
                 "unknown store URL scheme {scheme:?}; expected sqlite:///path/to/brokerd.db"
             ),
         }))
+    }
+
+    /// Proves that the next [`Store::save_session`] of `key` can land,
+    /// before a login spends anything at the broker: durably commits a
+    /// reservation row for `key` that is much larger than a session row,
+    /// then lets the save reuse the space that write took (SQLite: the WAL
+    /// is rewound, so the save overwrites bytes already on disk instead of
+    /// growing a file). An error means the store cannot take a session now
+    /// (typically a full disk, see [`StoreError::is_disk_full`]).
+    pub async fn reserve_session(&self, key: &SessionKey) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.reserve_session(key).await,
+        }
+    }
+
+    /// Where the store keeps its data, for messages that tell an operator
+    /// what to fix (SQLite: the database file). Never holds a password.
+    pub fn location(&self) -> String {
+        match self {
+            Store::Sqlite(s) => s.path().display().to_string(),
+        }
+    }
+
+    /// The switch that fails every write as a full disk does (tests, drills).
+    pub fn faults(&self) -> &FaultSwitch {
+        match self {
+            Store::Sqlite(s) => s.faults(),
+        }
     }
 
     /// Saves (inserts or replaces) the session of `key` at `generation`.
@@ -148,6 +178,20 @@ impl Store {
     }
 }
 
+impl StoreError {
+    /// Whether the database ran out of space (SQLite `SQLITE_FULL`, or
+    /// `ENOSPC` while preparing its file): freeing disk space fixes it.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                e.code().as_deref() == Some(faults::SQLITE_FULL)
+            }
+            StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
 /// One stored session slot.
 #[derive(Debug)]
 pub struct StoredSession {
@@ -182,6 +226,11 @@ pub enum AuditEvent {
     /// Sessions keep dying soon after login: something else is logging into
     /// the account.
     Conflict,
+    /// The store refused the write that proves a session can be saved: no
+    /// login until it accepts writes again.
+    StoreUnavailable,
+    /// The store accepts writes again after a `StoreUnavailable`.
+    StoreRecovered,
 }
 
 impl AuditEvent {
@@ -197,6 +246,8 @@ impl AuditEvent {
             Self::Logout => "logout",
             Self::LockedOut => "locked_out",
             Self::Conflict => "conflict",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::StoreRecovered => "store_recovered",
         }
     }
 }

@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 
 use super::codec::{self, RawRow};
 use super::crypto::EncryptionKey;
+use super::faults::FaultSwitch;
 use super::{AuditEntry, AuditRow, StoreError, StoredSession};
 use crate::brokers::{Api, BrokerId, NewSession, SessionKey};
 
@@ -22,6 +23,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL lets readers run beside the one writer; a daemon writes a handful of
 /// rows a day, so a few connections are plenty.
 const POOL_SIZE: u32 = 4;
+
+/// Size of a reservation's padding. A session row is a few hundred bytes to
+/// about 2 KiB (its ciphertext plus metadata; `sqlite_tests` checks a large
+/// one against this), so a reservation spans many WAL frames more than a
+/// save needs, leaving room for the audit rows written between the two.
+pub(crate) const RESERVATION_BYTES: i64 = 64 * 1024;
 
 /// The columns [`RawRow`] is read from, in one place for both queries.
 const SESSION_COLUMNS: &str =
@@ -34,6 +41,9 @@ pub struct SqliteStore {
     // readers for nothing.
     pool: SqlitePool,
     key: EncryptionKey,
+    faults: FaultSwitch,
+    /// The database file, for messages (it says which disk to free).
+    path: PathBuf,
 }
 
 /// A `sessions` row with its slot columns, as `load_all` reads it.
@@ -70,7 +80,57 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         tracing::info!(path = %path.display(), key_id = key.id(), "store opened");
-        Ok(Self { pool, key })
+        Ok(Self {
+            pool,
+            key,
+            faults: FaultSwitch::default(),
+            path,
+        })
+    }
+
+    pub(crate) fn faults(&self) -> &FaultSwitch {
+        &self.faults
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the reservation, then rewinds the WAL. In WAL mode a commit
+    /// lands in the WAL file, which keeps its size when rewound: after a
+    /// RESTART checkpoint the next writer starts again at its first frame.
+    /// The save after the login (a few frames) then overwrites space the
+    /// reservation (many frames) already took, so a disk that fills in
+    /// between cannot refuse it. The database file is only written by
+    /// checkpoints, and a checkpoint that fails loses nothing: the frames
+    /// stay in the WAL.
+    pub(crate) async fn reserve_session(&self, slot: &SessionKey) -> Result<(), StoreError> {
+        self.faults.check_write()?;
+        sqlx::query(
+            "INSERT INTO reservations (broker, account, api, padding, reserved_at) \
+             VALUES (?, ?, ?, zeroblob(?), ?) \
+             ON CONFLICT (broker, account, api) DO UPDATE SET \
+                 padding = excluded.padding, reserved_at = excluded.reserved_at",
+        )
+        .bind(slot.broker.as_str())
+        .bind(&slot.account)
+        .bind(slot.api.as_str())
+        .bind(RESERVATION_BYTES)
+        .bind(codec::now_millis())
+        .execute(&self.pool)
+        .await?;
+        // (busy, frames in the WAL, frames checkpointed). Busy: a reader
+        // kept the WAL from being rewound; the save then appends, which
+        // needs new space, so say so (the reservation still proved that a
+        // write went through a moment ago).
+        let (busy, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(&self.pool)
+            .await?;
+        if busy != 0 {
+            tracing::info!(%slot, frames, "store reservation: a reader kept the WAL from being rewound; \
+                           the next save appends to it");
+        }
+        Ok(())
     }
 
     pub(crate) async fn save_session(
@@ -79,6 +139,7 @@ impl SqliteStore {
         generation: u64,
         session: &NewSession,
     ) -> Result<(), StoreError> {
+        self.faults.check_write()?;
         let row = codec::seal(&self.key, slot, generation, session)?;
         // Autocommit: `execute` returns after the commit, and with
         // synchronous=FULL the commit has been fsynced by then.
@@ -172,6 +233,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn forget_session(&self, slot: &SessionKey) -> Result<(), StoreError> {
+        self.faults.check_write()?;
         sqlx::query(
             "UPDATE sessions SET key_id = NULL, nonce = NULL, ciphertext = NULL, \
                  expires_at = NULL, obtained_at = NULL, user_id = NULL, app_expiry = NULL, \
@@ -235,6 +297,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), StoreError> {
+        self.faults.check_write()?;
         let generation = entry.generation.map(codec::generation_to_db).transpose()?;
         sqlx::query(
             "INSERT INTO audit (at, broker, account, api, generation, event, detail) \
@@ -284,6 +347,7 @@ impl SqliteStore {
         max_age: Duration,
         max_rows: u64,
     ) -> Result<u64, StoreError> {
+        self.faults.check_write()?;
         let age_millis = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = codec::now_millis().saturating_sub(age_millis);
         let mut tx = self.pool.begin().await?;
@@ -372,3 +436,7 @@ fn prepare_file(path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 #[path = "sqlite_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "reserve_tests.rs"]
+mod reserve_tests;
