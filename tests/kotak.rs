@@ -161,10 +161,30 @@ async fn a_rejected_ucc_or_access_token_locks_out_naming_it() {
             .contains("UCC was rejected ([429] Invalid UCC)"),
         "{reply}"
     );
-    k.sim.fail_next_logins(1, KotakFail::BadAccessToken);
+    // Nothing changed: `login` refuses to send the rejected UCC again, and
+    // so does a restart (the rejection is stored as a fingerprint).
     let reply = k
         .call(json!({"op": "login", "broker": "kotak_neo", "wait_secs": 70}))
         .await;
+    assert_eq!(error_code(&reply), "locked_out");
+    let mut k = k;
+    k.restart().await;
+    let status = k.status().await;
+    assert_eq!(status["state"], "locked_out", "{status}");
+    assert!(
+        status["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("before a restart"),
+        "{status}"
+    );
+    assert_eq!(error_code(&k.token().await), "locked_out");
+    assert_eq!(k.sim.login_count(), 1);
+
+    // Another account state: the access token refused.
+    let k = Kotak::start("").await;
+    k.sim.fail_next_logins(1, KotakFail::BadAccessToken);
+    let reply = k.token().await;
     assert_eq!(error_code(&reply), "locked_out");
     assert!(
         reply["error"]["message"]
@@ -173,7 +193,7 @@ async fn a_rejected_ucc_or_access_token_locks_out_naming_it() {
             .contains("access token was rejected ([900901]"),
         "{reply}"
     );
-    assert_eq!(k.sim.login_count(), 2);
+    assert_eq!(k.sim.login_count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -249,3 +249,28 @@ secret_key = "file:{}"
     assert_eq!(h.sim.login_count(Api::Interactive), 2);
     assert_eq!(session(&h.call(token).await)["generation"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_death_the_daemon_finds_itself_counts_toward_conflict() {
+    // One early death is enough here, so that the one the daemon finds by
+    // itself decides (early deaths are counted in memory: see the note in
+    // conflict.rs).
+    let mut h = Harness::start(
+        "login_at_start = false\nconflict_threshold = 1\nconflict_window = \"60s\"\nconflict_cooldown = \"15m\"",
+    )
+    .await;
+    // Sessions die 300 ms after login: another program logs in.
+    h.sim
+        .set_kill_after(Api::Interactive, Some(Duration::from_millis(300)));
+    assert_eq!(session(&h.token("interactive").await)["generation"], 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Nobody reports the death; the restarted daemon finds it itself when
+    // it checks the stored session, seconds after its login: an early
+    // death like a reported one, so conflict, not another login.
+    h.restart().await;
+    let status = h.status_of("interactive").await;
+    assert_eq!(status["state"], "conflict", "{status}");
+    assert_eq!(error_code(&h.token("interactive").await), "conflict");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.sim.login_count(Api::Interactive), 1);
+}

@@ -73,6 +73,8 @@ login_timeout = "2s"
 broker = "jainam"
 name = "main"
 login_at_start = false
+# The test re-logs in right after a login; the budget has its own tests.
+min_login_interval = "0s"
 [account.jainam]
 root = "{root}"
 [account.jainam.interactive]
@@ -86,6 +88,7 @@ secret_key = "env:TEST_MD_SECRET_KEY"
 broker = "kotak_neo"
 name = "main"
 login_at_start = false
+min_login_interval = "0s"
 [account.kotak_neo]
 login_host = "{kotak_host}"
 access_token = "file:secrets/kotak_access"
@@ -163,7 +166,14 @@ totp_seed = "file:secrets/kotak_seed"
     outputs += &run(&["status"], true);
     outputs += &run(&["status", "--json"], true);
     assert!(outputs.contains("locked_out"), "{outputs}");
-    run(&["login", "jainam"], true);
+    // The secret was not changed: `login` refuses to send it again, and
+    // says so without quoting it.
+    let refused = run(&["login", "jainam"], false);
+    assert!(
+        refused.contains("the same credentials were rejected"),
+        "{refused}"
+    );
+    outputs += &refused;
     run(&["logout", "jainam", "--api", "market"], true);
     outputs += &run(&["status"], true);
     outputs += &run(&["metrics"], true);
@@ -190,7 +200,7 @@ totp_seed = "file:secrets/kotak_seed"
         true,
     );
     outputs += &run(&["status"], true);
-    assert_eq!(sim.login_count(Api::Interactive), 4);
+    assert_eq!(sim.login_count(Api::Interactive), 3);
 
     blackbox::stop(daemon).await;
 

@@ -1,4 +1,4 @@
--- brokerd store schema, version 2: the last TOTP window used per account.
+-- brokerd store schema, version 3: the last TOTP window used per account.
 --
 -- A window is written here, and committed, before the code of that window
 -- leaves the daemon: a daemon killed while a login waits for its answer

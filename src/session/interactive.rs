@@ -395,11 +395,11 @@ impl Slot {
             ) => {
                 let m = e.message().to_string();
                 let fingerprint = self.settings.lock().connector.credentials_fingerprint();
+                if matches!(e, BrokerError::Rejected(_)) {
+                    self.remember_rejection(fingerprint, &m).await;
+                }
                 let current = {
                     let mut st = self.state.lock();
-                    if matches!(e, BrokerError::Rejected(_)) {
-                        st.rejected = Some((fingerprint, Utc::now()));
-                    }
                     let current = st
                         .current
                         .as_ref()

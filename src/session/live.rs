@@ -51,9 +51,9 @@ impl Live {
         }
     }
 
-    /// No proactive refresh before the session ends (a fixed cut-off, or a
-    /// broker only a person can renew), yet never sooner than
-    /// [`MIN_REFRESH_INTERVAL`] after the login: the floor every refresh keeps.
+    /// No proactive refresh before the session ends (a fixed cut-off), yet
+    /// never sooner than [`MIN_REFRESH_INTERVAL`] after the login: the floor
+    /// every automatic refresh keeps.
     pub fn refresh_at_expiry(&mut self) {
         let floor = self.session.meta.obtained_at
             + chrono::Duration::from_std(MIN_REFRESH_INTERVAL).unwrap_or(chrono::Duration::MAX);

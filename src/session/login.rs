@@ -117,12 +117,20 @@ impl Slot {
     /// A session that arrives already expired, or with less left than the
     /// account's `min_valid`, is a failed login (transient), never
     /// published: serving it would hand out a dead token, and logging in
-    /// again at once would storm the broker.
+    /// again at once would storm the broker. (A person's browser login may
+    /// end minutes after it by the daily cut-off, and nothing logs in
+    /// again by itself: only an expired one is refused there.)
     fn unusable_on_arrival(&self, session: &NewSession) -> Option<BrokerError> {
-        let min_valid = self.settings.lock().policy.min_valid;
+        let min_valid = if self.interactive() {
+            std::time::Duration::ZERO
+        } else {
+            self.settings.lock().policy.min_valid
+        };
         let now = Utc::now();
         let left = session.meta.expires_at - now;
-        if left >= chrono::Duration::from_std(min_valid).unwrap_or(chrono::Duration::MAX) {
+        if left > chrono::Duration::zero()
+            && left >= chrono::Duration::from_std(min_valid).unwrap_or(chrono::Duration::MAX)
+        {
             return None;
         }
         let how = if left <= chrono::Duration::zero() {
@@ -208,8 +216,9 @@ impl Slot {
         let previous_expiry = self.state.lock().current.as_ref().map(|l| l.expires_at());
         let mut live = Live::new(generation, session, client, &policy);
         if self.interactive() {
-            // Only a person can renew it: nothing to do before it ends.
-            live.refresh_at_expiry();
+            // Only a person can renew it: nothing to do before it ends,
+            // and at its end no login, only the call for a person.
+            live.refresh_at = live.expires_at();
         } else if !super::live::extends(previous_expiry, live.expires_at(), policy.refresh_margin) {
             // A fixed cut-off (e.g. 00:00 IST): the next login that can help
             // is after it.
@@ -218,6 +227,7 @@ impl Slot {
                   "the new session ends when the old one did; no proactive refresh before it expires");
         }
         let live = Arc::new(live);
+        let mut forget_rejection = false;
         let retired = {
             let mut st = self.state.lock();
             st.generation = generation;
@@ -234,6 +244,7 @@ impl Slot {
                 st.last_error = None;
                 st.want_session = true;
                 st.auth_announced = false;
+                forget_rejection = std::mem::take(&mut st.rejection_stored);
                 let retired = st.current.replace(live.clone());
                 st.previous = retired
                     .as_ref()
@@ -244,6 +255,9 @@ impl Slot {
                 Some(retired)
             }
         };
+        if forget_rejection {
+            self.forget_rejection().await;
+        }
         let Some(retired) = retired else {
             let _ = self.store.forget_session(&self.key).await;
             return self.discard_after_logout(&live).await;
@@ -346,11 +360,13 @@ impl Slot {
                 st.phase = Phase::LockedOut;
                 st.conflict_pending = false;
                 st.last_error = Some(("locked_out", message.clone()));
-                // Only a rejected secret must never be sent again: a
-                // rejected one-time code is not resent by a new login, and
-                // a configuration error may be fixed outside brokerd.
-                st.rejected =
-                    matches!(err, BrokerError::Rejected(_)).then(|| (fingerprint, Utc::now()));
+                st.rejected = None;
+            }
+            // Only a rejected secret must never be sent again: a rejected
+            // one-time code is not resent by a new login, and a
+            // configuration error may be fixed outside brokerd.
+            if matches!(err, BrokerError::Rejected(_)) {
+                self.remember_rejection(fingerprint, &message).await;
             }
             error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                    duration_ms, outcome = "rejected", error = %message,
@@ -524,7 +540,7 @@ impl Slot {
         let mut live = Live::new(stored.generation, session, client, &policy);
         live.restored = true;
         if self.interactive() {
-            live.refresh_at_expiry();
+            live.refresh_at = live.expires_at();
         }
         let live = Arc::new(live);
         info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,

@@ -11,6 +11,7 @@ mod interactive;
 pub mod live;
 mod login;
 mod registry;
+mod rejection;
 mod slot;
 mod status;
 mod store_gate;

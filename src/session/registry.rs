@@ -270,6 +270,7 @@ impl Registry {
             Ok(stored) => {
                 slot.startup_check().await;
                 slot.rehydrate(stored, validate).await;
+                slot.restore_rejection().await;
             }
             Err(e) => {
                 tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")

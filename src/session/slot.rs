@@ -125,6 +125,9 @@ pub(super) struct SlotState {
     /// The credentials (as a fingerprint, never the values) the broker
     /// rejected, and when: `login` refuses to send them again.
     pub rejected: Option<(String, DateTime<Utc>)>,
+    /// The store holds a rejection of this slot (cleared by the next
+    /// successful login).
+    pub rejection_stored: bool,
 }
 
 /// Counters for `metrics`; atomics because requests bump them concurrently.
@@ -246,6 +249,7 @@ impl Slot {
                 last_counted_death: 0,
                 previous: None,
                 rejected: None,
+                rejection_stored: false,
             }),
             changed: watch::channel(0).0,
             tasks,
@@ -454,22 +458,8 @@ impl Slot {
         let fingerprint = self.settings.lock().connector.credentials_fingerprint();
         let newer_than = {
             let mut st = self.state.lock();
-            if let Some((rejected, at)) = &st.rejected
-                && *rejected == fingerprint
-            {
-                return Err(RequestError::new(
-                    ErrorCode::LockedOut,
-                    format!(
-                        "{}: the same credentials were rejected at {}; brokerd does not send them again (brokers \
-                         lock accounts after a few wrong attempts). Fix the secret the error named (the file, \
-                         credential or variable the config refers to), then run `brokerctl login {} --account {}` \
-                         again",
-                        self.key,
-                        at.to_rfc3339(),
-                        self.key.broker,
-                        self.key.account
-                    ),
-                ));
+            if let Some(refusal) = self.same_as_rejected(&st, &fingerprint) {
+                return Err(refusal);
             }
             st.rejected = None;
             if !matches!(st.phase, Phase::LoggingIn) {
@@ -596,17 +586,17 @@ impl Slot {
                     self.begin_login(st, "retry after backoff");
                     return Decision::Wait;
                 }
-                Decision::Fail(
-                    RequestError::new(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "{}: last login failed ({}); retrying automatically",
-                            self.key,
-                            last("transient failure")
-                        ),
-                    )
-                    .retry_after(left),
-                )
+                // Held back by the login budget: its message says so (and
+                // names the account) itself.
+                let message = match &st.last_error {
+                    Some(("login_budget", m)) => format!("{m}; retrying automatically"),
+                    _ => format!(
+                        "{}: last login failed ({}); retrying automatically",
+                        self.key,
+                        last("transient failure")
+                    ),
+                };
+                Decision::Fail(RequestError::new(ErrorCode::Unavailable, message).retry_after(left))
             }
             Phase::Idle => {
                 // A live session whose whole lifetime is shorter than the

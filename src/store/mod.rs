@@ -5,7 +5,10 @@
 mod codec;
 pub mod crypto;
 mod faults;
+mod rejections;
 pub mod sqlite;
+
+pub use rejections::Rejection;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -138,6 +141,33 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.record_totp_window(broker, account, window).await,
+        }
+    }
+
+    /// The rejected credentials of `key`, if the broker rejected them and
+    /// nothing has succeeded or changed since.
+    pub async fn rejection(&self, key: &SessionKey) -> Result<Option<Rejection>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.rejection(key).await,
+        }
+    }
+
+    /// Remembers that the broker rejected `key`'s credentials (durably: a
+    /// restart must not send them again).
+    pub async fn record_rejection(
+        &self,
+        key: &SessionKey,
+        rejection: &Rejection,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.record_rejection(key, rejection).await,
+        }
+    }
+
+    /// Forgets `key`'s rejection (a login succeeded, or the credentials changed).
+    pub async fn clear_rejection(&self, key: &SessionKey) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clear_rejection(key).await,
         }
     }
 

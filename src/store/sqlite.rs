@@ -39,9 +39,9 @@ const SESSION_COLUMNS: &str =
 pub struct SqliteStore {
     // The pool does its own locking; wrapping it in a mutex would serialise
     // readers for nothing.
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     key: EncryptionKey,
-    faults: FaultSwitch,
+    pub(super) faults: FaultSwitch,
     /// The database file, for messages (it says which disk to free).
     path: PathBuf,
 }
@@ -278,6 +278,7 @@ impl SqliteStore {
         account: &str,
         window: u64,
     ) -> Result<(), StoreError> {
+        self.faults.check_write()?;
         let window = i64::try_from(window)
             .map_err(|_| StoreError::Invalid(format!("TOTP window {window} is out of range")))?;
         // Autocommit with synchronous=FULL: synced to disk when `execute`

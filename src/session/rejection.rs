@@ -1,0 +1,106 @@
+//! Rejected credentials are never sent again (issue 9, item 3). When the
+//! broker rejects a session's credentials the slot keeps a fingerprint of
+//! them (never the values), in memory and in the store, so that neither an
+//! operator's `login` nor a restart sends the same ones again: only changed
+//! credentials (re-read from the config first) lift the lock-out.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::{info, warn};
+
+use super::error::{ErrorCode, RequestError};
+use super::slot::{Phase, Slot, SlotState};
+use crate::store::Rejection;
+
+impl Slot {
+    /// Remembers that the broker rejected the credentials with fingerprint
+    /// `fingerprint` (durably, so a restart does not send them again).
+    pub(super) async fn remember_rejection(&self, fingerprint: String, message: &str) {
+        let rejection = Rejection {
+            fingerprint,
+            at: Utc::now(),
+            message: message.to_string(),
+        };
+        {
+            let mut st = self.state.lock();
+            st.rejected = Some((rejection.fingerprint.clone(), rejection.at));
+            st.rejection_stored = true;
+        }
+        if let Err(e) = self.store.record_rejection(&self.key, &rejection).await {
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, error = %e,
+                  "could not store the rejection; a restart would not know these credentials were rejected");
+        }
+    }
+
+    /// A login succeeded: whatever was rejected before is history.
+    pub(super) async fn forget_rejection(&self) {
+        if let Err(e) = self.store.clear_rejection(&self.key).await {
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, error = %e,
+                  "could not clear the stored rejection");
+        }
+    }
+
+    /// At startup: credentials the broker rejected before the restart and
+    /// that are still configured put the slot back in `locked_out` instead
+    /// of being sent again by the first login. Changed ones forget it.
+    pub async fn restore_rejection(self: &Arc<Self>) {
+        let rejection = match self.store.rejection(&self.key).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                return warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                             error = %e, "could not read the stored rejection");
+            }
+        };
+        let fingerprint = self.settings.lock().connector.credentials_fingerprint();
+        if fingerprint != rejection.fingerprint {
+            info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                  "the credentials rejected before the restart have changed since; trying them");
+            return self.forget_rejection().await;
+        }
+        warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+              rejected_at = %rejection.at.to_rfc3339(),
+              "these credentials were rejected before the restart; not sending them again (locked_out)");
+        {
+            let mut st = self.state.lock();
+            st.phase = Phase::LockedOut;
+            st.last_error = Some((
+                "locked_out",
+                format!(
+                    "{} (rejected at {}, before a restart)",
+                    rejection.message,
+                    rejection.at.to_rfc3339()
+                ),
+            ));
+            st.rejected = Some((rejection.fingerprint, rejection.at));
+            st.rejection_stored = true;
+        }
+        self.notify();
+    }
+
+    /// The refusal of a `login` with the credentials the broker rejected,
+    /// if they are still the configured ones (compared by fingerprint).
+    pub(super) fn same_as_rejected(
+        &self,
+        st: &SlotState,
+        fingerprint: &str,
+    ) -> Option<RequestError> {
+        let (rejected, at) = st.rejected.as_ref()?;
+        (rejected == fingerprint).then(|| {
+            RequestError::new(
+                ErrorCode::LockedOut,
+                format!(
+                    "{}: the same credentials were rejected at {}; brokerd does not send them again (brokers \
+                     lock accounts after a few wrong attempts). Fix the secret the error named (the file, \
+                     credential or variable the config refers to), then run `brokerctl login {} --account {}` \
+                     again",
+                    self.key,
+                    at.to_rfc3339(),
+                    self.key.broker,
+                    self.key.account
+                ),
+            )
+        })
+    }
+}
