@@ -144,6 +144,21 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
         }
     }
 
+    // A reload that changes what the broker checks lifts `conflict`, and
+    // the slot wants a login at once: the budget still says no.
+    let mut h = h;
+    h.jainam = "source = \"WEBAPI2\"".into();
+    h.load(&h.config_text());
+    let reload = h.call(json!({"op": "reload"})).await;
+    assert_eq!(reload["ok"], true, "{reload}");
+    assert!(
+        reload.to_string().contains("jainam/main/interactive"),
+        "{reload}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.sim.login_count(Api::Interactive) - start_logins, 8);
+    assert!(capped(&h.status_of("interactive").await));
+
     // Only an operator bypasses the budget, and it still counts.
     h.sim.set_kill_after(Api::Interactive, None);
     h.sim
@@ -273,4 +288,33 @@ async fn a_death_the_daemon_finds_itself_counts_toward_conflict() {
     assert_eq!(error_code(&h.token("interactive").await), "conflict");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_budget_holds_across_restarts() {
+    // Every session arrives expired, and the daemon is restarted again and
+    // again (a crash loop, an impatient operator): each start wants a login.
+    let mut h = Harness::start("min_login_interval = \"1s\"\nmax_logins_per_hour = 4").await;
+    h.sim.set_clock_offset(-3600);
+    h.sim
+        .set_token_lifetime(Api::Interactive, Duration::from_secs(1800));
+    let before = h.sim.login_count(Api::Interactive);
+    for _ in 0..16 {
+        h.restart().await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let status = h.status_of("interactive").await;
+    let total = h.sim.login_count(Api::Interactive);
+    assert!(
+        total <= 4,
+        "{total} logins over 16 starts ({before} before the broker turned hostile); the cap is 4"
+    );
+    assert_eq!(status["state"], "conflict", "{status}");
+    assert!(
+        status["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_logins_per_hour"),
+        "{status}"
+    );
 }

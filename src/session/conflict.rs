@@ -196,6 +196,29 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// At startup: the logins of the last hour, from the audit trail, count
+    /// against the budget, so restarts cannot multiply it.
+    pub async fn restore_budget(&self) {
+        let since =
+            Utc::now() - chrono::Duration::from_std(super::budget::HOUR).unwrap_or_default();
+        match self.store.login_times(&self.key, since).await {
+            Ok(times) => {
+                let (now, now_utc) = (Instant::now(), Utc::now());
+                let mut st = self.state.lock();
+                for at in times {
+                    let ago = (now_utc - at).to_std().unwrap_or(Duration::ZERO);
+                    st.budget.record(now.checked_sub(ago).unwrap_or(now));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                               error = %e, "could not read the recent logins; the login budget starts empty")
+            }
+        }
+    }
+}
+
 /// The plain-words explanation of a conflict, for status and logs.
 pub(super) fn conflict_message(slot: &Slot, policy: &SessionPolicy, deaths: u32) -> String {
     let key = &slot.key;

@@ -271,6 +271,7 @@ impl Registry {
                 slot.startup_check().await;
                 slot.rehydrate(stored, validate).await;
                 slot.restore_rejection().await;
+                slot.restore_budget().await;
             }
             Err(e) => {
                 tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")

@@ -5,6 +5,7 @@
 mod codec;
 pub mod crypto;
 mod faults;
+mod login_history;
 mod rejections;
 pub mod sqlite;
 
@@ -141,6 +142,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.record_totp_window(broker, account, window).await,
+        }
+    }
+
+    /// When the logins of `key` since `since` finished (successful or not),
+    /// oldest first, as the audit trail recorded them.
+    pub async fn login_times(
+        &self,
+        key: &SessionKey,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.login_times(key, since).await,
         }
     }
 
