@@ -9,14 +9,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use brokerd::client::Client;
 use brokerd::config::Config;
-use brokerd::daemon::{self, Running};
-use brokerd::secret::SecretEnv;
 use brokerd::sim::breeze::BreezeFail;
 use brokerd::sim::kite::KiteFail;
-use brokerd::sim::kotak::{KotakFail, KotakSim, KotakSimConfig, KotakSimUser};
+use brokerd::sim::kotak::{KotakFail, KotakSim};
 use common::browser::Browser;
+use common::kotak::Kotak;
 use common::{error_code, eventually};
 use serde_json::{Value, json};
 
@@ -115,82 +113,21 @@ secret_key = "breeze-secret"
     assert!(Config::load(&path).is_err());
 }
 
-/// A daemon with one Kotak Neo account against its own simulator.
-struct Kotak {
-    dir: tempfile::TempDir,
-    sim: KotakSim,
-    running: Option<Running>,
-}
-
-impl Kotak {
-    /// Starts the simulator, lets `prepare` queue faults, then the daemon
-    /// (no login at start: the test's `token` request makes the one login).
-    async fn start(prepare: impl FnOnce(&KotakSim)) -> Self {
-        let sim = KotakSim::start(KotakSimConfig::default()).await.unwrap();
-        prepare(&sim);
-        let dir = tempfile::tempdir().unwrap();
-        let u = KotakSimUser::demo();
-        let d = dir.path().display();
-        let text = format!(
-            r#"
-[daemon]
-socket = "{d}/run/brokerd.sock"
-state_dir = "{d}/state"
-key = "file:{d}/keys/brokerd.key"
-create_key_if_missing = true
-[daemon.limits]
-login_timeout = "3s"
-default_wait = "70s"
-
-[[account]]
-broker = "kotak_neo"
-name = "main"
-login_at_start = false
-backoff_initial = "100ms"
-backoff_max = "200ms"
-[account.kotak_neo]
-login_host = "{host}"
-access_token = "{access}"
-mobile = "{mobile}"
-ucc = "{ucc}"
-mpin = "{mpin}"
-totp_seed = "{seed}"
-"#,
-            host = sim.base_url(),
-            access = u.access_token,
-            mobile = u.mobile,
-            ucc = u.ucc,
-            mpin = u.mpin,
-            seed = u.totp_seed,
-        );
-        let loaded = Config::from_toml_str(&text, dir.path(), &SecretEnv::process()).unwrap();
-        let running = daemon::start(loaded).await.unwrap();
-        Self {
-            dir,
-            sim,
-            running: Some(running),
-        }
-    }
-
-    async fn call(&self, request: Value) -> Value {
-        let mut c = Client::connect(&self.dir.path().join("run/brokerd.sock"))
-            .await
-            .unwrap();
-        c.call(&request).await.unwrap()
-    }
-
-    async fn stop(&mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop().await;
-        }
-    }
+/// A daemon with one Kotak Neo account against its own simulator; no login
+/// at start (the test's `token` request makes the one login), fast backoff.
+async fn kotak(prepare: impl FnOnce(&KotakSim)) -> Kotak {
+    Kotak::start_with_sim(
+        "backoff_initial = \"100ms\"\nbackoff_max = \"200ms\"",
+        prepare,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kotak_login_host_answering_404_locks_out_after_one_attempt() {
     // The login host answers tradeApiLogin with a web server's 404 page, as
     // a host that is not Kotak's does.
-    let mut k = Kotak::start(|sim| sim.fail_next_logins(1, KotakFail::NotFound)).await;
+    let mut k = kotak(|sim| sim.fail_next_logins(1, KotakFail::NotFound)).await;
     let reply = k
         .call(json!({"op": "token", "broker": "kotak_neo", "wait_secs": 60}))
         .await;
@@ -223,7 +160,7 @@ async fn a_kotak_login_host_answering_404_locks_out_after_one_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kotak_gateway_page_is_still_retried() {
     // 502 with an HTML page: an outage, not the URL. Retried, then logged in.
-    let mut k = Kotak::start(|sim| sim.fail_next_logins(1, KotakFail::Html)).await;
+    let mut k = kotak(|sim| sim.fail_next_logins(1, KotakFail::Html)).await;
     let first = k
         .call(json!({"op": "token", "broker": "kotak_neo", "wait_secs": 60}))
         .await;

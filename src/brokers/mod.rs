@@ -394,6 +394,20 @@ impl Connector {
         self.login_identity() != other.login_identity()
     }
 
+    /// Whether a new login ends the session it replaces at the broker, so
+    /// that a report of the replaced generation says nothing about another
+    /// program. XTS keeps one live session per app key. Kotak allows several
+    /// sessions (whether a second login ends the first is undocumented; the
+    /// conflict window bounds the harm of guessing wrong: only sessions
+    /// younger than it count). Kite and Breeze do not end a session by a new
+    /// login.
+    pub fn new_login_ends_previous(&self) -> bool {
+        match self {
+            Self::Jainam { .. } => true,
+            Self::KotakNeo { .. } | Self::Zerodha { .. } | Self::Breeze { .. } => false,
+        }
+    }
+
     /// One fingerprint of everything the broker checks at login (hosts,
     /// identities, secrets), so a lock-out can remember what was rejected
     /// without keeping a secret: equal fingerprints mean the same secrets.

@@ -122,11 +122,24 @@ async fn dispatch(
             Ok(session(id, slot, &live))
         }
         "login" => {
+            // An operator's action: it bypasses the login budget, so a
+            // trading program allowed on the account must not be able to
+            // loop on it (programs report dead sessions with `invalidate`).
+            if !peer.allowed(&shared.daemon_access, shared.daemon_uid) {
+                return Err(RequestError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "uid {} may not force a login; root, the daemon's user and [daemon] allowed_uids/allowed_gids \
+                         may. A program whose session was rejected sends `invalidate` with its generation",
+                        peer.uid
+                    ),
+                ));
+            }
             let slot = &find(req, shared, peer)?;
             // The operator may have fixed a secret since the daemon read it:
             // read it again, so a rejected secret is never what gets sent.
             if slot.locked_out() {
-                shared.registry.reread_credentials(slot)?;
+                shared.registry.reread_credentials(slot).await?;
             }
             let live = slot.force_login(wait(req, shared, slot)).await?;
             Ok(session(id, slot, &live))

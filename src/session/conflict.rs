@@ -158,19 +158,21 @@ impl Slot {
         let (k, b, a) = (&self.key, self.key.broker, &self.key.account);
         match refusal {
             Refusal::TooSoon { until, interval } => {
+                // The last problem stays in the message: it says why logins
+                // keep being needed.
+                let last = match &st.last_error {
+                    Some(("login_budget", _)) | None => String::new(),
+                    Some((_, m)) => format!(" The last problem: {m}."),
+                };
                 let message = format!(
                     "{k}: a login ({reason}) was held back {}s: automatic logins of one session are at most one \
-                     per {}s (min_login_interval), whatever the broker answers or clients report",
+                     per {}s (min_login_interval), whatever the broker answers or clients report.{last}",
                     wait.as_secs().max(1),
                     interval.as_secs()
                 );
                 tracing::warn!(broker = %b, account = %a, api = %k.api, wait_ms = wait.as_millis() as u64,
                                reason, "login held back by the login budget (min_login_interval)");
-                // Keep the reason of the last failure when there is one: it
-                // says why logins keep being needed.
-                if st.last_error.is_none() {
-                    st.last_error = Some(("login_budget", message));
-                }
+                st.last_error = Some(("login_budget", message));
                 st.phase = Phase::Backoff {
                     until: until.max(match st.phase {
                         Phase::Backoff { until } => until,
@@ -182,6 +184,7 @@ impl Slot {
                 let last = st
                     .last_error
                     .as_ref()
+                    .filter(|e| e.0 != "login_budget")
                     .map_or_else(String::new, |e| format!(" The last problem: {}.", e.1));
                 let message = format!(
                     "{k}: {cap} logins in the last hour reached max_logins_per_hour ({cap}); no automatic login \

@@ -83,6 +83,17 @@ impl Slot {
                 None
             }
             Phase::Conflict { .. } => {
+                // A session that still works is kept: logging in again would
+                // end it for the programs using it (one session per key).
+                // The idle branch logs in when it is due or reported dead.
+                st.phase = Phase::Idle;
+                if st
+                    .current
+                    .as_ref()
+                    .is_some_and(|l| !st.dead && !l.remaining(Utc::now()).is_zero())
+                {
+                    return Some(now);
+                }
                 self.begin_login(st, "conflict cooldown over");
                 None
             }

@@ -395,23 +395,27 @@ impl Slot {
             ) => {
                 let m = e.message().to_string();
                 let fingerprint = self.settings.lock().connector.credentials_fingerprint();
-                if matches!(e, BrokerError::Rejected(_)) {
-                    self.remember_rejection(fingerprint, &m).await;
-                }
-                let current = {
+                let (current, rejection) = {
                     let mut st = self.state.lock();
                     let current = st
                         .current
                         .as_ref()
                         .is_some_and(|l| l.generation == generation);
+                    let mut rejection = None;
                     if current {
                         if st.phase != Phase::LoggingIn {
                             st.phase = Phase::LockedOut;
                         }
                         st.last_error = Some(("locked_out", m.clone()));
+                        if matches!(e, BrokerError::Rejected(_)) {
+                            rejection = Some(Self::reject(&mut st, fingerprint, &m));
+                        }
                     }
-                    current
+                    (current, rejection)
                 };
+                if let Some(rejection) = rejection {
+                    self.persist_rejection(&rejection).await;
+                }
                 if !current {
                     // A newer session arrived meanwhile: this verdict is stale.
                     return Some(self.token(min_valid, wait).await);

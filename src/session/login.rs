@@ -97,9 +97,20 @@ impl Slot {
         }
         let connector = self.settings.lock().connector.clone();
         let started = Instant::now();
-        let next_generation = self.state.lock().generation + 1;
+        let next_generation = {
+            let mut st = self.state.lock();
+            // What this login sends, for a lock-out to remember: a reload
+            // during the login must not make the fixed credentials the
+            // rejected ones.
+            st.attempt_fingerprint = connector.credentials_fingerprint();
+            st.generation + 1
+        };
         info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
               generation = next_generation, reason, "login starting");
+        // Durable before the broker sees the login: the budget of a
+        // restarted daemon counts it even if this process dies mid-login.
+        self.audit(Some(next_generation), AuditEvent::LoginStarted, reason)
+            .await;
         // Invariant 2: `Connector::login` builds a brand-new client every time.
         match connector.login(submission.as_ref()).await {
             Ok((session, client)) => match self.unusable_on_arrival(&session) {
@@ -245,10 +256,19 @@ impl Slot {
                 st.want_session = true;
                 st.auth_announced = false;
                 forget_rejection = std::mem::take(&mut st.rejection_stored);
+                st.rejected = None;
                 let retired = st.current.replace(live.clone());
                 st.previous = retired
                     .as_ref()
                     .map(|l| (l.generation, l.session.meta.obtained_at));
+                // "In a row": a session that outlived the conflict window
+                // without being reported dead breaks the run.
+                if let Some(old) = &retired
+                    && old.generation > st.last_counted_death
+                    && old.age(Utc::now()) >= policy.conflict_window
+                {
+                    st.early_deaths = 0;
+                }
                 // Deaths counted while this login ran: `conflict` starts
                 // now, with the new session still served.
                 self.settle_conflict(&mut st, &policy);
@@ -295,13 +315,7 @@ impl Slot {
     async fn login_failed(self: &Arc<Self>, err: BrokerError, generation: u64, started: Instant) {
         let duration_ms = started.elapsed().as_millis() as u64;
         self.counters.logins_failed.fetch_add(1, Ordering::Relaxed);
-        let (policy, fingerprint) = {
-            let settings = self.settings.lock();
-            (
-                settings.policy.clone(),
-                settings.connector.credentials_fingerprint(),
-            )
-        };
+        let policy = self.settings.lock().policy.clone();
         let message = err.message().to_string();
         let rejected = matches!(
             err,
@@ -355,18 +369,23 @@ impl Slot {
                   retry_in_ms = delay.as_millis() as u64, "login failed; backing off");
             self.audit(None, AuditEvent::LoginFailed, &message).await;
         } else {
-            {
+            let rejection = {
                 let mut st = self.state.lock();
                 st.phase = Phase::LockedOut;
                 st.conflict_pending = false;
                 st.last_error = Some(("locked_out", message.clone()));
+                // Only a rejected secret must never be sent again: a
+                // rejected one-time code is not resent by a new login, and a
+                // configuration error may be fixed outside brokerd. Set in
+                // this lock, so no `login` sees the lock-out without it.
                 st.rejected = None;
-            }
-            // Only a rejected secret must never be sent again: a rejected
-            // one-time code is not resent by a new login, and a
-            // configuration error may be fixed outside brokerd.
-            if matches!(err, BrokerError::Rejected(_)) {
-                self.remember_rejection(fingerprint, &message).await;
+                matches!(err, BrokerError::Rejected(_)).then(|| {
+                    let fingerprint = st.attempt_fingerprint.clone();
+                    Self::reject(&mut st, fingerprint, &message)
+                })
+            };
+            if let Some(rejection) = rejection {
+                self.persist_rejection(&rejection).await;
             }
             error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
                    duration_ms, outcome = "rejected", error = %message,
@@ -427,6 +446,7 @@ impl Slot {
             let mut st = self.state.lock();
             st.want_session = false;
             st.logouts += 1;
+            st.conflict_pending = false;
             // A logout also ends pending retries; a lock-out stays.
             if matches!(
                 st.phase,

@@ -126,11 +126,23 @@ impl Registry {
     /// `login` after a lock-out uses the secret the operator fixed, not the
     /// one the broker rejected. Other accounts are left alone. A file with
     /// problems changes nothing and says why.
-    pub fn reread_credentials(&self, slot: &Slot) -> Result<(), RequestError> {
-        let Some(path) = &self.source else {
+    pub async fn reread_credentials(&self, slot: &Slot) -> Result<(), RequestError> {
+        let Some(path) = self.source.clone() else {
             return Ok(());
         };
-        let loaded = Config::load(path).map_err(|problems| {
+        let read = {
+            let path = path.clone();
+            // Files and credentials are read from disk: off the runtime.
+            tokio::task::spawn_blocking(move || Config::load(&path))
+                .await
+                .map_err(|e| {
+                    RequestError::new(
+                        ErrorCode::Unavailable,
+                        format!("reading the config failed: {e}"),
+                    )
+                })?
+        };
+        let loaded = read.map_err(|problems| {
             RequestError::new(
                 ErrorCode::BadRequest,
                 format!(
@@ -146,7 +158,9 @@ impl Registry {
             .find(|p| p.key == *slot.key())
         {
             Some(p) => {
-                slot.reconfigure(p.connector, p.policy, p.access);
+                // Only what the broker checks: policy and access changes
+                // stay for `reload`, which only the daemon's operators may run.
+                slot.reconfigure(p.connector, slot.policy(), (*slot.access()).clone());
                 Ok(())
             }
             None => Err(RequestError::new(
@@ -270,13 +284,15 @@ impl Registry {
             Ok(stored) => {
                 slot.startup_check().await;
                 slot.rehydrate(stored, validate).await;
-                slot.restore_rejection().await;
-                slot.restore_budget().await;
             }
             Err(e) => {
                 tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")
             }
         }
+        // Whatever became of the session: a rejected secret stays rejected
+        // and the budget remembers the last hour's logins.
+        slot.restore_rejection().await;
+        slot.restore_budget().await;
     }
 
     /// Starts every slot's background loop.

@@ -14,20 +14,23 @@ use super::slot::{Phase, Slot, SlotState};
 use crate::store::Rejection;
 
 impl Slot {
-    /// Remembers that the broker rejected the credentials with fingerprint
-    /// `fingerprint` (durably, so a restart does not send them again).
-    pub(super) async fn remember_rejection(&self, fingerprint: String, message: &str) {
+    /// Remembers, under the state lock, that the broker rejected the
+    /// credentials with `fingerprint`; [`Slot::persist_rejection`] then
+    /// stores it, so a restart does not send them again either.
+    pub(super) fn reject(st: &mut SlotState, fingerprint: String, message: &str) -> Rejection {
         let rejection = Rejection {
             fingerprint,
             at: Utc::now(),
             message: message.to_string(),
         };
-        {
-            let mut st = self.state.lock();
-            st.rejected = Some((rejection.fingerprint.clone(), rejection.at));
-            st.rejection_stored = true;
-        }
-        if let Err(e) = self.store.record_rejection(&self.key, &rejection).await {
+        st.rejected = Some((rejection.fingerprint.clone(), rejection.at));
+        st.rejection_stored = true;
+        rejection
+    }
+
+    /// Stores a rejection made by [`Slot::reject`].
+    pub(super) async fn persist_rejection(&self, rejection: &Rejection) {
+        if let Err(e) = self.store.record_rejection(&self.key, rejection).await {
             warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, error = %e,
                   "could not store the rejection; a restart would not know these credentials were rejected");
         }

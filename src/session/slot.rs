@@ -128,6 +128,9 @@ pub(super) struct SlotState {
     /// The store holds a rejection of this slot (cleared by the next
     /// successful login).
     pub rejection_stored: bool,
+    /// The credentials fingerprint of the login in flight (what a
+    /// rejection of it refers to).
+    pub attempt_fingerprint: String,
 }
 
 /// Counters for `metrics`; atomics because requests bump them concurrently.
@@ -250,6 +253,7 @@ impl Slot {
                 previous: None,
                 rejected: None,
                 rejection_stored: false,
+                attempt_fingerprint: String::new(),
             }),
             changed: watch::channel(0).0,
             tasks,
@@ -322,6 +326,11 @@ impl Slot {
     /// The request counters.
     pub fn counters(&self) -> &SlotCounters {
         &self.counters
+    }
+
+    /// The session policy in force.
+    pub fn policy(&self) -> SessionPolicy {
+        self.settings.lock().policy.clone()
     }
 
     /// The policy's default `min_valid`.
@@ -401,7 +410,13 @@ impl Slot {
         let reason = Some(reason);
         let now = Utc::now();
         let outcome = {
-            let policy = self.settings.lock().policy.clone();
+            let (policy, ends_previous) = {
+                let settings = self.settings.lock();
+                (
+                    settings.policy.clone(),
+                    settings.connector.new_login_ends_previous(),
+                )
+            };
             let mut st = self.state.lock();
             if generation > st.generation {
                 return Err(RequestError::new(
@@ -427,9 +442,11 @@ impl Slot {
                 }
                 Some(live) if live.generation > generation => {
                     // The generation a refresh just replaced: its death
-                    // still says whether sessions die right after login.
+                    // still says whether sessions die right after login,
+                    // unless our own new login is what ended it.
                     if let Some((previous, obtained)) = st.previous
                         && previous == generation
+                        && !ends_previous
                     {
                         self.count_death(&mut st, Some(generation), obtained, now, &policy);
                     }

@@ -166,14 +166,18 @@ impl Slot {
     }
 
     /// A reservation succeeded: an outage, if there was one, is over.
-    async fn store_recovered(&self, by: GateBy) {
+    async fn store_recovered(self: &Arc<Self>, by: GateBy) {
+        let policy = self.settings.lock().policy.clone();
         let ended = {
             let mut st = self.state.lock();
             if let GateBy::Probe(stamp) = by
                 && st.phase == stamp
             {
-                // The driver decides from here whether a login is due.
+                // The driver decides from here whether a login is due,
+                // unless early deaths reached the conflict threshold during
+                // the outage: then `conflict` first, not a login.
                 st.phase = Phase::Idle;
+                self.settle_conflict(&mut st, &policy);
             }
             let ended = in_outage(&st);
             if ended {

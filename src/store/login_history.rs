@@ -10,6 +10,9 @@ use super::{AuditEvent, StoreError, codec};
 use crate::brokers::SessionKey;
 
 impl SqliteStore {
+    /// When the logins of `key` since `since` started, oldest first: each
+    /// writes a `login_started` row before it calls the broker, so a login
+    /// cut short by a crash counts too.
     pub(crate) async fn login_times(
         &self,
         key: &SessionKey,
@@ -17,13 +20,12 @@ impl SqliteStore {
     ) -> Result<Vec<DateTime<Utc>>, StoreError> {
         let rows: Vec<i64> = sqlx::query_scalar(
             "SELECT at FROM audit WHERE broker = ? AND account = ? AND api = ? \
-             AND event IN (?, ?) AND at >= ? ORDER BY at",
+             AND event = ? AND at >= ? ORDER BY at",
         )
         .bind(key.broker.as_str())
         .bind(&key.account)
         .bind(key.api.as_str())
-        .bind(AuditEvent::LoginOk.as_str())
-        .bind(AuditEvent::LoginFailed.as_str())
+        .bind(AuditEvent::LoginStarted.as_str())
         .bind(since.timestamp_millis())
         .fetch_all(&self.pool)
         .await?;

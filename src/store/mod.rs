@@ -145,8 +145,8 @@ impl Store {
         }
     }
 
-    /// When the logins of `key` since `since` finished (successful or not),
-    /// oldest first, as the audit trail recorded them.
+    /// When the logins of `key` since `since` started (successful or not,
+    /// finished or cut short), oldest first, as the audit trail recorded them.
     pub async fn login_times(
         &self,
         key: &SessionKey,
@@ -251,6 +251,9 @@ pub struct StoredSession {
 pub enum AuditEvent {
     /// A login succeeded.
     LoginOk,
+    /// A login is about to call the broker (the login budget counts these,
+    /// across restarts too).
+    LoginStarted,
     /// A login failed.
     LoginFailed,
     /// A client reported the current generation dead.
@@ -281,6 +284,7 @@ impl AuditEvent {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LoginOk => "login_ok",
+            Self::LoginStarted => "login_started",
             Self::LoginFailed => "login_failed",
             Self::InvalidatedCurrent => "invalidated_current",
             Self::InvalidatedStale => "invalidated_stale",

@@ -84,10 +84,14 @@ totp_seed = "{seed}"
         self.running = Some(daemon::start(loaded).await.unwrap());
     }
 
-    pub async fn restart(&mut self) {
+    pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;
         }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop().await;
         self.boot().await;
     }
 
