@@ -112,6 +112,12 @@ pub async fn start_with(
     }
 
     let owns_socket = listener.is_none();
+    // A folder made by someone else is checked, never changed silently.
+    // (An unknown group is only a warning here: with a passed socket the
+    // daemon never uses the gid; binding itself refuses it below.)
+    if let Some(w) = server::socket_dir::warning(d) {
+        warn!("{w}");
+    }
     let listener = match listener {
         Some(std_listener) => {
             std_listener
@@ -122,7 +128,12 @@ pub async fn start_with(
                 .context("adopting the passed socket")?
         }
         None => {
-            let gid = d.socket_group.as_deref().map(resolve_group).transpose()?;
+            let gid = d
+                .socket_group
+                .as_deref()
+                .map(server::socket_dir::resolve_group)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             server::bind(&d.socket, d.socket_mode, gid).await?
         }
     };
@@ -422,21 +433,6 @@ pub fn own_uid() -> u32 {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(u32::MAX)
-}
-
-/// A group name or number → gid, from /etc/group.
-fn resolve_group(name: &str) -> anyhow::Result<u32> {
-    if let Ok(gid) = name.parse() {
-        return Ok(gid);
-    }
-    let groups = std::fs::read_to_string("/etc/group").context("reading /etc/group")?;
-    groups
-        .lines()
-        .find_map(|l| {
-            let mut parts = l.split(':');
-            (parts.next() == Some(name)).then(|| parts.nth(1)?.parse().ok())?
-        })
-        .with_context(|| format!("daemon.socket_group: no group named {name:?}; create it (groupadd {name}) or fix the name"))
 }
 
 /// A database URL without its password, for messages.

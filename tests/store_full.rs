@@ -379,6 +379,7 @@ async fn a_daemon_starting_on_a_full_disk_makes_no_login_and_logs_in_once_space_
         running: None,
         policy: format!("login_at_start = false\n{FAST_PROBES}"),
         extra: String::new(),
+        daemon: String::new(),
         limits: String::new(),
         jainam: String::new(),
     };

@@ -286,4 +286,18 @@ fn socket_and_runtime_folder_agree() {
             value(SOCKET, "SocketGroup"),
         ]
     );
+    // Members of the socket's group can enter the folder whoever made it:
+    // systemd gives RuntimeDirectory= the service's Group=, which is the
+    // socket's group and the config's socket_group (the group the daemon
+    // checks the folder against at start).
+    let group = value(SOCKET, "SocketGroup");
+    assert_eq!(value(SERVICE, "Group"), group);
+    assert_eq!(
+        value(EXAMPLE_CONFIG, "socket_group ")
+            .trim()
+            .trim_matches('"'),
+        group
+    );
+    let mode = u32::from_str_radix(value(SERVICE, "RuntimeDirectoryMode"), 8).unwrap();
+    assert_eq!(mode & 0o010, 0o010, "the group may enter the folder");
 }

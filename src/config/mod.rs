@@ -470,7 +470,9 @@ fn report(path: &Path, result: &Result<Loaded, ConfigErrors>) -> (bool, String) 
                 names.join(", "),
                 path.display()
             ));
-            for w in &loaded.warnings {
+            // The socket folder's check is the one the daemon logs at start.
+            let folder = crate::server::socket_dir::warning(&loaded.config.daemon);
+            for w in loaded.warnings.iter().chain(folder.iter()) {
                 out.push_str(&format!("warning: {w}\n"));
             }
             (true, out)

@@ -6,6 +6,7 @@ pub mod metrics;
 mod ops;
 pub mod peer;
 pub mod protocol;
+pub mod socket_dir;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -56,6 +57,19 @@ pub enum BindError {
         /// Its pid, or "unknown".
         pid: String,
     },
+    /// The socket's folder could not be created for the socket's group.
+    #[error(
+        "cannot create the socket folder {dir} (mode 0750, group of daemon.socket_group): {source}; \
+         the daemon's user must be a member of that group, or create the folder beforehand \
+         (systemd: RuntimeDirectory=brokerd with Group= set to the socket group; by hand: \
+         mkdir DIR && chgrp GROUP DIR && chmod 0750 DIR)"
+    )]
+    Folder {
+        /// The folder.
+        dir: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Filesystem trouble.
     #[error("cannot create the socket {path}: {source}")]
     Io {
@@ -66,20 +80,21 @@ pub enum BindError {
     },
 }
 
-/// Binds the socket at `path`: creates its folder 0750 when missing,
-/// replaces a stale socket file, refuses when a live daemon answers, sets
-/// the socket's mode and group.
+/// Binds the socket at `path`: creates its folder when missing (0750, in
+/// the socket's group `gid`, see [`socket_dir::create`]), replaces a stale
+/// socket file, refuses when a live daemon answers, sets the socket's mode
+/// and group.
 pub async fn bind(path: &Path, mode: u32, gid: Option<u32>) -> Result<UnixListener, BindError> {
     let shown = path.display().to_string();
     let io = |source| BindError::Io {
         path: shown.clone(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(io)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        socket_dir::create(dir, gid).map_err(|source| BindError::Folder {
+            dir: dir.display().to_string(),
+            source,
+        })?;
     }
     if path.exists() {
         match UnixStream::connect(path).await {

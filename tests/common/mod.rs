@@ -22,6 +22,8 @@ pub struct Harness {
     pub running: Option<Running>,
     pub policy: String,
     pub extra: String,
+    /// Extra lines for `[daemon]`.
+    pub daemon: String,
     /// Extra lines for `[daemon.limits]`.
     pub limits: String,
     /// Extra lines for the main account's `[account.jainam]` table.
@@ -47,6 +49,7 @@ impl Harness {
             running: None,
             policy: policy.to_string(),
             extra: extra.to_string(),
+            daemon: String::new(),
             limits: String::new(),
             jainam: String::new(),
         };
@@ -64,6 +67,7 @@ socket = "{d}/run/brokerd.sock"
 state_dir = "{d}/state"
 key = "file:{d}/keys/brokerd.key"
 create_key_if_missing = true
+{daemon}
 [daemon.limits]
 default_wait = "10s"
 login_timeout = "2s"
@@ -86,6 +90,7 @@ secret_key = "demo-market-secret"
 {extra}
 "#,
             policy = without_budget(&self.policy),
+            daemon = self.daemon,
             limits = self.limits,
             jainam = self.jainam,
             extra = self.extra.replace("{root}", &root),
