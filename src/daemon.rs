@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{Config, Loaded};
+use crate::harden;
 use crate::reload::Reloader;
+use crate::secret::Secret;
 use crate::server::{self, ServerMetrics, Shared};
 use crate::session::SimulatorRoots;
 use crate::session::{Access, Registry};
@@ -59,6 +61,18 @@ pub async fn start_with(
     loaded: Loaded,
     listener: Option<std::os::unix::net::UnixListener>,
 ) -> anyhow::Result<Running> {
+    // In-process callers (tests) keep their environment; the binary takes
+    // the variable out of it before any thread starts and passes it to [`run`].
+    let env_key = std::env::var(harden::KEY_VAR).ok().map(Secret::new);
+    start_keyed(loaded, listener, env_key).await
+}
+
+/// [`start_with`], with the value of `BROKERD_KEY` (if any) passed in.
+async fn start_keyed(
+    loaded: Loaded,
+    listener: Option<std::os::unix::net::UnixListener>,
+    env_key: Option<Secret>,
+) -> anyhow::Result<Running> {
     let Loaded { config, warnings } = loaded;
     for w in &warnings {
         warn!("config: {w}");
@@ -66,9 +80,17 @@ pub async fn start_with(
     let d = &config.daemon;
     create_private_dir(&d.state_dir)?;
     let lock = InstanceLock::acquire(&d.state_dir)?;
-    let env_key = std::env::var("BROKERD_KEY").ok();
-    let key = store::load_key(env_key.as_deref(), d.key.as_ref(), d.create_key_if_missing)
-        .context("loading the encryption key")?;
+    // Blank counts as unset, as in `load_key`, so the warning matches the key used.
+    let env_key = env_key.filter(|k| !k.expose().trim().is_empty());
+    if let Some(warning) = harden::env_key_warning(env_key.is_some(), d.key.as_ref()) {
+        warn!("{warning}");
+    }
+    let key = store::load_key(
+        env_key.as_ref().map(Secret::expose),
+        d.key.as_ref(),
+        d.create_key_if_missing,
+    )
+    .context("loading the encryption key")?;
     let store = Arc::new(
         Store::open(&d.database_url, key)
             .await
@@ -242,10 +264,12 @@ impl Running {
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then stops.
-pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+/// Runs until SIGTERM or SIGINT, then stops. `env_key` is the value of
+/// `BROKERD_KEY`, which the binary reads and removes from its environment
+/// before the runtime starts threads (the variable itself is not read here).
+pub async fn run(loaded: Loaded, env_key: Option<Secret>) -> anyhow::Result<()> {
     let activated = crate::systemd::activated_listener().context("reading LISTEN_FDS")?;
-    let running = start_with(loaded, activated).await?;
+    let running = start_keyed(loaded, activated, env_key).await?;
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;

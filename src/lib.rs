@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod harden;
 pub mod logging;
 pub mod notify;
 pub mod reload;

@@ -182,6 +182,8 @@ fn service_has_the_settings_the_daemon_relies_on() {
         ("Requires", "brokerd.socket"),
         // SO_PEERCRED in a user namespace reports other users as nobody.
         ("PrivateUsers", "no"),
+        // No core dumps from the first instruction (docs/deploy.md).
+        ("LimitCORE", "0"),
     ] {
         assert_eq!(value(SERVICE, key), want, "{key}=");
     }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use brokerd::harden::KEY_VAR;
+use brokerd::secret::{Secret, SecretRef};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -26,6 +28,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // First, before any secret is read: no core dumps, not dumpable. The
+    // problems, if any, are logged once logging is set up.
+    let hardening = brokerd::harden::process();
     let args = Args::parse();
     if let Some(Command::CheckConfig) = args.command {
         let (ok, report) = brokerd::config::check_config_report(&args.config);
@@ -44,6 +49,10 @@ fn main() -> ExitCode {
         }
     };
     brokerd::logging::init(loaded.config.daemon.log_format);
+    for problem in hardening {
+        tracing::warn!("{problem}");
+    }
+    let env_key = take_env_key(&loaded);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -51,11 +60,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(brokerd::daemon::run(loaded)) {
+    match runtime.block_on(brokerd::daemon::run(loaded, env_key)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads `BROKERD_KEY` and removes it from the process environment, so no
+/// later reader in this process (a library, a child process) sees it. The
+/// kernel's copy in `/proc/<pid>/environ` stays (see `harden::env_key_warning`).
+///
+/// Kept when the config names it as `key = "env:BROKERD_KEY"`: every reload
+/// checks that reference again and would fail without it.
+fn take_env_key(loaded: &brokerd::config::Loaded) -> Option<Secret> {
+    let value = std::env::var(KEY_VAR).ok()?;
+    let named = matches!(&loaded.config.daemon.key, Some(SecretRef::Env(name)) if name == KEY_VAR);
+    if !named {
+        if single_threaded() {
+            // SAFETY: `remove_var` is unsound only while another thread may
+            // read or write the environment. This runs before the runtime is
+            // built, and nothing earlier (argument parsing, config loading,
+            // the log subscriber) starts a thread; `single_threaded` checks
+            // that rather than trusting it.
+            unsafe { std::env::remove_var(KEY_VAR) };
+        } else {
+            tracing::warn!(
+                "{KEY_VAR} stays in the environment: another thread was already running"
+            );
+        }
+    }
+    Some(Secret::new(value))
+}
+
+/// Whether this process has exactly one thread (Linux: `/proc/self/task`).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
 }

@@ -52,14 +52,16 @@ pub fn plausible_submission(value: &str) -> bool {
     !value.is_empty() && value.len() <= 512 && !value.contains(char::is_control)
 }
 
-/// Compares without stopping at the first difference, so the time taken
-/// says nothing about how much of a guessed state was right.
+/// Whether a submitted `state` is the current one. The `state` is what ties
+/// a browser's callback to the link brokerd handed out, so an attacker who
+/// could time this comparison could guess it a byte at a time: the bytes are
+/// compared in constant time by `subtle`, a reviewed library whose
+/// operations are written so the optimizer cannot turn them back into an
+/// early exit (a hand-written fold carries no such guarantee). Only the
+/// length may show, and it is public: every link's `state` has the same one.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 impl Slot {
@@ -442,5 +444,23 @@ impl Slot {
                 Some(self.token(min_valid, wait).await)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn same_state_matches_only_the_identical_string() {
+        assert!(same("3f9a0c", "3f9a0c"));
+        assert!(same("", ""));
+        // A difference anywhere, first byte or last, is a mismatch.
+        assert!(!same("3f9a0c", "4f9a0c"));
+        assert!(!same("3f9a0c", "3f9a0d"));
+        // A prefix or an extension of the state is not the state.
+        assert!(!same("3f9a0c", "3f9a0"));
+        assert!(!same("3f9a0c", "3f9a0c0"));
+        assert!(!same("3f9a0c", ""));
     }
 }
