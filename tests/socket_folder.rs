@@ -1,7 +1,8 @@
 //! The socket's folder lets the socket's group in: the daemon creates a
 //! missing one 0750 in `socket_group`, and warns (at start and in
 //! `check-config`) about an existing one the group cannot enter, without
-//! changing it. Needs root (the tests chown and switch users with setpriv).
+//! changing it. A peer whose only allowed group is a supplementary one gets
+//! in. Needs root (the tests chown and switch users with setpriv).
 
 mod common;
 
@@ -195,4 +196,53 @@ async fn a_folder_the_group_can_enter_gives_no_warning() {
     let report = text(&check);
     assert!(check.status.success(), "{report}");
     assert!(!report.contains("socket_group"), "{report}");
+}
+
+/// `brokerctl status` as uid and primary gid nobody, with `gid` as its only
+/// supplementary group: only the supplementary group can let it in.
+async fn status_as_supplementary_member(socket: &Path, gid: u32) -> Output {
+    let mut cmd = tokio::process::Command::new("setpriv");
+    cmd.arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg(format!("--groups={gid}"))
+        .arg(env!("CARGO_BIN_EXE_brokerctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(["status", "--json"]);
+    cmd.output().await.expect("setpriv runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supplementary_group_on_allowed_gids_lets_the_peer_in() {
+    let gid = gid_of(GROUP);
+    let mut h = harness(gid).await;
+    h.boot().await;
+    // Neither the uid nor the primary gid (both nobody) is allowed: only the
+    // supplementary group the daemon reads for the peer can grant this.
+    let out = status_as_supplementary_member(&h.socket(), gid).await;
+    assert!(out.status.success(), "member connects: {}", text(&out));
+    assert!(
+        text(&out).contains("\"account\": \"main\""),
+        "{}",
+        text(&out)
+    );
+    h.stop().await;
+
+    // The same client, let through by the socket's file mode (it is in the
+    // socket group) but with its group off allowed_gids: the daemon refuses,
+    // so the grant above was the daemon's decision on the group.
+    let mut h = harness(gid).await;
+    h.daemon = h.daemon.replace(
+        &format!("allowed_gids = [{gid}]"),
+        &format!("allowed_gids = [{}]", gid + 1),
+    );
+    h.boot().await;
+    let out = status_as_supplementary_member(&h.socket(), gid).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("uid {NOBODY} is not allowed to use brokerd")),
+        "{}",
+        text(&out)
+    );
+    h.stop().await;
 }
