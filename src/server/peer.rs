@@ -18,6 +18,12 @@ impl Peer {
     /// Reads the credentials of `stream`'s peer. Supplementary groups come
     /// from `/proc/PID/status`, so a user added to the socket group is seen
     /// as a member even when it is not the primary group.
+    ///
+    /// Why not `SO_PEERGROUPS` (the groups the kernel captured at connect,
+    /// free of the pid-reuse race and of `/proc`): no dependency has a safe
+    /// wrapper for it (rustix 1.1, nix 0.32 and socket2 0.6 stop at
+    /// `SO_PEERCRED`), and this crate forbids `unsafe`. The same reason keeps
+    /// the unit at `ProtectProc=default`.
     pub fn of(stream: &tokio::net::UnixStream) -> std::io::Result<Self> {
         let cred = stream.peer_cred()?;
         let mut gids = vec![cred.gid()];
