@@ -174,9 +174,15 @@ impl Slot {
                                reason, "login held back by the login budget (min_login_interval)");
                 st.last_error = Some(("login_budget", message));
                 st.phase = Phase::Backoff {
+                    // Never shorten a failure's backoff.
                     until: until.max(match st.phase {
                         Phase::Backoff { until } => until,
-                        _ => now,
+                        Phase::Idle
+                        | Phase::LoggingIn
+                        | Phase::LockedOut
+                        | Phase::Conflict { .. }
+                        | Phase::AuthRequired
+                        | Phase::StoreUnavailable { .. } => now,
                     }),
                 };
             }
