@@ -255,8 +255,7 @@ impl Slot {
                 st.last_error = None;
                 st.want_session = true;
                 st.auth_announced = false;
-                forget_rejection = std::mem::take(&mut st.rejection_stored);
-                st.rejected = None;
+                forget_rejection = st.rejected.take().is_some();
                 let retired = st.current.replace(live.clone());
                 st.previous = retired
                     .as_ref()
@@ -378,7 +377,6 @@ impl Slot {
                 // rejected one-time code is not resent by a new login, and a
                 // configuration error may be fixed outside brokerd. Set in
                 // this lock, so no `login` sees the lock-out without it.
-                st.rejected = None;
                 matches!(err, BrokerError::Rejected(_)).then(|| {
                     let fingerprint = st.attempt_fingerprint.clone();
                     Self::reject(&mut st, fingerprint, &message)

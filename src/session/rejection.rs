@@ -24,7 +24,6 @@ impl Slot {
             message: message.to_string(),
         };
         st.rejected = Some((rejection.fingerprint.clone(), rejection.at));
-        st.rejection_stored = true;
         rejection
     }
 
@@ -77,7 +76,6 @@ impl Slot {
                 ),
             ));
             st.rejected = Some((rejection.fingerprint, rejection.at));
-            st.rejection_stored = true;
         }
         self.notify();
     }

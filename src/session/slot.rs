@@ -123,11 +123,10 @@ pub(super) struct SlotState {
     /// death reported just after a refresh still counts.
     pub previous: Option<(u64, DateTime<Utc>)>,
     /// The credentials (as a fingerprint, never the values) the broker
-    /// rejected, and when: `login` refuses to send them again.
+    /// rejected, and when: `login` refuses to send them again. Compared by
+    /// fingerprint, so changed credentials pass; kept (here and in the
+    /// store) until a login succeeds.
     pub rejected: Option<(String, DateTime<Utc>)>,
-    /// The store holds a rejection of this slot (cleared by the next
-    /// successful login).
-    pub rejection_stored: bool,
     /// The credentials fingerprint of the login in flight (what a
     /// rejection of it refers to).
     pub attempt_fingerprint: String,
@@ -252,7 +251,6 @@ impl Slot {
                 last_counted_death: 0,
                 previous: None,
                 rejected: None,
-                rejection_stored: false,
                 attempt_fingerprint: String::new(),
             }),
             changed: watch::channel(0).0,
@@ -299,14 +297,11 @@ impl Slot {
         };
         let mut st = self.state.lock();
         st.budget.set_limits(limits.0, limits.1);
-        if credentials_changed {
-            st.rejected = None;
-            if matches!(st.phase, Phase::LockedOut | Phase::Conflict { .. }) {
-                st.phase = Phase::Idle;
-                st.early_deaths = 0;
-                st.conflict_pending = false;
-                st.last_error = None;
-            }
+        if credentials_changed && matches!(st.phase, Phase::LockedOut | Phase::Conflict { .. }) {
+            st.phase = Phase::Idle;
+            st.early_deaths = 0;
+            st.conflict_pending = false;
+            st.last_error = None;
         }
         drop(st);
         self.notify();
@@ -478,7 +473,6 @@ impl Slot {
             if let Some(refusal) = self.same_as_rejected(&st, &fingerprint) {
                 return Err(refusal);
             }
-            st.rejected = None;
             if !matches!(st.phase, Phase::LoggingIn) {
                 st.phase = Phase::Idle;
             }
