@@ -215,6 +215,18 @@ pub fn error_code(reply: &Value) -> &str {
     reply["error"]["code"].as_str().expect("error code")
 }
 
+/// Asserts `reply` is `login` refused because the broker rejected these very
+/// credentials (no broker call); returns the message.
+pub fn resend_refused(reply: &Value) -> &str {
+    assert_eq!(error_code(reply), "locked_out", "{reply}");
+    let message = reply["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("the same credentials were rejected at"),
+        "{message}"
+    );
+    message
+}
+
 /// Polls `cond` every 10 ms until it holds or `limit` passes.
 pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
