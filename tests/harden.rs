@@ -5,9 +5,12 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+#[path = "common/child.rs"]
+mod child;
+
+use child::{Daemon, wait_for};
 use rustix::process::{DumpableBehavior, Resource, dumpable_behavior, getrlimit};
 
 /// Set in the child that [`process_hardening_in_a_fresh_process`] starts.
@@ -48,16 +51,6 @@ fn process_hardening_in_a_fresh_process() {
         text.contains("HARDENED-OK"),
         "the child ran the checks: {text}"
     );
-}
-
-/// Killed when dropped, so a failed assertion leaves no daemon behind.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -163,18 +156,4 @@ secret_key = "file:md_secret"
     // The binary removed the variable from its environment (it says so
     // when it cannot, because a thread was already running).
     assert!(!text.contains("stays in the environment"), "{text}");
-}
-
-/// Waits until the daemon listens (it is ready), failing with its log.
-fn wait_for(daemon: &mut Child, socket: &Path, log: &dyn Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        let exited = daemon.try_wait().unwrap();
-        assert!(
-            exited.is_none() && Instant::now() < deadline,
-            "the daemon did not come up ({exited:?}):\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
