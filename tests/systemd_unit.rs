@@ -1,5 +1,5 @@
 //! The systemd integration files in `systemd/`: the sandbox scores at most
-//! 2.0 in `systemd-analyze security`, `systemd-analyze verify` has nothing
+//! 1.2 in `systemd-analyze security`, `systemd-analyze verify` has nothing
 //! to say about the units, the sysusers file makes a system user, and the
 //! units agree with the daemon's defaults and the example config.
 //!
@@ -19,7 +19,9 @@ const TMPFILES: &str = include_str!("../systemd/brokerd.tmpfiles");
 const EXAMPLE_CONFIG: &str = include_str!("../config/brokerd.example.toml");
 
 /// The highest `systemd-analyze security` exposure the service may have.
-const MAX_EXPOSURE: f64 = 2.0;
+/// (1.2 since `ProtectProc=invisible`: kept at the best reached so far, so a
+/// loosened setting fails here rather than passing unnoticed.)
+const MAX_EXPOSURE: f64 = 1.2;
 
 /// `name` on `PATH`, or a failure that says what to install.
 fn tool(name: &str) -> PathBuf {
@@ -63,7 +65,7 @@ fn value<'a>(text: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
-fn service_exposure_is_at_most_2_0() {
+fn service_exposure_is_at_most_1_2() {
     let analyze = tool("systemd-analyze");
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("brokerd.service");

@@ -1,5 +1,4 @@
-//! Who is on the other end of a connection (SO_PEERCRED plus supplementary
-//! groups) and whether they may use the daemon or a given account.
+//! Who is on the other end of a connection (SO_PEERCRED plus SO_PEERGROUPS) and whether they may use the daemon or a given account.
 
 use crate::session::Access;
 
@@ -15,28 +14,21 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Reads the credentials of `stream`'s peer. Supplementary groups come
-    /// from `/proc/PID/status`, so a user added to the socket group is seen
-    /// as a member even when it is not the primary group.
-    ///
-    /// Why not `SO_PEERGROUPS` (the groups the kernel captured at connect,
-    /// free of the pid-reuse race and of `/proc`): no dependency has a safe
-    /// wrapper for it (rustix 1.1, nix 0.32 and socket2 0.6 stop at
-    /// `SO_PEERCRED`), and this crate forbids `unsafe`. The same reason keeps
-    /// the unit at `ProtectProc=default`.
+    /// Reads the credentials of `stream`'s peer: uid, primary gid and pid
+    /// from `SO_PEERCRED`, supplementary groups from `SO_PEERGROUPS`. Both
+    /// are what the kernel captured when the peer connected, so a user
+    /// added to the socket group is seen as a member even when it is not
+    /// the primary group, and neither can be swapped by pid reuse or hidden
+    /// by `ProtectProc=invisible` (the `/proc/PID/status` this used to read
+    /// could be both).
     pub fn of(stream: &tokio::net::UnixStream) -> std::io::Result<Self> {
         let cred = stream.peer_cred()?;
         let mut gids = vec![cred.gid()];
-        if let Some(pid) = cred.pid()
-            && let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            && let Some(line) = text.lines().find(|l| l.starts_with("Groups:"))
-        {
-            gids.extend(
-                line["Groups:".len()..]
-                    .split_whitespace()
-                    .filter_map(|g| g.parse::<u32>().ok()),
-            );
-        }
+        gids.extend(
+            brokerd_peergroups::peer_groups(stream)?
+                .into_iter()
+                .filter(|g| *g != cred.gid()),
+        );
         Ok(Self {
             uid: cred.uid(),
             gids,
