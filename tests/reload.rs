@@ -129,6 +129,57 @@ async fn changed_credentials_clear_a_lock_out_and_daemon_changes_need_a_restart(
     assert_eq!(daemon_change["changed"], json!([]));
 }
 
+/// Going back to credentials the broker rejected earlier (an operator tries
+/// a second secret, it is rejected too, and the edit is undone) never sends
+/// the first ones again: not on the reload, not on `login`, not after a
+/// restart. Every rejected set is remembered until a login succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn going_back_to_earlier_rejected_credentials_never_resends_them() {
+    let mut h = Harness::start(&common::without_budget("login_at_start = false")).await;
+    h.sim
+        .fail_next_logins(Api::Interactive, 1, FailMode::WrongSecret);
+    assert_eq!(error_code(&h.token("interactive").await), "locked_out");
+    let first = h.config_text();
+    let second = first
+        .replacen("demo-interactive-key", "second-interactive-key", 1)
+        .replacen("demo-interactive-secret", "second-interactive-secret", 1);
+    // The second secret is rejected as well.
+    h.sim
+        .fail_next_logins(Api::Interactive, 1, FailMode::WrongSecret);
+    assert_eq!(
+        reload(&h, &second).await["changed"],
+        json!(["jainam/main/interactive"])
+    );
+    assert_eq!(error_code(&h.token("interactive").await), "locked_out");
+    assert_eq!(h.sim.login_count(Api::Interactive), 2);
+
+    // Back to the first: still locked out, and nothing is sent.
+    assert_eq!(
+        reload(&h, &first).await["changed"],
+        json!(["jainam/main/interactive"])
+    );
+    assert_eq!(h.status_of("interactive").await["state"], "locked_out");
+    let refused = h.token("interactive").await;
+    assert_eq!(error_code(&refused), "locked_out", "{refused}");
+    assert!(
+        refused.to_string().contains("the same credentials were rejected"),
+        "{refused}"
+    );
+    common::resend_refused(
+        &h.call(json!({"op": "login", "broker": "jainam", "account": "main"}))
+            .await,
+    );
+    // A restart on the first credentials remembers both rejections.
+    h.restart().await;
+    assert_eq!(h.status_of("interactive").await["state"], "locked_out");
+    assert_eq!(error_code(&h.token("interactive").await), "locked_out");
+    assert_eq!(
+        h.sim.login_count(Api::Interactive),
+        2,
+        "neither rejected secret is ever sent again"
+    );
+}
+
 /// Only credentials or hosts lift a lock-out: changing a timeout or a
 /// warning threshold must not send the rejected credentials again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -255,7 +255,7 @@ impl Slot {
                 st.last_error = None;
                 st.want_session = true;
                 st.auth_announced = false;
-                forget_rejection = st.rejected.take().is_some();
+                forget_rejection = !std::mem::take(&mut st.rejected).is_empty();
                 let retired = st.current.replace(live.clone());
                 st.previous = retired
                     .as_ref()

@@ -1,8 +1,10 @@
 //! Rejected credentials are never sent again (issue 9, item 3). When the
 //! broker rejects a session's credentials the slot keeps a fingerprint of
 //! them (never the values), in memory and in the store, so that neither an
-//! operator's `login` nor a restart sends the same ones again: only changed
-//! credentials (re-read from the config first) lift the lock-out.
+//! operator's `login`, nor a reload, nor a restart sends the same ones
+//! again: only credentials never rejected (re-read from the config first)
+//! lift the lock-out. Every rejected set is kept until a login succeeds, so
+//! going back to an earlier wrong secret is caught too.
 
 use std::sync::Arc;
 
@@ -23,7 +25,10 @@ impl Slot {
             at: Utc::now(),
             message: message.to_string(),
         };
-        st.rejected = Some((rejection.fingerprint.clone(), rejection.at));
+        st.rejected
+            .retain(|(fingerprint, _)| *fingerprint != rejection.fingerprint);
+        st.rejected
+            .push((rejection.fingerprint.clone(), rejection.at));
         rejection
     }
 
@@ -45,22 +50,31 @@ impl Slot {
 
     /// At startup: credentials the broker rejected before the restart and
     /// that are still configured put the slot back in `locked_out` instead
-    /// of being sent again by the first login. Changed ones forget it.
+    /// of being sent again by the first login. Every rejected set is
+    /// remembered either way, so a later reload back to one is caught.
     pub async fn restore_rejection(self: &Arc<Self>) {
-        let rejection = match self.store.rejection(&self.key).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
+        let rejections = match self.store.rejections(&self.key).await {
+            Ok(r) => r,
             Err(e) => {
                 return warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
-                             error = %e, "could not read the stored rejection");
+                             error = %e, "could not read the stored rejections");
             }
         };
-        let fingerprint = self.settings.lock().connector.credentials_fingerprint();
-        if fingerprint != rejection.fingerprint {
-            info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
-                  "the credentials rejected before the restart have changed since; trying them");
-            return self.forget_rejection().await;
+        if rejections.is_empty() {
+            return;
         }
+        let fingerprint = self.settings.lock().connector.credentials_fingerprint();
+        self.state.lock().rejected = rejections
+            .iter()
+            .map(|r| (r.fingerprint.clone(), r.at))
+            .collect();
+        let Some(rejection) = rejections
+            .into_iter()
+            .find(|r| r.fingerprint == fingerprint)
+        else {
+            return info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                         "the credentials rejected before the restart have changed since; trying them");
+        };
         warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
               rejected_at = %rejection.at.to_rfc3339(),
               "these credentials were rejected before the restart; not sending them again (locked_out)");
@@ -75,9 +89,31 @@ impl Slot {
                     rejection.at.to_rfc3339()
                 ),
             ));
-            st.rejected = Some((rejection.fingerprint, rejection.at));
         }
         self.notify();
+    }
+
+    /// A reload changed what the broker checks at login. New credentials
+    /// lift `locked_out` and `conflict` (the operator has acted); a change
+    /// back to the credentials the broker last rejected (say, a reverted
+    /// edit) locks the slot out again instead of letting the next automatic
+    /// login send them. A login already running finishes with what it read.
+    pub(super) fn apply_changed_credentials(&self, st: &mut SlotState, fingerprint: &str) {
+        if let Some(refusal) = self.same_as_rejected(st, fingerprint) {
+            if st.phase != Phase::LoggingIn {
+                warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                      "the reloaded credentials are the ones the broker rejected; not sending them (locked_out)");
+                st.phase = Phase::LockedOut;
+                st.last_error = Some(("locked_out", refusal.message));
+            }
+            return;
+        }
+        if matches!(st.phase, Phase::LockedOut | Phase::Conflict { .. }) {
+            st.phase = Phase::Idle;
+            st.early_deaths = 0;
+            st.conflict_pending = false;
+            st.last_error = None;
+        }
     }
 
     /// The refusal of a `login` with the credentials the broker rejected,
@@ -87,21 +123,19 @@ impl Slot {
         st: &SlotState,
         fingerprint: &str,
     ) -> Option<RequestError> {
-        let (rejected, at) = st.rejected.as_ref()?;
-        (rejected == fingerprint).then(|| {
-            RequestError::new(
-                ErrorCode::LockedOut,
-                format!(
-                    "{}: the same credentials were rejected at {}; brokerd does not send them again (brokers \
-                     lock accounts after a few wrong attempts). Fix the secret the error named (the file, \
-                     credential or variable the config refers to), then run `brokerctl login {} --account {}` \
-                     again",
-                    self.key,
-                    at.to_rfc3339(),
-                    self.key.broker,
-                    self.key.account
-                ),
-            )
-        })
+        let (_, at) = st.rejected.iter().find(|(r, _)| r == fingerprint)?;
+        Some(RequestError::new(
+            ErrorCode::LockedOut,
+            format!(
+                "{}: the same credentials were rejected at {}; brokerd does not send them again (brokers \
+                 lock accounts after a few wrong attempts). Fix the secret the error named (the file, \
+                 credential or variable the config refers to), then run `brokerctl login {} --account {}` \
+                 again",
+                self.key,
+                at.to_rfc3339(),
+                self.key.broker,
+                self.key.account
+            ),
+        ))
     }
 }

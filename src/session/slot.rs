@@ -122,11 +122,12 @@ pub(super) struct SlotState {
     /// The generation the last login replaced, with its login time: a
     /// death reported just after a refresh still counts.
     pub previous: Option<(u64, DateTime<Utc>)>,
-    /// The credentials (as a fingerprint, never the values) the broker
-    /// rejected, and when: `login` refuses to send them again. Compared by
+    /// Every set of credentials (as a fingerprint, never the values) the
+    /// broker rejected since the last successful login, and when: neither
+    /// `login` nor a reload sends any of them again. Compared by
     /// fingerprint, so changed credentials pass; kept (here and in the
     /// store) until a login succeeds.
-    pub rejected: Option<(String, DateTime<Utc>)>,
+    pub rejected: Vec<(String, DateTime<Utc>)>,
     /// The credentials fingerprint of the login in flight (what a
     /// rejection of it refers to).
     pub attempt_fingerprint: String,
@@ -250,7 +251,7 @@ impl Slot {
                 conflict_pending: false,
                 last_counted_death: 0,
                 previous: None,
-                rejected: None,
+                rejected: Vec::new(),
                 attempt_fingerprint: String::new(),
             }),
             changed: watch::channel(0).0,
@@ -274,15 +275,16 @@ impl Slot {
 
     /// Applies a reloaded configuration. The session and its generation are
     /// kept; changed credentials or hosts clear `locked_out` and `conflict`,
-    /// since the operator has acted (other changes never do). Returns whether anything
-    /// changed.
+    /// since the operator has acted (other changes never do), unless they
+    /// are the very credentials the broker rejected (see
+    /// [`Slot::apply_changed_credentials`]). Returns whether anything changed.
     pub fn reconfigure(&self, connector: Connector, policy: SessionPolicy, access: Access) -> bool {
         let access_changed = **self.access.read() != access;
         if access_changed {
             *self.access.write() = Arc::new(access);
         }
         let limits = (policy.min_login_interval, policy.max_logins_per_hour);
-        let credentials_changed = {
+        let (credentials_changed, fingerprint) = {
             let mut settings = self.settings.lock();
             let connector = connector.keeping_state_of(&settings.connector);
             let changed = !settings.connector.same_settings(&connector);
@@ -293,15 +295,12 @@ impl Slot {
             if !(changed || policy_changed || access_changed) {
                 return false;
             }
-            credentials
+            (credentials, settings.connector.credentials_fingerprint())
         };
         let mut st = self.state.lock();
         st.budget.set_limits(limits.0, limits.1);
-        if credentials_changed && matches!(st.phase, Phase::LockedOut | Phase::Conflict { .. }) {
-            st.phase = Phase::Idle;
-            st.early_deaths = 0;
-            st.conflict_pending = false;
-            st.last_error = None;
+        if credentials_changed {
+            self.apply_changed_credentials(&mut st, &fingerprint);
         }
         drop(st);
         self.notify();

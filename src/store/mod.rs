@@ -157,11 +157,11 @@ impl Store {
         }
     }
 
-    /// The rejected credentials of `key`, if the broker rejected them and
-    /// nothing has succeeded or changed since.
-    pub async fn rejection(&self, key: &SessionKey) -> Result<Option<Rejection>, StoreError> {
+    /// Every credential set of `key` the broker rejected since its last
+    /// successful login, oldest first.
+    pub async fn rejections(&self, key: &SessionKey) -> Result<Vec<Rejection>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.rejection(key).await,
+            Store::Sqlite(s) => s.rejections(key).await,
         }
     }
 
@@ -177,7 +177,7 @@ impl Store {
         }
     }
 
-    /// Forgets `key`'s rejection (a login succeeded, or the credentials changed).
+    /// Forgets `key`'s rejections (a login succeeded).
     pub async fn clear_rejection(&self, key: &SessionKey) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.clear_rejection(key).await,

@@ -20,24 +20,24 @@ pub struct Rejection {
 }
 
 impl SqliteStore {
-    pub(crate) async fn rejection(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Rejection>, StoreError> {
-        let row: Option<(String, i64, String)> = sqlx::query_as(
+    pub(crate) async fn rejections(&self, key: &SessionKey) -> Result<Vec<Rejection>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT fingerprint, rejected_at, message FROM rejections \
-             WHERE broker = ? AND account = ? AND api = ?",
+             WHERE broker = ? AND account = ? AND api = ? ORDER BY rejected_at",
         )
         .bind(key.broker.as_str())
         .bind(&key.account)
         .bind(key.api.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|(fingerprint, at, message)| Rejection {
-            fingerprint,
-            at: codec::millis_to_time(at).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-            message,
-        }))
+        Ok(rows
+            .into_iter()
+            .map(|(fingerprint, at, message)| Rejection {
+                fingerprint,
+                at: codec::millis_to_time(at).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                message,
+            })
+            .collect())
     }
 
     pub(crate) async fn record_rejection(
@@ -48,8 +48,8 @@ impl SqliteStore {
         self.faults.check_write()?;
         sqlx::query(
             "INSERT INTO rejections (broker, account, api, fingerprint, rejected_at, message) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (broker, account, api) DO UPDATE SET \
-             fingerprint = excluded.fingerprint, rejected_at = excluded.rejected_at, \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (broker, account, api, fingerprint) DO UPDATE SET \
+             rejected_at = excluded.rejected_at, \
              message = excluded.message",
         )
         .bind(key.broker.as_str())
