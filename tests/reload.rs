@@ -162,7 +162,9 @@ async fn going_back_to_earlier_rejected_credentials_never_resends_them() {
     let refused = h.token("interactive").await;
     assert_eq!(error_code(&refused), "locked_out", "{refused}");
     assert!(
-        refused.to_string().contains("the same credentials were rejected"),
+        refused
+            .to_string()
+            .contains("the same credentials were rejected"),
         "{refused}"
     );
     common::resend_refused(
