@@ -1,5 +1,6 @@
 //! The real `brokerd` binary as a child process: killed when dropped, and
 //! waited for until its socket appears.
+#![allow(dead_code)] // each test file uses what it needs
 
 use std::path::Path;
 use std::process::Child;
