@@ -53,11 +53,11 @@ async fn no_secret_reaches_logs_status_or_audit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("secrets")).unwrap();
-    std::fs::write(d.join("secrets/kotak_access"), KOTAK_ACCESS).unwrap();
-    std::fs::write(d.join("secrets/kotak_mpin"), KOTAK_MPIN).unwrap();
-    std::fs::write(d.join("secrets/kotak_seed"), KOTAK_SEED).unwrap();
-    std::fs::write(d.join("secrets/app_key"), format!("{APP_KEY}\n")).unwrap();
-    std::fs::write(d.join("secrets/secret_key"), SECRET_KEY).unwrap();
+    common::write_secret(&d.join("secrets/kotak_access"), KOTAK_ACCESS);
+    common::write_secret(&d.join("secrets/kotak_mpin"), KOTAK_MPIN);
+    common::write_secret(&d.join("secrets/kotak_seed"), KOTAK_SEED);
+    common::write_secret(&d.join("secrets/app_key"), format!("{APP_KEY}\n"));
+    common::write_secret(&d.join("secrets/secret_key"), SECRET_KEY);
     let key = brokerd::store::EncryptionKey::generate();
     let key_b64 = key.to_base64().expose().to_string();
     let config = format!(
