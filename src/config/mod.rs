@@ -4,8 +4,10 @@
 //! naming its key path and a concrete fix, so `brokerd check-config` can list
 //! them all at once. Secrets given by reference (`env:`, `file:`, `cred:`)
 //! are resolved here, so a missing variable or credential is caught before
-//! the daemon starts; the daemon's storage key is only checked for presence,
-//! because the store loads it itself (checking file modes). No secret value
+//! the daemon starts (a `file:` or `cred:` secret others can read is
+//! refused). The daemon's storage key, the state directory, the database
+//! file and the socket's folder are the start's `preflight`, which
+//! `check-config` runs after loading the file. No secret value
 //! ever appears in a problem, a warning or `Debug` output.
 
 mod account;
@@ -173,7 +175,8 @@ pub struct DaemonConfig {
     /// Folder for the database and other state (absolute after loading).
     pub state_dir: PathBuf,
     /// sqlx URL of the store: `sqlite://...` (default: `brokerd.db` in
-    /// `state_dir`) or `postgres://...`. A relative sqlite path has been made
+    /// `state_dir`), the only kind this build opens
+    /// ([`crate::store::database_file`]). A relative path has been made
     /// absolute.
     pub database_url: String,
     /// Where the storage encryption key lives. Not resolved here: the store
