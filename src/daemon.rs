@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{Config, Loaded};
+use crate::config::{Config, ConfigErrors, Loaded};
 use crate::harden;
 use crate::reload::Reloader;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretEnv};
 use crate::server::{self, ServerMetrics, Shared};
 use crate::session::SimulatorRoots;
 use crate::session::{Access, Registry};
@@ -68,6 +68,8 @@ pub async fn start_with(
 }
 
 /// [`start_with`], with the value of `BROKERD_KEY` (if any) passed in.
+/// Refuses with [`ConfigErrors`] (downcast the error to get them) when the
+/// start's preflight finds problems.
 async fn start_keyed(
     loaded: Loaded,
     listener: Option<std::os::unix::net::UnixListener>,
@@ -78,6 +80,19 @@ async fn start_keyed(
         warn!("config: {w}");
     }
     let d = &config.daemon;
+    // Every check `check-config` makes too, before anything is created: a
+    // refusal here is worded exactly as the checker words it.
+    let problems = crate::preflight::check(
+        d,
+        &crate::preflight::Inputs {
+            env_key: env_key.as_ref(),
+            env: &SecretEnv::process(),
+            binds_socket: listener.is_none(),
+        },
+    );
+    if !problems.is_empty() {
+        return Err(ConfigErrors(problems).into());
+    }
     create_private_dir(&d.state_dir)?;
     let lock = InstanceLock::acquire(&d.state_dir)?;
     // Blank counts as unset, as in `load_key`, so the warning matches the key used.

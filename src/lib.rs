@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod harden;
 pub mod logging;
 pub mod notify;
+pub mod preflight;
 pub mod reload;
 pub mod secret;
 pub mod server;

@@ -85,15 +85,15 @@ impl fmt::Debug for SecretRef {
 }
 
 /// Why a secret reference could not be resolved. Never contains the secret.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each variant says what is wrong ([`SecretError::message`]) and what to
+/// do about it ([`SecretError::fix`]); `Display` joins the two, and
+/// `check-config` shows them apart. One text per rule, whoever reports it.
+#[derive(Debug)]
 pub enum SecretError {
     /// The environment variable is not set (or not unicode).
-    #[error("environment variable {0} is not set; export it in the daemon's environment")]
     EnvMissing(String),
     /// The file could not be read.
-    #[error(
-        "cannot read secret file {path}: {source}; check the path and that the daemon's user can read it"
-    )]
     File {
         /// The file that failed.
         path: PathBuf,
@@ -101,14 +101,143 @@ pub enum SecretError {
         source: std::io::Error,
     },
     /// `cred:` used outside systemd.
-    #[error(
-        "cred:{0} needs $CREDENTIALS_DIRECTORY (set by systemd LoadCredential=); use env: or file: when not running under systemd"
-    )]
     NoCredentialsDirectory(String),
     /// The resolved value is empty.
-    #[error("the secret from {0} is empty")]
     Empty(String),
+    /// The file holding the secret lets users other than its owner in
+    /// (see [`SecretRef::forbidden_mode_bits`]).
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The bits the rule refuses for this kind of reference.
+        forbidden: u32,
+    },
 }
+
+impl SecretError {
+    /// What is wrong: names the reference or file, never a value.
+    pub fn message(&self) -> String {
+        match self {
+            Self::EnvMissing(name) => {
+                format!("environment variable {name} (from env:{name}) is not set")
+            }
+            Self::File { path, source } => format!("cannot read {}: {source}", path.display()),
+            Self::NoCredentialsDirectory(name) => format!(
+                "cred:{name} needs $CREDENTIALS_DIRECTORY, which is not set \
+                 (systemd sets it for services with LoadCredential=)"
+            ),
+            Self::Empty(what) => format!("the secret from {what} is empty"),
+            Self::Permissions {
+                path,
+                mode,
+                forbidden,
+            } => mode_message(path, *mode, *forbidden),
+        }
+    }
+
+    /// What to do about it.
+    pub fn fix(&self) -> String {
+        match self {
+            Self::EnvMissing(name) => format!(
+                "set {name} in the daemon's environment (systemd: Environment= or EnvironmentFile=), \
+                 or reference the secret with file: or cred: instead"
+            ),
+            Self::File { .. } => {
+                "check the path, and that the daemon's user can read the file".to_string()
+            }
+            Self::NoCredentialsDirectory(name) => format!(
+                "under systemd add LoadCredential={name}:/path/to/file to the unit; when checking by hand \
+                 run with CREDENTIALS_DIRECTORY set to a folder holding {name} (e.g. /etc/credstore); \
+                 outside systemd use env: or file:"
+            ),
+            Self::Empty(_) => {
+                "put the secret there, or point the reference somewhere else".to_string()
+            }
+            Self::Permissions { path, .. } => mode_fix(path),
+        }
+    }
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.message(), self.fix())
+    }
+}
+
+impl std::error::Error for SecretError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::File { source, .. } => Some(source),
+            Self::EnvMissing(_)
+            | Self::NoCredentialsDirectory(_)
+            | Self::Empty(_)
+            | Self::Permissions { .. } => None,
+        }
+    }
+}
+
+/// The problem text of a secret file (or key file) whose mode has
+/// `forbidden` bits set. Shared by broker secrets and the storage key.
+pub fn mode_message(path: &Path, mode: u32, forbidden: u32) -> String {
+    let bad = mode & forbidden;
+    let who = match (bad & 0o070 != 0, bad & 0o007 != 0) {
+        (true, true) => "its group and others",
+        (true, false) => "its group",
+        (false, true) | (false, false) => "others",
+    };
+    format!(
+        "{} has mode {mode:04o}, which lets {who} at a secret",
+        path.display()
+    )
+}
+
+/// The fix of [`mode_message`].
+pub fn mode_fix(path: &Path) -> String {
+    format!(
+        "run `chmod 600 {}` (owned by the daemon's user)",
+        path.display()
+    )
+}
+
+/// Reads a secret file, refusing it when its mode has `forbidden` bits set.
+/// The mode is checked on the open handle, so it is that of the file read.
+pub fn read_private_file(path: &Path, forbidden: u32, limit: u64) -> Result<Vec<u8>, SecretError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let io_error = |source| SecretError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let meta = file.metadata().map_err(io_error)?;
+    // A device or a pipe (`/dev/zero`, a mistyped path) is never a secret
+    // file, and its mode would suggest a wrong fix (chmod on a device).
+    if !meta.is_file() {
+        return Err(io_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & forbidden != 0 {
+        return Err(SecretError::Permissions {
+            path: path.to_path_buf(),
+            mode,
+            forbidden,
+        });
+    }
+    let mut contents = Vec::new();
+    file.take(limit)
+        .read_to_end(&mut contents)
+        .map_err(io_error)?;
+    Ok(contents)
+}
+
+/// Longest secret file read: secrets are short, and a mistaken path (a log,
+/// `/dev/zero`) must not be slurped whole.
+const MAX_SECRET_FILE_LEN: u64 = 64 * 1024;
 
 impl SecretRef {
     /// Parses a reference. Never fails: an unprefixed string is a literal.
@@ -127,6 +256,24 @@ impl SecretRef {
     /// True for a secret written into the config itself.
     pub fn is_literal(&self) -> bool {
         matches!(self, Self::Literal(_))
+    }
+
+    /// Permission bits the file behind this reference must not have; 0 for
+    /// references that are not files.
+    ///
+    /// Refused, not warned about: a secret others can read is already
+    /// leaked to every local account, and the daemon must not make that
+    /// its normal state. `file:` refuses every group and other bit, like a
+    /// key file. `cred:` refuses only the other bits: systemd grants the
+    /// unit's user read access to a credential with a POSIX ACL where it
+    /// can, and an ACL's mask shows up as the group bits (0440), while the
+    /// credentials folder is private to the unit anyway.
+    pub fn forbidden_mode_bits(&self) -> u32 {
+        match self {
+            Self::File(_) => 0o077,
+            Self::Cred(_) => 0o007,
+            Self::Env(_) | Self::Literal(_) => 0,
+        }
     }
 
     /// Makes a relative `file:` path relative to `base` (the config's folder).
@@ -177,8 +324,24 @@ impl SecretRef {
                 let path = self
                     .path_in(env)?
                     .expect("file and cred references have a path");
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| SecretError::File { path, source })?;
+                let bytes =
+                    read_private_file(&path, self.forbidden_mode_bits(), MAX_SECRET_FILE_LEN + 1)?;
+                if bytes.len() as u64 > MAX_SECRET_FILE_LEN {
+                    return Err(SecretError::File {
+                        path,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "larger than 64 KiB, which no secret is (is it the right file?)",
+                        ),
+                    });
+                }
+                let text = String::from_utf8(bytes).map_err(|_| SecretError::File {
+                    path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the file is not UTF-8 text",
+                    ),
+                })?;
                 text.trim_end_matches(['\n', '\r']).to_string()
             }
         };
@@ -308,7 +471,7 @@ mod tests {
     fn resolves_file_and_reports_missing_env() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s");
-        std::fs::write(&p, "value\n").unwrap();
+        write_private(&p, "value\n");
         let got = SecretRef::File(p).resolve().unwrap();
         assert_eq!(got.expose(), "value");
         let err = SecretRef::Env("BROKERD_TEST_SURELY_UNSET_VAR".into())
@@ -320,7 +483,7 @@ mod tests {
     #[test]
     fn resolves_in_a_fake_environment() {
         let creds = tempfile::tempdir().unwrap();
-        std::fs::write(creds.path().join("k"), "from-cred\r\n").unwrap();
+        write_private(&creds.path().join("k"), "from-cred\r\n");
         let env = SecretEnv::fake(
             [("BROKERD_FAKE".to_string(), "from-env".to_string())],
             Some(creds.path().to_path_buf()),
@@ -339,7 +502,7 @@ mod tests {
         let err = SecretRef::Cred("k".into()).resolve_in(&env).unwrap_err();
         assert!(matches!(err, SecretError::NoCredentialsDirectory(n) if n == "k"));
         let err = SecretRef::Env("EMPTY".into()).resolve_in(&env).unwrap_err();
-        assert_eq!(err.to_string(), "the secret from env:EMPTY is empty");
+        assert_eq!(err.message(), "the secret from env:EMPTY is empty");
     }
 
     #[test]
@@ -348,6 +511,44 @@ mod tests {
         let shown = format!("{env:?}");
         assert!(shown.contains("TOKEN"));
         assert!(!shown.contains("hunter2"));
+    }
+
+    fn write_private(path: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn secret_files_others_can_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, "hunter2-mode\n").unwrap();
+        let set = |mode| {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set(0o640);
+        let err = SecretRef::File(p.clone()).resolve().unwrap_err();
+        assert!(matches!(err, SecretError::Permissions { mode: 0o640, .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("0640") && text.contains("its group"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("chmod 600 {}", p.display())),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"));
+        // A credential may show an ACL mask as group bits, never other bits.
+        let env = SecretEnv::fake([], Some(dir.path().to_path_buf()));
+        assert!(SecretRef::Cred("s".into()).resolve_in(&env).is_ok());
+        set(0o604);
+        let err = SecretRef::Cred("s".into()).resolve_in(&env).unwrap_err();
+        assert!(err.message().contains("lets others at"), "{err}");
+        set(0o600);
+        assert!(SecretRef::File(p.clone()).resolve().is_ok());
     }
 
     #[test]

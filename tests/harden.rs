@@ -95,7 +95,14 @@ secret_key = "file:md_secret"
         h = home.display()
     );
     for name in ["ia_key", "ia_secret", "md_key", "md_secret"] {
-        std::fs::write(d.join(name), format!("{name}-harden-test")).unwrap();
+        // 0600, as brokerd requires of a secret file, and so owned by the
+        // daemon's user (nobody, in a root test run).
+        let path = d.join(name);
+        std::fs::write(&path, format!("{name}-harden-test")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if as_root {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
     }
     std::fs::write(d.join("brokerd.toml"), config).unwrap();
     let log_path = d.join("daemon.log");

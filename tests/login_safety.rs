@@ -222,8 +222,8 @@ async fn login_after_a_lock_out_rereads_the_secret_and_never_resends_the_rejecte
         secrets.path().join("second-secret"),
     );
     let user = common::second_user();
-    std::fs::write(&key_file, &user.interactive_app_key).unwrap();
-    std::fs::write(&secret_file, "a-wrong-secret").unwrap();
+    common::write_secret(&key_file, &user.interactive_app_key);
+    common::write_secret(&secret_file, "a-wrong-secret");
     let extra = format!(
         r#"
 [[account]]
@@ -253,7 +253,7 @@ secret_key = "file:{}"
 
     // The operator fixes the file the config refers to and runs `login`:
     // the new secret is read and used, with no reload or restart.
-    std::fs::write(&secret_file, &user.interactive_secret_key).unwrap();
+    common::write_secret(&secret_file, &user.interactive_secret_key);
     let fixed = h.call(login).await;
     assert_eq!(session(&fixed)["fields"]["user_id"], "SECOND01", "{fixed}");
     assert_eq!(h.sim.login_count(Api::Interactive), 2);

@@ -53,11 +53,11 @@ async fn no_secret_reaches_logs_status_or_audit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("secrets")).unwrap();
-    std::fs::write(d.join("secrets/kotak_access"), KOTAK_ACCESS).unwrap();
-    std::fs::write(d.join("secrets/kotak_mpin"), KOTAK_MPIN).unwrap();
-    std::fs::write(d.join("secrets/kotak_seed"), KOTAK_SEED).unwrap();
-    std::fs::write(d.join("secrets/app_key"), format!("{APP_KEY}\n")).unwrap();
-    std::fs::write(d.join("secrets/secret_key"), SECRET_KEY).unwrap();
+    common::write_secret(&d.join("secrets/kotak_access"), KOTAK_ACCESS);
+    common::write_secret(&d.join("secrets/kotak_mpin"), KOTAK_MPIN);
+    common::write_secret(&d.join("secrets/kotak_seed"), KOTAK_SEED);
+    common::write_secret(&d.join("secrets/app_key"), format!("{APP_KEY}\n"));
+    common::write_secret(&d.join("secrets/secret_key"), SECRET_KEY);
     let key = brokerd::store::EncryptionKey::generate();
     let key_b64 = key.to_base64().expose().to_string();
     let config = format!(
@@ -106,18 +106,19 @@ totp_seed = "file:secrets/kotak_seed"
     let config_path = d.join("brokerd.toml");
     std::fs::write(&config_path, config).unwrap();
 
+    // With the daemon's environment: the checker reads the key as the
+    // daemon's start does (BROKERD_KEY overrides daemon.key).
     let check = Command::new(env!("CARGO_BIN_EXE_brokerd"))
         .args(["check-config", "--config"])
         .arg(&config_path)
+        .env("BROKERD_KEY", &key_b64)
         .env("TEST_MD_APP_KEY", MD_APP_KEY)
         .env("TEST_MD_SECRET_KEY", MD_SECRET_KEY)
         .output()
         .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let check_text = String::from_utf8_lossy(&check.stdout).into_owned()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{check_text}");
 
     let log_path = d.join("daemon.log");
     let daemon = Command::new(env!("CARGO_BIN_EXE_brokerd"))
@@ -248,6 +249,7 @@ totp_seed = "file:secrets/kotak_seed"
     blackbox::assert_no_secret(
         &secrets,
         &[
+            ("check-config output", check_text.as_str()),
             ("logs", logs.as_str()),
             ("brokerctl output", outputs.as_str()),
             ("audit table", audit.as_str()),

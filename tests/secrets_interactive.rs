@@ -59,7 +59,7 @@ async fn no_interactive_secret_reaches_logs_status_or_audit() {
         ("breeze_key", BREEZE_KEY),
         ("breeze_secret", BREEZE_SECRET),
     ] {
-        std::fs::write(d.join("secrets").join(name), value).unwrap();
+        common::write_secret(&d.join("secrets").join(name), value);
     }
     let port = free_port();
     let callback = format!("http://127.0.0.1:{port}");

@@ -44,7 +44,10 @@ fn main() -> ExitCode {
     let loaded = match brokerd::config::Config::load(&args.config) {
         Ok(l) => l,
         Err(errors) => {
-            eprintln!("brokerd: {} has problems:\n{errors}", args.config.display());
+            eprint!(
+                "brokerd: {}",
+                brokerd::config::problems_report(&args.config, &errors)
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -63,7 +66,14 @@ fn main() -> ExitCode {
     match runtime.block_on(brokerd::daemon::run(loaded, env_key)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            match e.downcast_ref::<brokerd::config::ConfigErrors>() {
+                // The start's preflight: printed as `check-config` prints it.
+                Some(errors) => eprint!(
+                    "brokerd: {}",
+                    brokerd::config::problems_report(&args.config, errors)
+                ),
+                None => tracing::error!("{e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

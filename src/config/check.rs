@@ -40,11 +40,6 @@ impl<'a> Check<'a> {
     pub(super) fn finish(self) -> (Vec<ConfigProblem>, Vec<String>) {
         (self.problems, self.warnings)
     }
-
-    /// Where secrets are resolved.
-    pub(super) fn env(&self) -> &SecretEnv {
-        self.env
-    }
 }
 
 /// Appends `name` to a key path.
@@ -123,34 +118,7 @@ pub(super) fn normalize(path: &Path) -> PathBuf {
 /// The text of a problem about an unresolvable secret: names the reference,
 /// never a value (a [`SecretError`] cannot hold one).
 pub(super) fn secret_error_text(e: &SecretError) -> (String, String) {
-    match e {
-        SecretError::EnvMissing(name) => (
-            format!("environment variable {name} (from env:{name}) is not set"),
-            format!(
-                "set {name} in the daemon's environment (systemd: Environment= or EnvironmentFile=), \
-                 or reference the secret with file: or cred: instead"
-            ),
-        ),
-        SecretError::File { path, source } => (
-            format!("cannot read {}: {source}", path.display()),
-            "check the path, and that the daemon's user can read the file".to_string(),
-        ),
-        SecretError::NoCredentialsDirectory(name) => (
-            format!(
-                "cred:{name} needs $CREDENTIALS_DIRECTORY, which is not set \
-                 (systemd sets it for services with LoadCredential=)"
-            ),
-            format!(
-                "under systemd add LoadCredential={name}:/path/to/file to the unit; when checking by hand \
-                 run with CREDENTIALS_DIRECTORY set to a folder holding {name} (e.g. /etc/credstore); \
-                 outside systemd use env: or file:"
-            ),
-        ),
-        SecretError::Empty(what) => (
-            format!("the secret from {what} is empty"),
-            "put the secret there, or point the reference somewhere else".to_string(),
-        ),
-    }
+    (e.message(), e.fix())
 }
 
 impl Check<'_> {

@@ -4,8 +4,10 @@
 //! naming its key path and a concrete fix, so `brokerd check-config` can list
 //! them all at once. Secrets given by reference (`env:`, `file:`, `cred:`)
 //! are resolved here, so a missing variable or credential is caught before
-//! the daemon starts; the daemon's storage key is only checked for presence,
-//! because the store loads it itself (checking file modes). No secret value
+//! the daemon starts (a `file:` or `cred:` secret others can read is
+//! refused). The daemon's storage key, the state directory, the database
+//! file and the socket's folder are the start's `preflight`, which
+//! `check-config` runs after loading the file. No secret value
 //! ever appears in a problem, a warning or `Debug` output.
 
 mod account;
@@ -173,7 +175,8 @@ pub struct DaemonConfig {
     /// Folder for the database and other state (absolute after loading).
     pub state_dir: PathBuf,
     /// sqlx URL of the store: `sqlite://...` (default: `brokerd.db` in
-    /// `state_dir`) or `postgres://...`. A relative sqlite path has been made
+    /// `state_dir`), the only kind this build opens
+    /// ([`crate::store::database_file`]). A relative path has been made
     /// absolute.
     pub database_url: String,
     /// Where the storage encryption key lives. Not resolved here: the store
@@ -444,50 +447,66 @@ pub struct AppKeyPair {
 
 /// What `check-config` prints, and whether the configuration passed.
 ///
-/// Reads secrets from the real environment, like the daemon would.
+/// Reads secrets from the real environment, like the daemon would, and
+/// takes `BROKERD_KEY` from it too (it overrides `daemon.key`).
 pub fn check_config_report(path: &Path) -> (bool, String) {
     check_config_report_in(path, &SecretEnv::process())
 }
 
-/// [`check_config_report`] with secrets resolved from `env`.
+/// [`check_config_report`] with secrets (and `BROKERD_KEY`) resolved from
+/// `env`. After the file itself, runs the start's own preflight
+/// ([`crate::preflight::check`]): the problems it lists are the ones the
+/// daemon's start would refuse with, in the same words.
 pub fn check_config_report_in(path: &Path, env: &SecretEnv) -> (bool, String) {
-    report(path, &Config::load_in(path, env))
+    let loaded = match Config::load_in(path, env) {
+        Ok(loaded) => loaded,
+        Err(errors) => return (false, problems_report(path, &errors)),
+    };
+    let env_key = env.var(crate::harden::KEY_VAR).map(Secret::new);
+    let inputs = crate::preflight::Inputs {
+        env_key: env_key.as_ref(),
+        env,
+        // The checker cannot know whether systemd will pass a socket; the
+        // usual start binds it.
+        binds_socket: true,
+    };
+    let problems = crate::preflight::check(&loaded.config.daemon, &inputs);
+    if !problems.is_empty() {
+        return (false, problems_report(path, &ConfigErrors(problems)));
+    }
+    let mut out = String::new();
+    let accounts = &loaded.config.accounts;
+    let names: Vec<String> = accounts
+        .iter()
+        .map(|a| format!("{}/{}", a.broker, a.name))
+        .collect();
+    out.push_str(&format!(
+        "ok: {} account{} ({}) in {}\n",
+        accounts.len(),
+        if accounts.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        path.display()
+    ));
+    // The socket folder's check is the one the daemon logs at start.
+    let folder = crate::server::socket_dir::warning(&loaded.config.daemon);
+    for w in loaded.warnings.iter().chain(folder.iter()) {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    (true, out)
 }
 
-fn report(path: &Path, result: &Result<Loaded, ConfigErrors>) -> (bool, String) {
-    let mut out = String::new();
-    match result {
-        Ok(loaded) => {
-            let accounts = &loaded.config.accounts;
-            let names: Vec<String> = accounts
-                .iter()
-                .map(|a| format!("{}/{}", a.broker, a.name))
-                .collect();
-            out.push_str(&format!(
-                "ok: {} account{} ({}) in {}\n",
-                accounts.len(),
-                if accounts.len() == 1 { "" } else { "s" },
-                names.join(", "),
-                path.display()
-            ));
-            // The socket folder's check is the one the daemon logs at start.
-            let folder = crate::server::socket_dir::warning(&loaded.config.daemon);
-            for w in loaded.warnings.iter().chain(folder.iter()) {
-                out.push_str(&format!("warning: {w}\n"));
-            }
-            (true, out)
-        }
-        Err(errors) => {
-            let n = errors.0.len();
-            out.push_str(&format!(
-                "{}: {n} problem{} ([n] counts [[account]] tables from 0)\n",
-                path.display(),
-                if n == 1 { "" } else { "s" }
-            ));
-            for p in &errors.0 {
-                out.push_str(&format!("  {p}\n"));
-            }
-            (false, out)
-        }
+/// The listing of `errors` in `path`, one problem a line: what
+/// `check-config` prints, and what the daemon prints when it refuses to
+/// start (for the file itself or for the start's preflight).
+pub fn problems_report(path: &Path, errors: &ConfigErrors) -> String {
+    let n = errors.0.len();
+    let mut out = format!(
+        "{}: {n} problem{} ([n] counts [[account]] tables from 0)\n",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    for p in &errors.0 {
+        out.push_str(&format!("  {p}\n"));
     }
+    out
 }

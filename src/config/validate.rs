@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::check::{Check, secret_error_text};
+use super::check::Check;
 use super::raw::{RawCallback, RawDaemon, RawFile, RawLimits, RawSimulator};
 use super::{
     CallbackConfig, Config, ConfigErrors, ConfigProblem, DaemonConfig, FILE_KEY, Limits, Loaded,
     LogFormat, NotifyConfig, SimulatorConfig, account,
 };
-use crate::secret::{SecretEnv, SecretError, SecretRef};
+use crate::secret::{SecretEnv, SecretRef};
 
 // Named defaults: the one place each default lives. The example config
 // repeats them in its comments; a test checks the two agree.
@@ -46,6 +46,17 @@ pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loa
         Ok(t) => t,
         Err(e) => return Err(ConfigErrors(vec![syntax_problem(text, &e)])),
     };
+    if table.is_empty() {
+        // Every key has a default, but a daemon with no key and no account
+        // is never what was meant: most likely the wrong file, or one a
+        // failed copy left empty.
+        return Err(ConfigErrors(vec![ConfigProblem::new(
+            FILE_KEY,
+            "the file is empty (or holds only comments)",
+            "check the path given with --config; start from config/brokerd.example.toml: \
+             [daemon] with key = ..., and one [[account]] per broker account",
+        )]));
+    }
     let mut c = Check::new(base_dir, env);
     let file: RawFile = c
         .table(Some(Value::Table(table)), "", "a TOML document")
@@ -322,7 +333,8 @@ fn socket_mode(c: &mut Check<'_>, value: Option<Value>) -> u32 {
 }
 
 /// The default sits in the state directory; a relative sqlite path is made
-/// absolute against the config's folder like every other path.
+/// absolute against the config's folder like every other path. Which URLs
+/// are supported is the store's rule ([`crate::store::database_file`]).
 fn database_url(c: &mut Check<'_>, value: Option<Value>, state_dir: &Path) -> String {
     const KEY: &str = "daemon.database_url";
     let Some(url) = c.string(value, KEY) else {
@@ -331,52 +343,13 @@ fn database_url(c: &mut Check<'_>, value: Option<Value>, state_dir: &Path) -> St
             state_dir.join(DEFAULT_DATABASE_FILE).display()
         );
     };
-    if let Some(rest) = url.strip_prefix("sqlite:") {
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let (file, query) = match rest.split_once('?') {
-            Some((f, q)) => (f, Some(q)),
-            None => (rest, None),
-        };
-        if file.is_empty() {
-            c.problem(
-                KEY,
-                "the sqlite URL names no file",
-                "write sqlite:///var/lib/brokerd/brokerd.db, or remove the key for that default",
-            );
-            return url;
+    match crate::store::database_file(&url) {
+        // Made absolute; the URL has no query (the store refuses one).
+        Ok(file) => format!("sqlite://{}", c.resolve(&file).display()),
+        Err(unsupported) => {
+            c.problem(KEY, unsupported.problem, unsupported.fix);
+            url
         }
-        if file == ":memory:" {
-            c.warn(
-                KEY,
-                "an in-memory database forgets every session on restart",
-            );
-            return url;
-        }
-        let file = c.resolve(Path::new(file));
-        let mut out = format!("sqlite://{}", file.display());
-        if let Some(q) = query {
-            out.push('?');
-            out.push_str(q);
-        }
-        out
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        if redact_url_password(&url) != url {
-            c.warn(
-                KEY,
-                "the URL contains a password, so the config file holds a secret; \
-                 prefer PGPASSWORD in the daemon's environment or a ~/.pgpass file",
-            );
-        }
-        url
-    } else {
-        // Show only the scheme: the rest may carry a password.
-        let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
-        c.problem(
-            KEY,
-            format!("unsupported database URL scheme {scheme:?}"),
-            "use sqlite:///path/to/brokerd.db or postgres://user@host/db",
-        );
-        url
     }
 }
 
@@ -400,8 +373,11 @@ pub(super) fn redact_url_password(url: &str) -> Cow<'_, str> {
     ))
 }
 
-/// The storage key is checked, not read: the store reads it and insists on
-/// strict file modes. It may never be written into the config itself.
+/// The storage key's reference is checked for shape only: whether the key
+/// exists, decodes and has a safe mode is the store's rule, which the
+/// daemon's start and `check-config` both apply through `preflight` (where
+/// `BROKERD_KEY`, which overrides this key, is known too). It may never be
+/// written into the config itself.
 fn daemon_key(c: &mut Check<'_>, value: Option<Value>, create: bool) -> Option<SecretRef> {
     const KEY: &str = "daemon.key";
     let absent = value.is_none();
@@ -415,55 +391,14 @@ fn daemon_key(c: &mut Check<'_>, value: Option<Value>, create: bool) -> Option<S
         }
         return None;
     };
-    let missing = |c: &mut Check<'_>, what: String| {
+    if reference.is_literal() {
         c.problem(
             KEY,
-            format!("{what} does not exist"),
-            "create it with `brokerctl keygen`, or use a file: key with create_key_if_missing = true",
+            "the storage key is written into the config file; keys never live in the config",
+            "put the key in a file or systemd credential and write key = \"cred:brokerd-key\", \
+             \"file:/etc/brokerd/key\" or \"env:BROKERD_KEY\"",
         );
-    };
-    match &reference {
-        SecretRef::Literal(_) => {
-            c.problem(
-                KEY,
-                "the storage key is written into the config file; keys never live in the config",
-                "put the key in a file or systemd credential and write key = \"cred:brokerd-key\", \
-                 \"file:/etc/brokerd/key\" or \"env:BROKERD_KEY\"",
-            );
-            return None;
-        }
-        SecretRef::File(path) => {
-            if !exists(path) {
-                if create {
-                    c.warn(
-                        KEY,
-                        format_args!(
-                            "{} does not exist yet; the daemon will create it (create_key_if_missing = true)",
-                            path.display()
-                        ),
-                    );
-                } else {
-                    missing(c, format!("key file {}", path.display()));
-                }
-            }
-        }
-        SecretRef::Cred(name) => match c.env().credentials_dir() {
-            Some(dir) if !exists(&dir.join(name)) => {
-                missing(c, format!("credential {name} in {}", dir.display()));
-            }
-            Some(_) => {}
-            None => {
-                let (message, fix) =
-                    secret_error_text(&SecretError::NoCredentialsDirectory(name.clone()));
-                c.problem(KEY, message, fix);
-            }
-        },
-        SecretRef::Env(name) => {
-            if c.env().var(name).is_none() {
-                let (message, fix) = secret_error_text(&SecretError::EnvMissing(name.clone()));
-                c.problem(KEY, message, fix);
-            }
-        }
+        return None;
     }
     if create && !matches!(reference, SecretRef::File(_)) {
         c.problem(
@@ -473,12 +408,6 @@ fn daemon_key(c: &mut Check<'_>, value: Option<Value>, create: bool) -> Option<S
         );
     }
     Some(reference)
-}
-
-/// Only "not found" counts as missing: a permission error means the checker
-/// runs as a different user than the daemon, and the store will say more.
-fn exists(path: &Path) -> bool {
-    !matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 fn limits(c: &mut Check<'_>, value: Option<Value>) -> Limits {

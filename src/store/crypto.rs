@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -16,7 +16,7 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
-use crate::secret::{Secret, SecretError, SecretRef};
+use crate::secret::{Secret, SecretEnv, SecretError, SecretRef};
 
 /// AES-256 key length in bytes.
 const KEY_LEN: usize = 32;
@@ -116,66 +116,46 @@ impl fmt::Debug for EncryptionKey {
 }
 
 /// Why no usable encryption key could be loaded. Never contains key bytes.
-#[derive(Debug, thiserror::Error)]
+///
+/// [`KeyError::message`] says what is wrong and [`KeyError::fix`] what to
+/// do; `Display` joins them. The daemon's start and `check-config` both
+/// show these texts (through `preflight`), so each rule has one wording.
+#[derive(Debug)]
 pub enum KeyError {
     /// Neither `BROKERD_KEY` nor `daemon.key` is set.
-    #[error(
-        "no encryption key configured: set BROKERD_KEY (base64 of 32 random bytes) or daemon.key \
-         (file:/path, cred:NAME or env:NAME); make a key with `brokerctl keygen`"
-    )]
     Missing,
     /// `daemon.key` names a file that does not exist.
-    #[error(
-        "key file {} does not exist; make a key with `brokerctl keygen` and save it there with mode 0600",
-        path.display()
-    )]
     FileMissing {
         /// The missing file.
         path: PathBuf,
     },
     /// The key text is not base64 (and, for a file, not 32 raw bytes either).
-    #[error(
-        "the encryption key from {origin} is not valid base64; a key is 32 random bytes in base64, \
-         as written by `brokerctl keygen`"
-    )]
     NotBase64 {
         /// Where the key came from (`BROKERD_KEY`, `env:NAME`, a file path).
         origin: String,
     },
     /// The key decodes to the wrong number of bytes.
-    #[error(
-        "the encryption key from {origin} is {len} bytes long; it must be exactly 32 \
-         (make one with `brokerctl keygen`)"
-    )]
     WrongLength {
         /// Where the key came from.
         origin: String,
         /// The decoded length.
         len: usize,
     },
-    /// The key file is readable by group or others.
-    #[error(
-        "key file {} has mode {mode:04o}, which lets group or others read it; run `chmod 600 {}`",
-        path.display(),
-        path.display()
-    )]
+    /// The key file lets its group or others in (the rule of every secret
+    /// file: [`SecretRef::forbidden_mode_bits`]).
     Permissions {
         /// The key file.
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+        /// The bits refused for this kind of reference.
+        forbidden: u32,
     },
     /// `daemon.key` holds the key itself instead of naming where it lives.
-    #[error(
-        "daemon.key must say where the key lives (file:/path, cred:NAME or env:NAME), not contain \
-         it: config files get copied around; move the key into a file with mode 0600"
-    )]
     LiteralInConfig,
     /// An `env:` or `cred:` reference could not be resolved.
-    #[error(transparent)]
-    Reference(#[from] SecretError),
+    Reference(SecretError),
     /// Reading or writing the key file failed.
-    #[error("cannot {action} key file {}: {source}", path.display())]
     Io {
         /// "read" or "create".
         action: &'static str,
@@ -186,40 +166,190 @@ pub enum KeyError {
     },
 }
 
-/// Loads the store key. Priority: `env_value` (the `BROKERD_KEY` variable,
-/// passed in by the caller so tests need not touch the process environment),
-/// else `config_ref` (`daemon.key`), else [`KeyError::Missing`].
+impl KeyError {
+    /// What is wrong. Names where the key comes from, never the key.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Missing => "no encryption key configured".to_string(),
+            Self::FileMissing { path } => format!("key file {} does not exist", path.display()),
+            Self::NotBase64 { origin } => {
+                format!("the encryption key from {origin} is not valid base64 (nor 32 raw bytes)")
+            }
+            Self::WrongLength { origin, len } => format!(
+                "the encryption key from {origin} is {len} bytes long; it must be exactly 32"
+            ),
+            Self::Permissions {
+                path,
+                mode,
+                forbidden,
+            } => format!(
+                "key file {}",
+                crate::secret::mode_message(path, *mode, *forbidden)
+            ),
+            Self::LiteralInConfig => "daemon.key holds the key itself instead of naming where \
+                                      it lives, and config files get copied around"
+                .to_string(),
+            Self::Reference(e) => e.message(),
+            Self::Io {
+                action,
+                path,
+                source,
+            } => format!("cannot {action} key file {}: {source}", path.display()),
+        }
+    }
+
+    /// What to do about it.
+    pub fn fix(&self) -> String {
+        match self {
+            Self::Missing => "set daemon.key (file:/path, cred:NAME or env:NAME) or BROKERD_KEY \
+                              (base64 of 32 random bytes); make a key with `brokerctl keygen`"
+                .to_string(),
+            Self::FileMissing { path } => format!(
+                "make a key with `brokerctl keygen --out {}` (it writes mode 0600), or set \
+                 create_key_if_missing = true",
+                path.display()
+            ),
+            Self::NotBase64 { .. } | Self::WrongLength { .. } => {
+                "a key is 32 random bytes in base64, as written by `brokerctl keygen`; \
+                 point daemon.key at such a file"
+                    .to_string()
+            }
+            Self::Permissions { path, .. } => crate::secret::mode_fix(path),
+            Self::LiteralInConfig => "move the key into a file with mode 0600 and write \
+                                      key = \"file:/path\" (or cred:NAME, env:NAME)"
+                .to_string(),
+            Self::Reference(e) => e.fix(),
+            Self::Io { path, .. } => format!(
+                "point daemon.key at the key file written by `brokerctl keygen`, and let the \
+                 daemon's user reach it (now: {})",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.message(), self.fix())
+    }
+}
+
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Reference(e) => Some(e),
+            Self::Io { source, .. } => Some(source),
+            Self::Missing
+            | Self::FileMissing { .. }
+            | Self::NotBase64 { .. }
+            | Self::WrongLength { .. }
+            | Self::Permissions { .. }
+            | Self::LiteralInConfig => None,
+        }
+    }
+}
+
+impl From<SecretError> for KeyError {
+    fn from(e: SecretError) -> Self {
+        Self::Reference(e)
+    }
+}
+
+/// Where the key comes from, found without reading or creating a file.
+enum KeySource {
+    /// Text to decode, and where it came from (`BROKERD_KEY`, `env:NAME`).
+    Text(Secret, String),
+    /// A key file, the mode bits it must not have, and whether the daemon
+    /// may create it (a `file:` key; a credential is systemd's).
+    File {
+        path: PathBuf,
+        forbidden: u32,
+        creatable: bool,
+    },
+}
+
+/// The one place that decides where the key comes from. Priority:
+/// `env_value` (the `BROKERD_KEY` variable, passed in by the caller so tests
+/// need not touch the process environment; blank counts as unset, as
+/// `BROKERD_KEY=` in a unit file conventionally means "no value"), else
+/// `config_ref` (`daemon.key`), else [`KeyError::Missing`].
+fn locate(
+    env_value: Option<&str>,
+    config_ref: Option<&SecretRef>,
+    env: &SecretEnv,
+) -> Result<KeySource, KeyError> {
+    if let Some(text) = env_value.filter(|v| !v.trim().is_empty()) {
+        return Ok(KeySource::Text(
+            Secret::new(text),
+            "BROKERD_KEY".to_string(),
+        ));
+    }
+    match config_ref {
+        None => Err(KeyError::Missing),
+        Some(SecretRef::Literal(_)) => Err(KeyError::LiteralInConfig),
+        Some(reference @ SecretRef::Env(name)) => Ok(KeySource::Text(
+            reference.resolve_in(env)?,
+            format!("env:{name}"),
+        )),
+        Some(reference @ SecretRef::File(path)) => Ok(KeySource::File {
+            path: path.clone(),
+            forbidden: reference.forbidden_mode_bits(),
+            creatable: true,
+        }),
+        Some(reference @ SecretRef::Cred(_)) => Ok(KeySource::File {
+            path: reference
+                .path_in(env)?
+                .expect("a cred: reference always resolves to a path"),
+            forbidden: reference.forbidden_mode_bits(),
+            creatable: false,
+        }),
+    }
+}
+
+/// Loads the store key: from `env_value` (`BROKERD_KEY`), else `config_ref`
+/// (`daemon.key`), resolved in the daemon's own environment.
 ///
 /// With `create_if_missing`, a `file:` reference to a file that does not exist
 /// gets a fresh key written to it (mode 0600, parent folders 0700).
-/// A set-but-blank `env_value` counts as unset, as `BROKERD_KEY=` in a unit
-/// file conventionally means "no value".
 pub fn load_key(
     env_value: Option<&str>,
     config_ref: Option<&SecretRef>,
     create_if_missing: bool,
 ) -> Result<EncryptionKey, KeyError> {
-    if let Some(text) = env_value.filter(|v| !v.trim().is_empty()) {
-        return decode_base64_key(text, "BROKERD_KEY");
+    match locate(env_value, config_ref, &SecretEnv::process())? {
+        KeySource::Text(text, origin) => decode_base64_key(text.expose(), &origin),
+        KeySource::File {
+            path,
+            forbidden,
+            creatable,
+        } if creatable && create_if_missing => load_or_create_file(&path, forbidden),
+        KeySource::File {
+            path, forbidden, ..
+        } => read_key_file(&path, forbidden),
     }
-    match config_ref {
-        None => Err(KeyError::Missing),
-        Some(SecretRef::Literal(_)) => Err(KeyError::LiteralInConfig),
-        Some(reference @ SecretRef::Env(name)) => {
-            let value = reference.resolve()?;
-            decode_base64_key(value.expose(), &format!("env:{name}"))
-        }
-        Some(SecretRef::File(path)) => load_or_create_file(path, create_if_missing),
-        Some(reference @ SecretRef::Cred(_)) => {
-            let path = reference
-                .path()?
-                .expect("a cred: reference always resolves to a path");
-            // systemd grants the unit's user read access to a credential with
-            // a POSIX ACL where it can, and an ACL's mask shows up as the
-            // group bits (0440). The credentials folder is private to the
-            // unit anyway, so only "others" bits are refused here.
-            read_key_file(&path, 0o007)
-        }
+}
+
+/// What [`load_key`] would do, without creating anything: `Ok(None)` when
+/// it would load a valid key, `Ok(Some(path))` when it would create the key
+/// file `path` (its folder is for the caller to check), or the error
+/// [`load_key`] would return. `env` stands in for the daemon's environment.
+pub fn check_key(
+    env_value: Option<&str>,
+    config_ref: Option<&SecretRef>,
+    create_if_missing: bool,
+    env: &SecretEnv,
+) -> Result<Option<PathBuf>, KeyError> {
+    match locate(env_value, config_ref, env)? {
+        KeySource::Text(text, origin) => decode_base64_key(text.expose(), &origin).map(|_| None),
+        KeySource::File {
+            path,
+            forbidden,
+            creatable,
+        } => match read_key_file(&path, forbidden) {
+            Ok(_) => Ok(None),
+            Err(KeyError::FileMissing { path }) if creatable && create_if_missing => Ok(Some(path)),
+            Err(e) => Err(e),
+        },
     }
 }
 
@@ -254,9 +384,9 @@ pub fn write_key_file(path: &Path, key: &EncryptionKey) -> io::Result<()> {
     fs::File::open(parent)?.sync_all()
 }
 
-fn load_or_create_file(path: &Path, create_if_missing: bool) -> Result<EncryptionKey, KeyError> {
-    match read_key_file(path, 0o077) {
-        Err(KeyError::FileMissing { .. }) if create_if_missing => {
+fn load_or_create_file(path: &Path, forbidden: u32) -> Result<EncryptionKey, KeyError> {
+    match read_key_file(path, forbidden) {
+        Err(KeyError::FileMissing { .. }) => {
             let key = EncryptionKey::generate();
             match write_key_file(path, &key) {
                 Ok(()) => {
@@ -264,7 +394,9 @@ fn load_or_create_file(path: &Path, create_if_missing: bool) -> Result<Encryptio
                     Ok(key)
                 }
                 // Another process created it between our read and write: use theirs.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_key_file(path, 0o077),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    read_key_file(path, forbidden)
+                }
                 Err(source) => Err(KeyError::Io {
                     action: "create",
                     path: path.to_path_buf(),
@@ -276,34 +408,47 @@ fn load_or_create_file(path: &Path, create_if_missing: bool) -> Result<Encryptio
     }
 }
 
-/// Reads a key file, refusing it when `mode & forbidden_bits != 0`.
+/// Reads a key file, refusing it when `mode & forbidden_bits != 0` (the
+/// rule of every secret file, [`crate::secret::read_private_file`]).
 fn read_key_file(path: &Path, forbidden_bits: u32) -> Result<EncryptionKey, KeyError> {
-    let io_error = |source: io::Error| KeyError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    let contents = match crate::secret::read_private_file(path, forbidden_bits, MAX_KEY_FILE_LEN) {
+        Ok(c) => c,
+        // ENOTDIR: a file where a folder on the way should be; the key is
+        // missing all the same, and a creation names the culprit.
+        Err(SecretError::File { source, .. })
+            if matches!(
+                source.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Err(KeyError::FileMissing {
                 path: path.to_path_buf(),
             });
         }
-        Err(e) => return Err(io_error(e)),
-    };
-    // Checked on the open handle, so the mode is that of the file we read.
-    let mode = file.metadata().map_err(io_error)?.permissions().mode() & 0o7777;
-    if mode & forbidden_bits != 0 {
-        return Err(KeyError::Permissions {
-            path: path.to_path_buf(),
+        Err(SecretError::Permissions {
+            path,
             mode,
-        });
-    }
-    let mut contents = Vec::new();
-    file.take(MAX_KEY_FILE_LEN)
-        .read_to_end(&mut contents)
-        .map_err(io_error)?;
+            forbidden,
+        }) => {
+            return Err(KeyError::Permissions {
+                path,
+                mode,
+                forbidden,
+            });
+        }
+        Err(SecretError::File { source, .. }) => {
+            return Err(KeyError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        Err(
+            e @ (SecretError::EnvMissing(_)
+            | SecretError::NoCredentialsDirectory(_)
+            | SecretError::Empty(_)),
+        ) => return Err(KeyError::Reference(e)),
+    };
     let origin = path.display().to_string();
     // Base64 first: 32 raw random bytes are never valid base64 of 32 bytes
     // (that takes 43+ characters), so the order cannot misread a key.

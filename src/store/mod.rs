@@ -21,6 +21,68 @@ pub use faults::FaultSwitch;
 
 use crate::brokers::{BrokerId, NewSession, SessionKey};
 
+/// The database file a store URL names: `sqlite:///abs/path.db`,
+/// `sqlite://path.db` or `sqlite:path.db` (a relative path is relative to
+/// the working folder; the config makes it absolute). The one place that
+/// says which URLs this build supports; the config check reports its
+/// answer on `daemon.database_url`.
+pub fn database_file(url: &str) -> Result<PathBuf, UnsupportedUrl> {
+    const FIX: &str = "write database_url = \"sqlite:///var/lib/brokerd/brokerd.db\", or remove \
+                       database_url for brokerd.db in state_dir";
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        // Only the scheme is shown: the rest of a postgres URL may carry a password.
+        let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
+        let problem = match scheme {
+            "postgres" | "postgresql" => {
+                "PostgreSQL stores are not supported in this build; SQLite is the supported store"
+                    .to_string()
+            }
+            _ => format!("unknown store URL scheme {scheme:?}; SQLite is the supported store"),
+        };
+        return Err(UnsupportedUrl::new(problem, FIX));
+    };
+    // Query parameters are refused rather than passed on: brokerd sets the
+    // SQLite options itself, and `mode=ro` or `mode=memory` would quietly
+    // break durability.
+    if rest.contains('?') {
+        return Err(UnsupportedUrl::new(
+            "query parameters in a sqlite: store URL are not supported: brokerd sets the SQLite \
+             options itself",
+            "remove everything from the '?' on",
+        ));
+    }
+    if rest.is_empty() || rest == ":memory:" {
+        return Err(UnsupportedUrl::new(
+            "the store needs a database file: sessions must survive a restart",
+            FIX,
+        ));
+    }
+    Ok(PathBuf::from(rest))
+}
+
+/// A store URL this build cannot open: what is wrong and the fix. Never
+/// quotes the URL (it may hold a password).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}; {fix}")]
+pub struct UnsupportedUrl {
+    /// What is wrong.
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl UnsupportedUrl {
+    fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
 /// The store, dispatching to its backend. Cheap to share by reference: the
 /// backends hold connection pools, which do their own locking.
 #[derive(Debug)]
@@ -31,25 +93,10 @@ pub enum Store {
 
 impl Store {
     /// Opens (creating if missing) the store at `url` and brings its schema
-    /// up to date. Accepted: `sqlite:///abs/path.db`, `sqlite://path.db`,
-    /// `sqlite:path.db` (relative paths are relative to the working folder).
+    /// up to date. Accepted: what [`database_file`] accepts.
     pub async fn open(url: &str, key: EncryptionKey) -> Result<Store, StoreError> {
-        if let Some(rest) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            return Ok(Store::Sqlite(sqlite::SqliteStore::open(rest, key).await?));
-        }
-        // The URL itself is not repeated: a postgres URL carries a password.
-        let scheme = url.split_once(':').map_or("", |(s, _)| s);
-        Err(StoreError::Unsupported(match scheme {
-            "postgres" | "postgresql" => "PostgreSQL stores are not supported yet; \
-                use an SQLite file, e.g. store = \"sqlite:///var/lib/brokerd/brokerd.db\""
-                .to_string(),
-            _ => format!(
-                "unknown store URL scheme {scheme:?}; expected sqlite:///path/to/brokerd.db"
-            ),
-        }))
+        let path = database_file(url)?;
+        Ok(Store::Sqlite(sqlite::SqliteStore::open(path, key).await?))
     }
 
     /// Proves that the next [`Store::save_session`] of `key` can land,
@@ -375,8 +422,8 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     /// The URL names a backend or form this build does not support.
-    #[error("{0}")]
-    Unsupported(String),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedUrl),
     /// Preparing the database's folder or file failed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {

@@ -59,8 +59,7 @@ struct SlotRow {
 impl SqliteStore {
     /// Opens the database at `location` (the URL after `sqlite:` or
     /// `sqlite://`), creating it and its folder if missing, and migrates it.
-    pub(crate) async fn open(location: &str, key: EncryptionKey) -> Result<Self, StoreError> {
-        let path = database_path(location)?;
+    pub(crate) async fn open(path: PathBuf, key: EncryptionKey) -> Result<Self, StoreError> {
         prepare_file(&path)?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -379,27 +378,6 @@ impl SqliteStore {
     pub(crate) fn key_id(&self) -> &str {
         self.key.id()
     }
-}
-
-/// The file path in a `sqlite:` URL. Query parameters are refused rather than
-/// passed on: brokerd sets the SQLite options itself, and `mode=ro` or
-/// `mode=memory` would quietly break durability.
-fn database_path(location: &str) -> Result<PathBuf, StoreError> {
-    if location.contains('?') {
-        return Err(StoreError::Unsupported(
-            "query parameters in a sqlite: store URL are not supported; \
-             brokerd sets the SQLite options itself"
-                .into(),
-        ));
-    }
-    if location.is_empty() || location == ":memory:" {
-        return Err(StoreError::Unsupported(
-            "the store needs a database file (sessions must survive a restart); \
-             use sqlite:///path/to/brokerd.db"
-                .into(),
-        ));
-    }
-    Ok(PathBuf::from(location))
 }
 
 /// Creates the database's folder (0700) and an empty database file (0600)

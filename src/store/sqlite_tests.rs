@@ -398,7 +398,8 @@ async fn url_forms() {
         ("mysql://x", "unknown store URL scheme"),
     ] {
         match Store::open(url, EncryptionKey::generate()).await {
-            Err(StoreError::Unsupported(msg)) => {
+            Err(StoreError::Unsupported(unsupported)) => {
+                let msg = unsupported.to_string();
                 assert!(msg.contains(expect), "{url}: {msg}");
                 assert!(!msg.contains("hunter2"));
             }

@@ -227,6 +227,15 @@ pub fn resend_refused(reply: &Value) -> &str {
     message
 }
 
+/// Writes a secret file as an operator must: mode 0600, because brokerd
+/// refuses a `file:` secret its group or others can read. Rewriting an
+/// existing file keeps its mode.
+pub fn write_secret(path: &Path, text: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("secret written");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("mode set");
+}
+
 /// Polls `cond` every 10 ms until it holds or `limit` passes.
 pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;

@@ -162,7 +162,7 @@ fn missing_env_secret_names_the_variable_not_a_value() {
 #[test]
 fn file_and_cred_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), "from-file\n").unwrap();
+    super::write_secret(&dir.path().join("secret"), "from-file\n");
     let text = ACCOUNT
         .replace("env:SECRET", "file:./secret")
         .replace("env:APP", "cred:app");
@@ -175,7 +175,7 @@ fn file_and_cred_secrets() {
     assert!(cred.message.contains("CREDENTIALS_DIRECTORY"), "{cred}");
     assert!(cred.fix.contains("LoadCredential=app"), "{cred}");
 
-    std::fs::write(dir.path().join("app"), "from-cred").unwrap();
+    super::write_secret(&dir.path().join("app"), "from-cred");
     let creds = SecretEnv::fake([], Some(dir.path().to_path_buf()));
     let c = Config::from_toml_str(&text, dir.path(), &creds)
         .unwrap()

@@ -82,38 +82,45 @@ fn literal_key_is_a_problem() {
     assert!(!p[0].to_string().contains("c2VjcmV0"));
 }
 
+/// Loading checks the key reference's shape only; whether the key exists
+/// is the start's preflight (shared with `check-config`), which knows
+/// `BROKERD_KEY` too. More in `src/preflight/tests.rs`.
 #[test]
 fn key_file_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("[daemon]\nkey = \"file:keys/brokerd.key\"\n{ACCOUNT}");
-    let p = match Config::from_toml_str(&text, dir.path(), &env()) {
-        Err(ConfigErrors(p)) => p,
-        Ok(_) => panic!("a missing key file was accepted"),
+    let preflight = |text: &str| {
+        let loaded = Config::from_toml_str(text, dir.path(), &env()).unwrap();
+        let inputs = crate::preflight::Inputs {
+            env_key: None,
+            env: &env(),
+            binds_socket: false,
+        };
+        (
+            loaded.config.daemon.key.clone(),
+            crate::preflight::check(&loaded.config.daemon, &inputs),
+        )
     };
-    assert!(
-        problem_on(&p, "daemon.key")
-            .message
-            .contains("does not exist")
-    );
+    let state = format!("state_dir = \"{}/state\"\n", dir.path().display());
+    let text = format!("[daemon]\n{state}key = \"file:keys/brokerd.key\"\n{ACCOUNT}");
+    let path = dir.path().join("keys/brokerd.key");
+    let (key, p) = preflight(&text);
+    assert_eq!(key, Some(SecretRef::File(path.clone())));
+    let missing = problem_on(&p, "daemon.key");
+    assert!(missing.message.contains("does not exist"), "{missing}");
+    assert!(missing.message.contains(&path.display().to_string()));
 
     let text = text.replace("[daemon]\n", "[daemon]\ncreate_key_if_missing = true\n");
-    let loaded = Config::from_toml_str(&text, dir.path(), &env()).unwrap();
-    let path = dir.path().join("keys/brokerd.key");
-    assert_eq!(
-        loaded.config.daemon.key,
-        Some(SecretRef::File(path.clone()))
-    );
-    assert_eq!(loaded.warnings.len(), 1);
-    assert!(loaded.warnings[0].starts_with("daemon.key: "));
-    assert!(loaded.warnings[0].contains(&path.display().to_string()));
+    let (_, p) = preflight(&text);
+    assert_eq!(p, [], "the daemon will create it");
+    assert!(!path.exists(), "checking created nothing");
 
     // Only a file: key can be created.
     let p = problems(&format!(
         "[daemon]\nkey = \"env:APP\"\ncreate_key_if_missing = true\n{ACCOUNT}"
     ));
     assert_eq!(keys(&p), ["daemon.create_key_if_missing"]);
-    let p = problems(&format!(
-        "[daemon]\nkey = \"env:BROKERD_KEY_UNSET\"\n{ACCOUNT}"
+    let (_, p) = preflight(&format!(
+        "[daemon]\n{state}key = \"env:BROKERD_KEY_UNSET\"\n{ACCOUNT}"
     ));
     assert!(
         problem_on(&p, "daemon.key")
@@ -154,11 +161,11 @@ state_dir = "./state"
     assert_eq!(d.database_url, "sqlite:///etc/brokerd/state/brokerd.db");
 
     let d = ok(&format!(
-        "[daemon]\ndatabase_url = \"sqlite://db/../sessions.db?mode=rwc\"\n{ACCOUNT}"
+        "[daemon]\ndatabase_url = \"sqlite://db/../sessions.db\"\n{ACCOUNT}"
     ))
     .config
     .daemon;
-    assert_eq!(d.database_url, "sqlite:///etc/brokerd/sessions.db?mode=rwc");
+    assert_eq!(d.database_url, "sqlite:///etc/brokerd/sessions.db");
     let d = ok(&format!(
         "[daemon]\ndatabase_url = \"sqlite:///abs/x.db\"\n{ACCOUNT}"
     ))
@@ -175,7 +182,7 @@ fn load_resolves_against_the_files_folder() {
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = dir.path().join("etc");
     std::fs::create_dir(&conf_dir).unwrap();
-    std::fs::write(conf_dir.join("secret"), "s3\n").unwrap();
+    super::write_secret(&conf_dir.join("secret"), "s3\n");
     let path = conf_dir.join("brokerd.toml");
     let text = format!(
         "[daemon]\nstate_dir = \"../state\"\nsocket = \"b.sock\"\n{}",
@@ -234,19 +241,16 @@ fn limits_and_policy_relations() {
 
 #[test]
 fn database_urls() {
-    let l = ok(&format!(
+    // The store's rule (`store::database_file`), reported on the real key.
+    let p = problems(&format!(
         "[daemon]\ndatabase_url = \"postgres://brokerd:pgpass-9f@db/brokerd\"\n{ACCOUNT}"
     ));
-    assert_eq!(
-        l.config.daemon.database_url,
-        "postgres://brokerd:pgpass-9f@db/brokerd"
-    );
-    assert_eq!(l.warnings.len(), 1);
-    assert!(l.warnings[0].starts_with("daemon.database_url: "));
-    assert!(!l.warnings[0].contains("pgpass-9f"));
-    let debug = format!("{:?}", l.config);
-    assert!(!debug.contains("pgpass-9f"), "{debug}");
-    assert!(debug.contains("postgres://brokerd:***@db/brokerd"));
+    let d = problem_on(&p, "daemon.database_url");
+    assert!(d.message.contains("PostgreSQL"), "{d}");
+    assert!(d.message.contains("SQLite is the supported store"), "{d}");
+    assert!(d.fix.contains("database_url = \"sqlite:///"), "{d}");
+    assert!(!d.to_string().contains("pgpass-9f"), "{d}");
+    assert!(!d.to_string().contains("store = "), "{d}");
 
     let p = problems(&format!(
         "[daemon]\ndatabase_url = \"mysql://u:pw-77@h/db\"\n{ACCOUNT}"
@@ -254,4 +258,19 @@ fn database_urls() {
     let d = problem_on(&p, "daemon.database_url");
     assert!(d.message.contains("\"mysql\""));
     assert!(!d.to_string().contains("pw-77"));
+
+    for (url, expect) in [
+        ("sqlite::memory:", "database file"),
+        ("sqlite://x.db?mode=ro", "query parameters"),
+        ("sqlite://", "database file"),
+    ] {
+        let p = problems(&format!("[daemon]\ndatabase_url = \"{url}\"\n{ACCOUNT}"));
+        let d = problem_on(&p, "daemon.database_url");
+        assert!(d.message.contains(expect), "{url}: {d}");
+    }
+    let l = ok(&format!(
+        "[daemon]\ndatabase_url = \"sqlite:db/b.db\"\n{ACCOUNT}"
+    ));
+    assert!(l.config.daemon.database_url.starts_with("sqlite:///"));
+    assert!(l.config.daemon.database_url.ends_with("/db/b.db"));
 }

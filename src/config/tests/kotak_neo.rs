@@ -93,7 +93,8 @@ fn jainam_and_kotak_accounts_side_by_side() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("brokerd.toml");
-    std::fs::write(&path, format!("{ACCOUNT}{KOTAK}")).unwrap();
+    let daemon = super::private_daemon(dir.path());
+    std::fs::write(&path, format!("{daemon}{ACCOUNT}{KOTAK}")).unwrap();
     let (passed, text) = check_config_report_in(&path, &env());
     assert!(passed, "{text}");
     assert!(

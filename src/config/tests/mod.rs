@@ -155,7 +155,7 @@ pub(super) fn load_example() -> (Loaded, tempfile::TempDir) {
         ("breeze-main-app-key", "breeze+key=".to_string()),
         ("breeze-main-secret-key", "breeze-secret".to_string()),
     ] {
-        std::fs::write(creds.path().join(name), value).unwrap();
+        write_secret(&creds.path().join(name), &value);
     }
     let env = SecretEnv::fake([], Some(creds.path().to_path_buf()));
     match Config::load_in(&example_path(), &env) {
@@ -546,18 +546,51 @@ fn debug_output_masks_secrets() {
 }
 
 #[test]
+fn an_empty_file_is_a_problem() {
+    for text in ["", "# only a comment\n\n"] {
+        let p = problems(text);
+        assert_eq!(keys(&p), [FILE_KEY]);
+        assert!(p[0].message.contains("empty"), "{}", p[0]);
+        assert!(p[0].fix.contains("--config"), "{}", p[0]);
+    }
+}
+
+#[test]
 fn no_accounts_is_a_warning() {
-    let l = ok("");
+    let l = ok("[daemon]\n");
     assert!(l.config.accounts.is_empty());
     assert_eq!(l.warnings.len(), 1);
     assert!(l.warnings[0].starts_with("account: no [[account]]"));
+}
+
+/// Writes a secret file as an operator must: mode 0600 (brokerd refuses a
+/// secret file its group or others can read).
+pub(super) fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A `[daemon]` table whose state, socket and (created) key live in `dir`,
+/// so the start's preflight, which `check-config` runs, passes.
+pub(super) fn private_daemon(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "[daemon]\nstate_dir = \"{d}/state\"\nsocket = \"{d}/run/brokerd.sock\"\n\
+         key = \"file:{d}/key\"\ncreate_key_if_missing = true\n"
+    )
 }
 
 #[test]
 fn check_report_lists_problems_or_accounts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("brokerd.toml");
-    std::fs::write(&path, ACCOUNT.replace("env:SECRET", "literal-secret-3b8a")).unwrap();
+    let daemon = private_daemon(dir.path());
+    std::fs::write(
+        &path,
+        daemon + &ACCOUNT.replace("env:SECRET", "literal-secret-3b8a"),
+    )
+    .unwrap();
     let (passed, text) = check_config_report_in(&path, &env());
     assert!(passed, "{text}");
     assert!(
@@ -577,6 +610,20 @@ fn check_report_lists_problems_or_accounts() {
     assert!(text.contains(": 2 problems"), "{text}");
     assert!(text.contains("\n  daemon.socket_mode: "));
     assert!(text.contains("\n  daemon.log_format: unknown log format \"xml\" (fix: "));
+
+    // A valid file the start would refuse: the start's own problems.
+    std::fs::write(
+        &path,
+        format!("[daemon]\nstate_dir = \"{}\"\n{ACCOUNT}", path.display()),
+    )
+    .unwrap();
+    let (passed, text) = check_config_report_in(&path, &env());
+    assert!(!passed, "{text}");
+    assert!(text.contains("\n  daemon.state_dir: "), "{text}");
+    assert!(
+        text.contains("\n  daemon.key: no encryption key configured"),
+        "{text}"
+    );
 }
 
 #[test]
