@@ -296,6 +296,22 @@ fn a_socket_whose_folder_is_a_file() {
 }
 
 #[test]
+fn a_socket_group_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    key_file(&d.join("key"), 0o600);
+    let daemon = format!("{}\nsocket_group = \"no-such-group-parity\"", file_key(d));
+    let c = config(d, &daemon, "env:PARITY_APP");
+    both_refuse(
+        &Run::default(),
+        &c,
+        "daemon.socket_group",
+        "no group named \"no-such-group-parity\"",
+        "groupadd no-such-group-parity",
+    );
+}
+
+#[test]
 fn a_postgres_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -44,6 +44,11 @@ pub fn check(daemon: &DaemonConfig, inputs: &Inputs<'_>) -> Vec<ConfigProblem> {
     problems.extend(database(daemon));
     if inputs.binds_socket {
         problems.extend(socket(&daemon.socket));
+        // Binding gives the socket this group; with a passed socket the
+        // daemon never uses it.
+        if let Some(group) = daemon.socket_group.as_deref() {
+            problems.extend(crate::server::socket_dir::resolve_group(group).err());
+        }
     }
     problems
 }

@@ -7,7 +7,7 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::config::DaemonConfig;
+use crate::config::{ConfigProblem, DaemonConfig};
 
 /// The mode of a folder the daemon creates: the owner and the socket's
 /// group may enter, others not.
@@ -39,12 +39,18 @@ pub fn create(dir: &Path, gid: Option<u32>) -> std::io::Result<()> {
 
 /// A group name or number → gid, from /etc/group. The error names the
 /// problem and the fix.
-pub fn resolve_group(name: &str) -> Result<u32, String> {
+pub fn resolve_group(name: &str) -> Result<u32, ConfigProblem> {
+    const KEY: &str = "daemon.socket_group";
     if let Ok(gid) = name.parse() {
         return Ok(gid);
     }
-    let groups = std::fs::read_to_string("/etc/group")
-        .map_err(|e| format!("daemon.socket_group: cannot read /etc/group: {e}"))?;
+    let groups = std::fs::read_to_string("/etc/group").map_err(|e| {
+        ConfigProblem::new(
+            KEY,
+            format!("cannot read /etc/group: {e}"),
+            "give the group as a number (gid), or make /etc/group readable",
+        )
+    })?;
     groups
         .lines()
         .find_map(|l| {
@@ -52,8 +58,10 @@ pub fn resolve_group(name: &str) -> Result<u32, String> {
             (parts.next() == Some(name)).then(|| parts.nth(1)?.parse().ok())?
         })
         .ok_or_else(|| {
-            format!(
-                "daemon.socket_group: no group named {name:?}; create it (groupadd {name}) or fix the name"
+            ConfigProblem::new(
+                KEY,
+                format!("no group named {name:?}"),
+                format!("create it (groupadd {name}) or fix the name"),
             )
         })
 }
@@ -66,7 +74,7 @@ pub fn warning(daemon: &DaemonConfig) -> Option<String> {
     let group = daemon.socket_group.as_deref()?;
     let gid = match resolve_group(group) {
         Ok(gid) => gid,
-        Err(e) => return Some(e),
+        Err(e) => return Some(e.to_string()),
     };
     let dir = daemon
         .socket
@@ -107,7 +115,11 @@ mod tests {
     #[test]
     fn unknown_groups_name_the_fix() {
         let err = resolve_group("no-such-group-brokerd-test").unwrap_err();
-        assert!(err.contains("groupadd no-such-group-brokerd-test"), "{err}");
+        assert_eq!(err.key, "daemon.socket_group");
+        assert!(
+            err.fix.contains("groupadd no-such-group-brokerd-test"),
+            "{err}"
+        );
     }
 
     #[test]
