@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 #[path = "common/child.rs"]
 mod child;
 
-use child::{Daemon, wait_for};
+use child::{Daemon, idle_jainam_config, wait_for};
 use rustix::process::{DumpableBehavior, Resource, dumpable_behavior, getrlimit};
 
 /// Set in the child that [`process_hardening_in_a_fresh_process`] starts.
@@ -71,40 +71,7 @@ fn the_daemon_is_not_dumpable_has_no_core_limit_and_warns_about_an_env_key() {
     }
     let key = brokerd::store::EncryptionKey::generate();
     let key_b64 = key.to_base64().expose().to_string();
-    let config = format!(
-        r#"
-[daemon]
-socket = "{h}/run/brokerd.sock"
-state_dir = "{h}/state"
-log_format = "json"
-
-[[account]]
-broker = "jainam"
-name = "main"
-login_at_start = false
-[account.jainam]
-# Never contacted: no login at start, and the test asks for nothing.
-root = "http://127.0.0.1:9"
-[account.jainam.interactive]
-app_key = "file:ia_key"
-secret_key = "file:ia_secret"
-[account.jainam.market]
-app_key = "file:md_key"
-secret_key = "file:md_secret"
-"#,
-        h = home.display()
-    );
-    for name in ["ia_key", "ia_secret", "md_key", "md_secret"] {
-        // 0600, as brokerd requires of a secret file, and so owned by the
-        // daemon's user (nobody, in a root test run).
-        let path = d.join(name);
-        std::fs::write(&path, format!("{name}-harden-test")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        if as_root {
-            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-        }
-    }
-    std::fs::write(d.join("brokerd.toml"), config).unwrap();
+    let config = idle_jainam_config(&home, "log_format = \"json\"", as_root.then_some(65534));
     let log_path = d.join("daemon.log");
     // Core dumps on as far as the hard limit allows, so that a 0 soft limit
     // afterwards is the daemon's doing; `exec` keeps the pid.
@@ -115,7 +82,7 @@ secret_key = "file:md_secret"
     ])
     .arg(env!("CARGO_BIN_EXE_brokerd"))
     .arg("--config")
-    .arg(d.join("brokerd.toml"))
+    .arg(&config)
     .env("BROKERD_KEY", &key_b64)
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(&log_path).unwrap());

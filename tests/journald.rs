@@ -4,14 +4,14 @@
 //! finds warnings; the JSON after the prefix is unchanged. When stderr is
 //! anything else, lines carry no prefix.
 
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 #[path = "common/child.rs"]
 mod child;
 
-use child::{Daemon, wait_for};
+use child::{Daemon, idle_jainam_config, wait_for};
 
 /// Starts the daemon with stderr into `log` and `JOURNAL_STREAM` set to
 /// `journal_stream(log's metadata)`, waits until it is ready, stops it with
@@ -19,35 +19,7 @@ use child::{Daemon, wait_for};
 fn run_daemon(dir: &Path, journal_stream: &dyn Fn(&std::fs::Metadata) -> String) -> String {
     let home = dir.join(format!("home-{}", rand_suffix()));
     std::fs::create_dir(&home).unwrap();
-    let config = format!(
-        r#"
-[daemon]
-socket = "{h}/run/brokerd.sock"
-state_dir = "{h}/state"
-
-[[account]]
-broker = "jainam"
-name = "main"
-login_at_start = false
-[account.jainam]
-# Never contacted: no login at start, and the test asks for nothing.
-root = "http://127.0.0.1:9"
-[account.jainam.interactive]
-app_key = "file:{h}/ia_key"
-secret_key = "file:{h}/ia_secret"
-"#,
-        h = home.display()
-    );
-    for name in ["ia_key", "ia_secret"] {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(home.join(name))
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"journald-test"))
-            .unwrap();
-    }
-    std::fs::write(home.join("brokerd.toml"), config).unwrap();
+    let config = idle_jainam_config(&home, "", None);
     let log_path = home.join("daemon.log");
     let log_file = std::fs::File::create(&log_path).unwrap();
     let stream = journal_stream(&log_file.metadata().unwrap());
@@ -55,7 +27,7 @@ secret_key = "file:{h}/ia_secret"
     let mut daemon = Daemon(
         Command::new(env!("CARGO_BIN_EXE_brokerd"))
             .arg("--config")
-            .arg(home.join("brokerd.toml"))
+            .arg(&config)
             // Logged as a warning: the key should come from a file.
             .env("BROKERD_KEY", key.to_base64().expose())
             .env("JOURNAL_STREAM", stream)

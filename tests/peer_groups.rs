@@ -9,14 +9,14 @@
 //! Needs root (mount namespace, switching users) and `unshare`/`setpriv`
 //! from util-linux, like the other tests that switch users.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 #[path = "common/child.rs"]
 mod child;
 
-use child::{Daemon, wait_for};
+use child::{Daemon, idle_jainam_config, wait_for};
 
 /// The daemon's user.
 const NOBODY: u32 = 65534;
@@ -33,40 +33,13 @@ const GROUP: u32 = 1;
 fn start(home: &Path, allowed_gid: u32) -> (Daemon, std::path::PathBuf) {
     std::fs::create_dir(home).unwrap();
     std::os::unix::fs::chown(home, Some(NOBODY), Some(NOBODY)).unwrap();
-    let config = format!(
-        r#"
-[daemon]
-socket = "{h}/run/brokerd.sock"
-socket_mode = "0660"
-socket_group = "daemon"
-state_dir = "{h}/state"
-allowed_gids = [{allowed_gid}]
-
-[[account]]
-broker = "jainam"
-name = "main"
-login_at_start = false
-[account.jainam]
-# Never contacted: no login at start, and the test asks for nothing.
-root = "http://127.0.0.1:9"
-[account.jainam.interactive]
-app_key = "file:{h}/ia_key"
-secret_key = "file:{h}/ia_secret"
-"#,
-        h = home.display()
+    let config = idle_jainam_config(
+        home,
+        &format!(
+            "socket_mode = \"0660\"\nsocket_group = \"daemon\"\nallowed_gids = [{allowed_gid}]"
+        ),
+        Some(NOBODY),
     );
-    for name in ["ia_key", "ia_secret"] {
-        let path = home.join(name);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"peer-groups-test"))
-            .unwrap();
-        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
-    }
-    std::fs::write(home.join("brokerd.toml"), config).unwrap();
     let log_path = home.join("daemon.log");
     let key = brokerd::store::EncryptionKey::generate();
     // A private mount namespace with its own /proc, hidepid=invisible; the
@@ -82,7 +55,7 @@ secret_key = "file:{h}/ia_secret"
             .args(["--mount", "--fork", "sh", "-c", &script])
             .arg(env!("CARGO_BIN_EXE_brokerd"))
             .arg("--config")
-            .arg(home.join("brokerd.toml"))
+            .arg(&config)
             .env("BROKERD_KEY", key.to_base64().expose())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())

@@ -2,7 +2,9 @@
 //! waited for until its socket appears.
 #![allow(dead_code)] // each test file uses what it needs
 
-use std::path::Path;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -28,4 +30,49 @@ pub fn wait_for(daemon: &mut Child, socket: &Path, log: &dyn Fn() -> String) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Writes `home/brokerd.toml` for a daemon that needs no broker: one Jainam
+/// account, interactive API only, never contacted (no login at start, and
+/// nothing asks). Socket `home/run/brokerd.sock`, state `home/state`;
+/// `daemon_extra` lines go into `[daemon]`. Its two secret files are 0600,
+/// as brokerd requires, and owned by `owner` (uid = gid) when given, for a
+/// daemon run as another user. Returns the config's path.
+pub fn idle_jainam_config(home: &Path, daemon_extra: &str, owner: Option<u32>) -> PathBuf {
+    let config = format!(
+        r#"
+[daemon]
+socket = "{h}/run/brokerd.sock"
+state_dir = "{h}/state"
+{daemon_extra}
+
+[[account]]
+broker = "jainam"
+name = "main"
+login_at_start = false
+[account.jainam]
+# Never contacted: no login at start, and the test asks for nothing.
+root = "http://127.0.0.1:9"
+[account.jainam.interactive]
+app_key = "file:{h}/ia_key"
+secret_key = "file:{h}/ia_secret"
+"#,
+        h = home.display()
+    );
+    for name in ["ia_key", "ia_secret"] {
+        let path = home.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{name}-child-test").as_bytes()))
+            .unwrap();
+        if let Some(id) = owner {
+            std::os::unix::fs::chown(&path, Some(id), Some(id)).unwrap();
+        }
+    }
+    let path = home.join("brokerd.toml");
+    std::fs::write(&path, config).unwrap();
+    path
 }
