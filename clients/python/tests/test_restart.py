@@ -11,7 +11,7 @@ from typing import List
 
 import pytest
 
-from brokerd_client import Client, Session, Unavailable
+from brokerd_client import Client, Event, Session, Unavailable
 
 from conftest import Daemon, eventually
 
@@ -82,4 +82,35 @@ def test_a_call_made_while_the_daemon_is_down_waits_for_it(daemon: Daemon):
     t.join(timeout=30)
     assert not failed, failed
     assert got and got[0].token == daemon.call({"op": "token", "broker": "jainam"})["session"]["token"]
+    c.close()
+
+
+def test_events_continue_after_a_restart_and_say_what_was_lost(daemon: Daemon):
+    c = Client(socket=daemon.socket)
+    seen: List[Event] = []
+
+    def watch() -> None:
+        for ev in c.events(brokers=["jainam"]):
+            seen.append(ev)
+
+    threading.Thread(target=watch, daemon=True).start()
+    # Wait until the stream demonstrably runs (a renewal reaches it).
+    s = c.session("jainam")
+    for _ in range(50):
+        s = c.invalidate(s)
+        if eventually(lambda: any(e.api == "interactive" and e.generation == s.generation for e in seen), timeout=0.2):
+            break
+    assert any(e.api == "interactive" and e.generation == s.generation for e in seen)
+
+    daemon.restart()
+    assert eventually(lambda: any(e.kind == "lagged" for e in seen), timeout=10), seen
+    lagged = next(e for e in seen if e.kind == "lagged")
+    assert lagged.missed is None and lagged.broker is None
+    # And the stream goes on: a renewal after the restart arrives.
+    s = c.session("jainam")
+    for _ in range(50):
+        s = c.invalidate(s)
+        if eventually(lambda: any(e.api == "interactive" and e.generation == s.generation for e in seen), timeout=0.2):
+            break
+    assert any(e.kind == "renewed" and e.api == "interactive" and e.generation == s.generation for e in seen)
     c.close()

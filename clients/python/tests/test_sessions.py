@@ -3,6 +3,7 @@ many threads, events. Every count is the daemon's own (its ``metrics``)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from typing import List
@@ -71,6 +72,38 @@ def test_min_valid_longer_than_the_cached_session_asks_the_daemon(daemon: Daemon
         c.session("jainam", min_valid=s.remaining() + 3600)
     assert e.value.code == "unavailable"
     assert daemon.token_requests("jainam") == before + 1
+    # The cached entry still serves callers that need less.
+    assert c.session("jainam") == s
+    assert daemon.token_requests("jainam") == before + 1
+    c.close()
+
+
+def test_a_forked_child_does_not_trust_the_parents_cache(daemon: Daemon):
+    c = cached_client(daemon)
+    s = c.session("jainam")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            before = daemon.token_requests("jainam")
+            subscribed = c.subscribed
+            again = c.session("jainam")  # asks the daemon on a connection of its own
+            asked = daemon.token_requests("jainam") - before
+            report = f"{subscribed} {asked} {again.generation}"
+            os.write(write, report.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        report = f.read().decode()
+    os.waitpid(pid, 0)
+    assert report == f"False 1 {s.generation}"
+    # The parent's cache and pooled connections are untouched.
+    before = daemon.token_requests("jainam")
+    assert c.session("jainam") == s and c.subscribed
+    assert c.status()[0]["broker"] == "jainam"
+    assert daemon.token_requests("jainam") == before
     c.close()
 
 
@@ -164,9 +197,9 @@ def test_events_are_yielded_as_they_happen(daemon: Daemon):
     s = c.session("jainam")
     for _ in range(50):
         s = c.invalidate(s, reason=INVALID_TOKEN)
-        if eventually(lambda: any(e.generation == s.generation for e in seen), timeout=0.2):
+        if eventually(lambda: any(e.api == "interactive" and e.generation == s.generation for e in seen), timeout=0.2):
             break
-    ev = next(e for e in seen if e.generation == s.generation)
+    ev = next(e for e in seen if e.api == "interactive" and e.generation == s.generation)
     assert (ev.kind, ev.broker, ev.account, ev.api) == ("renewed", "jainam", "demo", "interactive")
     assert ev.expires_at == s.expires_at and ev.login_url is None
     assert all(e.broker == "jainam" for e in seen)

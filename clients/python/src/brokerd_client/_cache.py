@@ -70,10 +70,12 @@ class SessionCache:
             session = self._entries.get(key)
             if session is None:
                 return None
-            if session.generation < self._floors.get(session.key, 0) or session.remaining(now) < min_valid:
+            if session.generation < self._floors.get(session.key, 0):
                 del self._entries[key]
                 return None
-            return session
+            # Too short for this caller is not too short for every caller:
+            # the entry stays, and this call asks the daemon.
+            return session if session.remaining(now) >= min_valid else None
 
     def ticket(self) -> Optional[int]:
         """Taken before a fetch: the epoch if the subscription is up."""

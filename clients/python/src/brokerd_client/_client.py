@@ -3,8 +3,10 @@ reports of rejected sessions, Breeze signing, events and status."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from . import _protocol
@@ -40,11 +42,23 @@ class Client:
 
     def __init__(self, socket: Optional[str] = None) -> None:  # noqa: A002 (the documented name)
         self.socket_path = socket or _protocol.default_socket()
+        self._fresh_state()
+        _CLIENTS.add(self)
+
+    def _fresh_state(self) -> None:
+        """Connections, cache and subscription as in a new client. Also run
+        in a forked child: the parent's subscription thread does not exist
+        there (its cache must not be trusted), its pooled connections are
+        the parent's too, and its locks may have been held at the fork."""
         self._pool = Pool(self.socket_path)
         self._ids = _protocol.RequestIds()
         self._cache = SessionCache()
         self._sub: Optional[Subscription] = None
         self._sub_lock = threading.Lock()
+
+    def _after_fork_in_child(self) -> None:
+        self._pool.forget()
+        self._fresh_state()
 
     # -- sessions -----------------------------------------------------------
 
@@ -207,3 +221,16 @@ class Client:
             self._sub = Subscription(self.socket_path, self._cache)
             self._sub.start()
         self._cache.wait_up(FIRST_SUBSCRIBE_WAIT)
+
+
+#: Every live blocking client, reset in a forked child.
+_CLIENTS: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for client in list(_CLIENTS):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -139,6 +139,14 @@ class Pool:
         for conn in idle:
             conn.close()
 
+    def forget(self) -> None:
+        """In a forked child: closes this process's copies of the idle
+        connections (the parent keeps using its own) without touching the
+        lock, which the fork may have copied in a held state."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     def close(self) -> None:
         """Closes the idle connections and keeps no more (a later request
         still works, on a connection of its own)."""
