@@ -94,3 +94,35 @@ def test_aio_errors_status_and_events(daemon: Daemon):
             await events.aclose()
 
     run(main)
+
+
+def test_aio_rides_through_a_daemon_restart(daemon: Daemon):
+    async def main() -> None:
+        async with aio.Client(socket=daemon.socket) as c:
+            before = await c.session("jainam")
+            assert await until(lambda: c.subscribed)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, daemon.stop)
+            assert await until(lambda: not c.subscribed)
+            # Nothing from memory while the subscription is down; the call
+            # keeps trying to connect until the daemon is back.
+            pending = asyncio.ensure_future(c.session("jainam", wait=20))
+            await asyncio.sleep(0.2)
+            assert not pending.done()
+            await loop.run_in_executor(None, daemon.start)
+            after = await asyncio.wait_for(pending, 30)
+            assert (after.broker, after.api) == ("jainam", "interactive")
+
+            # The new simulator rejects the stored token: the daemon logs in
+            # again, and the client follows.
+            def relogged() -> bool:
+                st = daemon.status_of("jainam")
+                return st["state"] == "active" and st["generation"] > before.generation
+
+            assert await until(relogged, timeout=15)
+            current = daemon.call({"op": "token", "broker": "jainam"})["session"]
+            assert await until(lambda: c.subscribed)
+            s = await c.session("jainam")
+            assert (s.generation, s.token) == (current["generation"], current["token"])
+
+    run(main)
