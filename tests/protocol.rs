@@ -151,6 +151,8 @@ async fn metrics_expose_the_documented_families() {
         "brokerd_invalidations_total",
         "brokerd_token_requests_total",
         "brokerd_request_duration_seconds_bucket",
+        "brokerd_connections_refused_per_uid_total",
+        "brokerd_connections_stalled_total",
     ] {
         assert!(text.contains(family), "{family} missing");
     }

@@ -83,7 +83,7 @@ pub async fn serve(stream: UnixStream, peer: Peer, shared: &Shared, cancel: Canc
                     ),
                 );
                 let line = protocol::error_reply(None, &err);
-                let _ = send(&mut out, &line, &mut drain, &cancel, shared).await;
+                let _ = send(&mut out, &line, &mut drain, &cancel, shared, peer.uid).await;
                 break;
             }
             Some(Err(AnyDelimiterCodecError::Io(_))) => break,
@@ -92,7 +92,7 @@ pub async fn serve(stream: UnixStream, peer: Peer, shared: &Shared, cancel: Canc
             let err =
                 RequestError::new(ErrorCode::BadRequest, "the request line is not valid UTF-8");
             let line = protocol::error_reply(None, &err);
-            if send(&mut out, &line, &mut drain, &cancel, shared)
+            if send(&mut out, &line, &mut drain, &cancel, shared, peer.uid)
                 .await
                 .is_err()
                 || !daemon_wide
@@ -124,7 +124,7 @@ pub async fn serve(stream: UnixStream, peer: Peer, shared: &Shared, cancel: Canc
             .reset(drain.until().unwrap_or(now + idle_timeout));
         match outcome {
             Outcome::Reply(reply) => {
-                if send(&mut out, &reply, &mut drain, &cancel, shared)
+                if send(&mut out, &reply, &mut drain, &cancel, shared, peer.uid)
                     .await
                     .is_err()
                     || !daemon_wide
@@ -134,7 +134,7 @@ pub async fn serve(stream: UnixStream, peer: Peer, shared: &Shared, cancel: Canc
             }
             Outcome::Subscribe(ack, brokers) => {
                 let mut events = shared.registry.events().subscribe();
-                if send(&mut out, &ack, &mut drain, &cancel, shared)
+                if send(&mut out, &ack, &mut drain, &cancel, shared, peer.uid)
                     .await
                     .is_err()
                 {
@@ -158,13 +158,16 @@ pub async fn serve(stream: UnixStream, peer: Peer, shared: &Shared, cancel: Canc
 }
 
 /// Writes one line within the write deadline; a stalled write is counted
-/// and logged (with the peer's uid only) before the caller closes.
+/// and logged (with the peer's uid, never the line) before the caller
+/// closes. At debug level: a flood of stalled clients must not flood the
+/// journal too; the metric is what an operator watches.
 async fn send<W: tokio::io::AsyncWrite + Unpin>(
     out: &mut LineWriter<W>,
     line: &str,
     drain: &mut Drain,
     cancel: &CancellationToken,
     shared: &Shared,
+    uid: u32,
 ) -> Result<(), WriteError> {
     let sent = out.line(line, drain, cancel).await;
     if let Err(WriteError::Stalled) = &sent {
@@ -173,6 +176,7 @@ async fn send<W: tokio::io::AsyncWrite + Unpin>(
             .connections_stalled
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         debug!(
+            uid,
             write_timeout = ?shared.limits.write_timeout,
             "closing a connection that does not read its replies"
         );
@@ -224,7 +228,10 @@ async fn stream_events<R, W>(
                 Err(RecvError::Closed) => return,
             },
         };
-        if send(out, &line, &mut drain, cancel, shared).await.is_err() {
+        if send(out, &line, &mut drain, cancel, shared, peer.uid)
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -125,7 +125,8 @@ pub async fn bind(path: &Path, mode: u32, gid: Option<u32>) -> Result<UnixListen
 /// Accepts connections until `cancel`; each runs on `tracker`.
 ///
 /// The peer's credentials are read here, once, so that the per-uid cap is
-/// applied before a connection task exists.
+/// applied before a connection task exists (and its groups are read close
+/// to the connect, before its pid can be reused).
 pub async fn run(
     listener: UnixListener,
     shared: Arc<Shared>,
@@ -150,8 +151,8 @@ pub async fn run(
                 continue;
             }
         };
-        let peer = match peer::Peer::of(&stream) {
-            Ok(p) => p,
+        let cred = match stream.peer_cred() {
+            Ok(c) => c,
             Err(e) => {
                 debug!(error = %e, "cannot read peer credentials; closing");
                 continue;
@@ -159,17 +160,23 @@ pub async fn run(
         };
         // The per-uid cap first: a uid at its quota is told so, even when
         // the daemon-wide cap is reached too.
-        let Some(counted) = quota.try_acquire(peer.uid) else {
+        let Some(counted) = quota.try_acquire(cred.uid()) else {
             shared
                 .metrics
                 .connections_refused_per_uid
                 .fetch_add(1, Ordering::Relaxed);
-            let message = format!("too many connections from uid {}; retry shortly", peer.uid);
+            let message = format!(
+                "too many connections from uid {}; retry shortly",
+                cred.uid()
+            );
             refuse(&tracker, stream, &message, &shared.limits);
             continue;
         };
         match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => {
+                // Groups from /proc only for a connection that is served:
+                // a flood of refused ones costs one syscall each.
+                let peer = peer::Peer::from_cred(cred);
                 let shared = Arc::clone(&shared);
                 let cancel = cancel.clone();
                 tracker.spawn(async move {

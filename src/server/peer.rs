@@ -25,7 +25,12 @@ impl Peer {
     /// `SO_PEERCRED`), and this crate forbids `unsafe`. The same reason keeps
     /// the unit at `ProtectProc=default`.
     pub fn of(stream: &tokio::net::UnixStream) -> std::io::Result<Self> {
-        let cred = stream.peer_cred()?;
+        Ok(Self::from_cred(stream.peer_cred()?))
+    }
+
+    /// Like [`Peer::of`], from credentials already read (the accept loop
+    /// checks the uid's quota before it reads `/proc`).
+    pub fn from_cred(cred: tokio::net::unix::UCred) -> Self {
         let mut gids = vec![cred.gid()];
         if let Some(pid) = cred.pid()
             && let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -37,11 +42,11 @@ impl Peer {
                     .filter_map(|g| g.parse::<u32>().ok()),
             );
         }
-        Ok(Self {
+        Self {
             uid: cred.uid(),
             gids,
             pid: cred.pid(),
-        })
+        }
     }
 
     /// Root and the daemon's own user are always allowed; otherwise the
