@@ -157,6 +157,8 @@ log_format = "human"
 # 64 benchmark clients plus the probes; the default is higher already, set
 # here so the benchmark does not depend on it.
 max_connections = 256
+# Every client is this process's uid.
+max_connections_per_uid = 256
 
 [[account]]
 broker = "jainam"

@@ -151,6 +151,8 @@ async fn metrics_expose_the_documented_families() {
         "brokerd_invalidations_total",
         "brokerd_token_requests_total",
         "brokerd_request_duration_seconds_bucket",
+        "brokerd_connections_refused_per_uid_total",
+        "brokerd_connections_stalled_total",
     ] {
         assert!(text.contains(family), "{family} missing");
     }
@@ -222,7 +224,10 @@ async fn idle_connections_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_get_a_clear_error() {
     let mut h = Harness::start("login_at_start = false").await;
-    h.restart_with_limits("max_connections = 2").await;
+    // Both connections are this test's uid: let it hold every slot, so that
+    // the daemon-wide cap is what refuses the third.
+    h.restart_with_limits("max_connections = 2\nmax_connections_per_uid = 2")
+        .await;
     let mut a = Client::connect(&h.socket()).await.unwrap();
     let mut b = Client::connect(&h.socket()).await.unwrap();
     assert_eq!(a.call(&json!({"op": "hello"})).await.unwrap()["ok"], true);

@@ -292,7 +292,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Watch { .. } => {
             while let Some(event) = conn.next().await? {
-                println!("{event}");
+                // Heartbeats keep the stream checked, they tell a person nothing.
+                if event["event"] != "heartbeat" {
+                    println!("{event}");
+                }
             }
         }
         Command::Token {

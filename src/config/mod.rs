@@ -242,8 +242,19 @@ pub struct Limits {
     pub max_line_bytes: usize,
     /// Concurrent client connections.
     pub max_connections: usize,
-    /// A connection with no request for this long is closed.
+    /// Concurrent client connections of one peer uid (root and the daemon's
+    /// own user included), so that one local user cannot take every slot.
+    pub max_connections_per_uid: usize,
+    /// A connection with no request for this long is closed (`subscribe`
+    /// streams excepted).
     pub idle_timeout: Duration,
+    /// Deadline for writing one reply or event line, flush included; a
+    /// client that does not read its replies within it is closed. Also how
+    /// long a peer allowed nowhere has to send the line it is refused.
+    pub write_timeout: Duration,
+    /// Interval of the `heartbeat` event on `subscribe` streams, which finds
+    /// subscribers that stopped reading.
+    pub heartbeat: Duration,
     /// How long a `token` request without `wait_secs` waits for a login.
     pub default_wait: Duration,
     /// Cap on a request's `wait_secs`.

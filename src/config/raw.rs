@@ -61,7 +61,10 @@ pub(super) struct RawDaemon {
 pub(super) struct RawLimits {
     pub max_line_bytes: Option<Value>,
     pub max_connections: Option<Value>,
+    pub max_connections_per_uid: Option<Value>,
     pub idle_timeout: Option<Value>,
+    pub write_timeout: Option<Value>,
+    pub heartbeat: Option<Value>,
     pub default_wait: Option<Value>,
     pub max_wait: Option<Value>,
     pub login_timeout: Option<Value>,

@@ -29,7 +29,16 @@ const DEFAULT_MAX_LINE_BYTES: u64 = 64 * 1024;
 const MIN_MAX_LINE_BYTES: u64 = 1024;
 const MAX_MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
 const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The share of `max_connections` one uid may hold unless configured: with
+/// a quarter each, no single local user can lock the others out.
+const DEFAULT_PER_UID_DIVISOR: u64 = 4;
+/// Short, because an idle request connection holds a slot others may need;
+/// `subscribe` streams are exempt, so long-lived programs keep theirs.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A reply is a few KiB at most: a client that cannot take it in 5 s is not
+/// reading.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 const DEFAULT_DEFAULT_WAIT: Duration = Duration::from_secs(15);
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(120);
 const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -426,12 +435,36 @@ fn limits(c: &mut Check<'_>, value: Option<Value>) -> Limits {
         DEFAULT_MAX_CONNECTIONS,
         1..=1_000_000,
     );
+    let default_per_uid = (max_connections / DEFAULT_PER_UID_DIVISOR).max(1);
+    let max_connections_per_uid = c.uint(
+        raw.max_connections_per_uid,
+        "daemon.limits.max_connections_per_uid",
+        default_per_uid,
+        1..=1_000_000,
+    );
+    if max_connections_per_uid > max_connections {
+        c.problem(
+            "daemon.limits.max_connections_per_uid",
+            format!("{max_connections_per_uid} is more than max_connections ({max_connections})"),
+            format!(
+                "make it at most {max_connections}, or leave it out for a quarter of max_connections"
+            ),
+        );
+    }
     let idle_timeout = c.duration(
         raw.idle_timeout,
         "daemon.limits.idle_timeout",
         DEFAULT_IDLE_TIMEOUT,
     );
-    c.nonzero(idle_timeout, "daemon.limits.idle_timeout", "\"300s\"");
+    c.nonzero(idle_timeout, "daemon.limits.idle_timeout", "\"60s\"");
+    let write_timeout = c.duration(
+        raw.write_timeout,
+        "daemon.limits.write_timeout",
+        DEFAULT_WRITE_TIMEOUT,
+    );
+    c.nonzero(write_timeout, "daemon.limits.write_timeout", "\"5s\"");
+    let heartbeat = c.duration(raw.heartbeat, "daemon.limits.heartbeat", DEFAULT_HEARTBEAT);
+    c.nonzero(heartbeat, "daemon.limits.heartbeat", "\"30s\"");
     let default_wait = c.duration(
         raw.default_wait,
         "daemon.limits.default_wait",
@@ -462,10 +495,13 @@ fn limits(c: &mut Check<'_>, value: Option<Value>) -> Limits {
     );
     c.nonzero(shutdown_grace, "daemon.limits.shutdown_grace", "\"20s\"");
     Limits {
-        // Both ranges were checked to fit in 32 bits, so these casts are exact.
+        // The ranges were checked to fit in 32 bits, so these casts are exact.
         max_line_bytes: max_line_bytes as usize,
         max_connections: max_connections as usize,
+        max_connections_per_uid: max_connections_per_uid as usize,
         idle_timeout,
+        write_timeout,
+        heartbeat,
         default_wait,
         max_wait,
         login_timeout,

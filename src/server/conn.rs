@@ -1,10 +1,10 @@
 //! One client connection: length-capped line framing, the idle timeout,
-//! in-order replies, and the event stream after `subscribe`.
+//! in-order replies written within the write deadline, and the event
+//! stream (with heartbeats) after `subscribe`.
 
 use std::time::Instant;
 
 use futures::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
@@ -12,27 +12,30 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::Shared;
+use super::drain::Drain;
 use super::ops::{self, Outcome};
 use super::peer::Peer;
 use super::protocol;
+use super::writer::{LineWriter, WriteError};
 use crate::session::{ErrorCode, RequestError};
 
-/// How long a connection keeps answering after shutdown began, counted
-/// from its last request.
-const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Serves one connection until the peer closes, idles out, or shutdown.
-pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToken) {
-    let peer = match Peer::of(&stream) {
-        Ok(p) => p,
-        Err(e) => return debug!(error = %e, "cannot read peer credentials; closing"),
-    };
+/// Serves one connection until the peer closes, idles out, stops reading
+/// its replies, or shutdown.
+pub async fn serve(stream: UnixStream, peer: Peer, shared: &Shared, cancel: CancellationToken) {
     let daemon_wide = shared
         .registry
         .slots()
         .iter()
         .any(|s| peer.allowed(&s.access(), shared.daemon_uid))
         || peer.allowed(&shared.daemon_access, shared.daemon_uid);
+    // A peer allowed nowhere can only ever be told `forbidden`: it gets that
+    // for its first line and is closed, and it has no longer than a write
+    // deadline to send that line, so such peers cannot sit on slots.
+    let idle_timeout = if daemon_wide {
+        shared.limits.idle_timeout
+    } else {
+        shared.limits.write_timeout
+    };
     let (read, write) = stream.into_split();
     let mut lines = FramedRead::new(
         read,
@@ -44,23 +47,25 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
             shared.limits.max_line_bytes,
         ),
     );
-    let mut out = BufWriter::new(write);
+    let mut out = LineWriter::new(write, shared.limits.write_timeout);
     // One timer and one cancellation waiter per connection, re-armed per
     // request, instead of building both afresh for every line (a profile
     // under benches/socket.rs put that at a few percent of the daemon's CPU).
-    let idle = tokio::time::sleep(shared.limits.idle_timeout);
+    let idle = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle);
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
-    let mut draining = false;
+    let mut drain = Drain::default();
     loop {
         let next = tokio::select! {
             biased;
-            _ = &mut cancelled, if !draining => {
+            _ = &mut cancelled, if !drain.active() => {
                 // Shutting down: requests already sent (or arriving right
                 // now) are still answered; then the connection closes.
-                draining = true;
-                idle.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+                drain.begin(tokio::time::Instant::now());
+                if let Some(until) = drain.until() {
+                    idle.as_mut().reset(until);
+                }
                 continue;
             }
             _ = &mut idle => break,
@@ -77,7 +82,8 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
                         shared.limits.max_line_bytes
                     ),
                 );
-                let _ = write_line(&mut out, &protocol::error_reply(None, &err)).await;
+                let line = protocol::error_reply(None, &err);
+                let _ = send(&mut out, &line, &mut drain, &cancel, shared, peer.uid).await;
                 break;
             }
             Some(Err(AnyDelimiterCodecError::Io(_))) => break,
@@ -85,9 +91,11 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
         let Ok(line) = std::str::from_utf8(raw.strip_suffix(b"\r").unwrap_or(&raw)) else {
             let err =
                 RequestError::new(ErrorCode::BadRequest, "the request line is not valid UTF-8");
-            if write_line(&mut out, &protocol::error_reply(None, &err))
+            let line = protocol::error_reply(None, &err);
+            if send(&mut out, &line, &mut drain, &cancel, shared, peer.uid)
                 .await
                 .is_err()
+                || !daemon_wide
             {
                 break;
             }
@@ -110,17 +118,26 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
             ))
         };
         shared.metrics.observe(started.elapsed());
+        let now = tokio::time::Instant::now();
+        drain.extend(now);
         idle.as_mut()
-            .reset(tokio::time::Instant::now() + shared.limits.idle_timeout);
+            .reset(drain.until().unwrap_or(now + idle_timeout));
         match outcome {
             Outcome::Reply(reply) => {
-                if write_line(&mut out, &reply).await.is_err() {
+                if send(&mut out, &reply, &mut drain, &cancel, shared, peer.uid)
+                    .await
+                    .is_err()
+                    || !daemon_wide
+                {
                     break;
                 }
             }
             Outcome::Subscribe(ack, brokers) => {
                 let mut events = shared.registry.events().subscribe();
-                if write_line(&mut out, &ack).await.is_err() {
+                if send(&mut out, &ack, &mut drain, &cancel, shared, peer.uid)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 stream_events(
@@ -137,15 +154,46 @@ pub async fn serve(stream: UnixStream, shared: &Shared, cancel: CancellationToke
             }
         }
     }
-    let _ = out.shutdown().await;
+    out.close().await;
 }
 
-/// Streams events until the client closes or shutdown. Lines the client
-/// sends meanwhile are ignored (subscribe turns the connection one-way).
+/// Writes one line within the write deadline; a stalled write is counted
+/// and logged (with the peer's uid, never the line) before the caller
+/// closes. At debug level: a flood of stalled clients must not flood the
+/// journal too; the metric is what an operator watches.
+async fn send<W: tokio::io::AsyncWrite + Unpin>(
+    out: &mut LineWriter<W>,
+    line: &str,
+    drain: &mut Drain,
+    cancel: &CancellationToken,
+    shared: &Shared,
+    uid: u32,
+) -> Result<(), WriteError> {
+    let sent = out.line(line, drain, cancel).await;
+    if let Err(WriteError::Stalled) = &sent {
+        shared
+            .metrics
+            .connections_stalled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        debug!(
+            uid,
+            write_timeout = ?shared.limits.write_timeout,
+            "closing a connection that does not read its replies"
+        );
+    }
+    sent
+}
+
+/// Streams events until the client closes, stops reading, or shutdown.
+/// Lines the client sends meanwhile are ignored (subscribe turns the
+/// connection one-way). A heartbeat every `daemon.limits.heartbeat` keeps
+/// writing to a quiet stream, so a subscriber that stopped reading is found
+/// by the write deadline like any other, instead of by an idle timeout that
+/// would also close the quiet streams of healthy subscribers.
 async fn stream_events<R, W>(
     events: &mut tokio::sync::broadcast::Receiver<crate::session::Event>,
     lines: &mut FramedRead<R, AnyDelimiterCodec>,
-    out: &mut BufWriter<W>,
+    out: &mut LineWriter<W>,
     brokers: Option<Vec<String>>,
     peer: &Peer,
     shared: &Shared,
@@ -154,34 +202,37 @@ async fn stream_events<R, W>(
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    let period = shared.limits.heartbeat;
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // A stream whose writes were slow sends its next heartbeat a period
+    // later, not a burst of the missed ones.
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Never draining: shutdown ends the stream at once (below), and a write
+    // it interrupts is shortened to the drain.
+    let mut drain = Drain::default();
     loop {
-        tokio::select! {
+        let line = tokio::select! {
             _ = cancel.cancelled() => return,
-            input = lines.next() => if matches!(input, None | Some(Err(_))) { return },
-            event = events.recv() => {
-                let line = match event {
-                    Ok(e) => {
-                        let wanted = brokers.as_ref().is_none_or(|b| b.iter().any(|x| x == e.key.broker.as_str()));
-                        let visible = shared.registry.find(e.key.broker.as_str(), Some(&e.key.account), Some(e.key.api.as_str()))
-                            .is_ok_and(|s| peer.allowed(&s.access(), shared.daemon_uid));
-                        if !(wanted && visible) { continue; }
-                        protocol::event_json(&e)
-                    }
-                    // Tell a slow subscriber it missed events, so it re-reads state.
-                    Err(RecvError::Lagged(n)) => serde_json::json!({"event": "lagged", "missed": n}).to_string(),
-                    Err(RecvError::Closed) => return,
-                };
-                if write_line(out, &line).await.is_err() { return; }
-            }
+            input = lines.next() => if matches!(input, None | Some(Err(_))) { return } else { continue },
+            _ = beat.tick() => protocol::HEARTBEAT_EVENT.to_string(),
+            event = events.recv() => match event {
+                Ok(e) => {
+                    let wanted = brokers.as_ref().is_none_or(|b| b.iter().any(|x| x == e.key.broker.as_str()));
+                    let visible = shared.registry.find(e.key.broker.as_str(), Some(&e.key.account), Some(e.key.api.as_str()))
+                        .is_ok_and(|s| peer.allowed(&s.access(), shared.daemon_uid));
+                    if !(wanted && visible) { continue; }
+                    protocol::event_json(&e)
+                }
+                // Tell a slow subscriber it missed events, so it re-reads state.
+                Err(RecvError::Lagged(n)) => protocol::lagged_event(n),
+                Err(RecvError::Closed) => return,
+            },
+        };
+        if send(out, &line, &mut drain, cancel, shared, peer.uid)
+            .await
+            .is_err()
+        {
+            return;
         }
     }
-}
-
-async fn write_line<W: tokio::io::AsyncWrite + Unpin>(
-    out: &mut BufWriter<W>,
-    line: &str,
-) -> std::io::Result<()> {
-    out.write_all(line.as_bytes()).await?;
-    out.write_all(b"\n").await?;
-    out.flush().await
 }

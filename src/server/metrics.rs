@@ -25,6 +25,11 @@ pub struct ServerMetrics {
     pub connections: AtomicU64,
     /// Connections refused because the cap was reached.
     pub connections_refused: AtomicU64,
+    /// Connections refused because their uid held `max_connections_per_uid`.
+    pub connections_refused_per_uid: AtomicU64,
+    /// Connections closed because a reply or event write did not finish
+    /// within `write_timeout` (the client stopped reading).
+    pub connections_stalled: AtomicU64,
 }
 
 impl ServerMetrics {
@@ -189,6 +194,28 @@ impl ServerMetrics {
             out,
             "brokerd_connections_refused_total {}",
             self.connections_refused.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "brokerd_connections_refused_per_uid_total",
+            "counter",
+            "Connections refused because their uid held max_connections_per_uid.",
+        );
+        let _ = writeln!(
+            out,
+            "brokerd_connections_refused_per_uid_total {}",
+            self.connections_refused_per_uid.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "brokerd_connections_stalled_total",
+            "counter",
+            "Connections closed because the client did not read a reply or event within write_timeout.",
+        );
+        let _ = writeln!(
+            out,
+            "brokerd_connections_stalled_total {}",
+            self.connections_stalled.load(Ordering::Relaxed)
         );
         out
     }

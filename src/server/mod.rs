@@ -1,12 +1,16 @@
 //! The Unix socket server: binding (with stale-socket detection), the
-//! accept loop with a connection cap, and per-connection service.
+//! accept loop with a connection cap and a per-uid cap, and per-connection
+//! service.
 
 mod conn;
+mod drain;
 pub mod metrics;
 mod ops;
 pub mod peer;
 pub mod protocol;
+pub mod quota;
 pub mod socket_dir;
+mod writer;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -18,7 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::Limits;
 use crate::session::{Access, ErrorCode, Registry, RequestError};
@@ -119,6 +123,10 @@ pub async fn bind(path: &Path, mode: u32, gid: Option<u32>) -> Result<UnixListen
 }
 
 /// Accepts connections until `cancel`; each runs on `tracker`.
+///
+/// The peer's credentials are read here, once, so that the per-uid cap is
+/// applied before a connection task exists (and its groups are read close
+/// to the connect, before its pid can be reused).
 pub async fn run(
     listener: UnixListener,
     shared: Arc<Shared>,
@@ -128,6 +136,7 @@ pub async fn run(
     // Semaphore: a connection holds a permit for its whole life; at the cap
     // new ones get a clear error instead of queueing unseen.
     let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+    let quota = quota::UidQuota::new(shared.limits.max_connections_per_uid);
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -142,33 +151,76 @@ pub async fn run(
                 continue;
             }
         };
-        let shared = Arc::clone(&shared);
+        let cred = match stream.peer_cred() {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(error = %e, "cannot read peer credentials; closing");
+                continue;
+            }
+        };
+        // The per-uid cap first: a uid at its quota is told so, even when
+        // the daemon-wide cap is reached too.
+        let Some(counted) = quota.try_acquire(cred.uid()) else {
+            shared
+                .metrics
+                .connections_refused_per_uid
+                .fetch_add(1, Ordering::Relaxed);
+            let message = format!(
+                "too many connections from uid {}; retry shortly",
+                cred.uid()
+            );
+            refuse(&tracker, stream, &message, &shared.limits);
+            continue;
+        };
         match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => {
+                // Groups only for a connection that is served: a flood of
+                // refused ones costs one syscall each.
+                let peer = match peer::Peer::from_cred(&stream, cred) {
+                    Ok(peer) => peer,
+                    Err(e) => {
+                        debug!(error = %e, "cannot read the peer's groups; closing");
+                        continue;
+                    }
+                };
+                let shared = Arc::clone(&shared);
                 let cancel = cancel.clone();
                 tracker.spawn(async move {
                     shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
-                    conn::serve(stream, &shared, cancel).await;
+                    conn::serve(stream, peer, &shared, cancel).await;
                     shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-                    drop(permit);
+                    drop((permit, counted));
                 });
             }
             Err(_) => {
+                drop(counted);
                 shared
                     .metrics
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
-                tracker.spawn(async move {
-                    let err = RequestError::new(
-                        ErrorCode::Unavailable,
-                        "too many connections; retry shortly",
-                    )
-                    .retry_after(std::time::Duration::from_secs(1));
-                    let mut stream = stream;
-                    let line = protocol::error_reply(None, &err) + "\n";
-                    let _ = stream.write_all(line.as_bytes()).await;
-                });
+                refuse(
+                    &tracker,
+                    stream,
+                    "too many connections; retry shortly",
+                    &shared.limits,
+                );
             }
         }
     }
+}
+
+/// Longest wait for the one `unavailable` line of a refused connection: the
+/// line goes into an empty socket buffer, so it only waits on a broken peer.
+const REFUSAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes one `unavailable` line (retry in 1 s) and closes, on its own task
+/// and with a deadline, so the accept loop never waits for a client.
+fn refuse(tracker: &TaskTracker, mut stream: UnixStream, message: &str, limits: &Limits) {
+    let err = RequestError::new(ErrorCode::Unavailable, message)
+        .retry_after(std::time::Duration::from_secs(1));
+    let line = protocol::error_reply(None, &err) + "\n";
+    let deadline = limits.write_timeout.min(REFUSAL_DEADLINE);
+    tracker.spawn(async move {
+        let _ = tokio::time::timeout(deadline, stream.write_all(line.as_bytes())).await;
+    });
 }

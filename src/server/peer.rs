@@ -22,7 +22,15 @@ impl Peer {
     /// by `ProtectProc=invisible` (the `/proc/PID/status` this used to read
     /// could be both).
     pub fn of(stream: &tokio::net::UnixStream) -> std::io::Result<Self> {
-        let cred = stream.peer_cred()?;
+        Self::from_cred(stream, stream.peer_cred()?)
+    }
+
+    /// Like [`Peer::of`], with the `SO_PEERCRED` part already read (the
+    /// accept loop checks the uid's quota before it asks for the groups).
+    pub fn from_cred(
+        stream: &tokio::net::UnixStream,
+        cred: tokio::net::unix::UCred,
+    ) -> std::io::Result<Self> {
         let mut gids = vec![cred.gid()];
         gids.extend(
             brokerd_peergroups::peer_groups(stream)?

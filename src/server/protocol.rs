@@ -235,6 +235,16 @@ pub fn event_json(e: &Event) -> String {
     .to_string()
 }
 
+/// The `subscribe` line telling a slow subscriber it missed `missed` events.
+pub fn lagged_event(missed: u64) -> String {
+    serde_json::json!({"event": "lagged", "missed": missed}).to_string()
+}
+
+/// The `subscribe` line sent every `daemon.limits.heartbeat`: it tells the
+/// subscriber the daemon is there, and the daemon that the subscriber still
+/// reads (a stalled write closes the stream).
+pub const HEARTBEAT_EVENT: &str = r#"{"event":"heartbeat"}"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

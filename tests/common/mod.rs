@@ -71,7 +71,7 @@ create_key_if_missing = true
 [daemon.limits]
 default_wait = "10s"
 login_timeout = "2s"
-shutdown_grace = "5s"
+{grace}
 {limits}
 
 [[account]]
@@ -92,6 +92,12 @@ secret_key = "demo-market-secret"
             policy = without_budget(&self.policy),
             daemon = self.daemon,
             limits = self.limits,
+            // Unless the test sets its own.
+            grace = if self.limits.contains("shutdown_grace") {
+                ""
+            } else {
+                "shutdown_grace = \"5s\""
+            },
             jainam = self.jainam,
             extra = self.extra.replace("{root}", &root),
         )

@@ -240,6 +240,61 @@ fn limits_and_policy_relations() {
 }
 
 #[test]
+fn connection_limits() {
+    // The per-uid cap follows max_connections unless set, and is never 0.
+    let l = ok(&format!("[daemon.limits]\nmax_connections = 10\n{ACCOUNT}"))
+        .config
+        .daemon
+        .limits;
+    assert_eq!(l.max_connections_per_uid, 2);
+    let l = ok(&format!("[daemon.limits]\nmax_connections = 3\n{ACCOUNT}"))
+        .config
+        .daemon
+        .limits;
+    assert_eq!(l.max_connections_per_uid, 1);
+    let l = ok(&format!(
+        "[daemon.limits]\nmax_connections = 10\nmax_connections_per_uid = 10\n\
+         write_timeout = \"250ms\"\nheartbeat = \"1m\"\nidle_timeout = \"5m\"\n{ACCOUNT}"
+    ))
+    .config
+    .daemon
+    .limits;
+    assert_eq!(l.max_connections_per_uid, 10);
+    assert_eq!(l.write_timeout, Duration::from_millis(250));
+    assert_eq!(l.heartbeat, Duration::from_secs(60));
+    assert_eq!(l.idle_timeout, Duration::from_secs(300));
+
+    let p = problems(&format!(
+        "[daemon.limits]\nmax_connections = 10\nmax_connections_per_uid = 11\n{ACCOUNT}"
+    ));
+    let m = problem_on(&p, "daemon.limits.max_connections_per_uid");
+    assert!(m.message.contains("more than max_connections (10)"), "{m}");
+    assert!(m.fix.contains("at most 10"), "{m}");
+    let p = problems(&format!(
+        "[daemon.limits]\nmax_connections_per_uid = 0\n{ACCOUNT}"
+    ));
+    assert!(
+        problem_on(&p, "daemon.limits.max_connections_per_uid")
+            .fix
+            .contains("1 to 1000000")
+    );
+    let p = problems(&format!(
+        "[daemon.limits]\nwrite_timeout = \"0s\"\nheartbeat = \"0s\"\n{ACCOUNT}"
+    ));
+    assert_eq!(
+        keys(&p),
+        ["daemon.limits.write_timeout", "daemon.limits.heartbeat"]
+    );
+    assert!(p.iter().all(|m| m.message.contains("zero")), "{p:?}");
+    let p = problems(&format!("[daemon.limits]\nwrite_timeout = 5\n{ACCOUNT}"));
+    assert!(
+        problem_on(&p, "daemon.limits.write_timeout")
+            .message
+            .contains("has no unit")
+    );
+}
+
+#[test]
 fn database_urls() {
     // The store's rule (`store::database_file`), reported on the real key.
     let p = problems(&format!(

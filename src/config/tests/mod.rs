@@ -290,7 +290,10 @@ fn defaults() {
     let l = &d.limits;
     assert_eq!(l.max_line_bytes, 65536);
     assert_eq!(l.max_connections, 1024);
-    assert_eq!(l.idle_timeout, Duration::from_secs(300));
+    assert_eq!(l.max_connections_per_uid, 256);
+    assert_eq!(l.idle_timeout, Duration::from_secs(60));
+    assert_eq!(l.write_timeout, Duration::from_secs(5));
+    assert_eq!(l.heartbeat, Duration::from_secs(30));
     assert_eq!(l.default_wait, Duration::from_secs(15));
     assert_eq!(l.max_wait, Duration::from_secs(120));
     assert_eq!(l.login_timeout, Duration::from_secs(30));
