@@ -93,6 +93,17 @@ pub fn field(session: &Value, name: &str) -> Option<String> {
 /// `export BROKER_ACCOUNT_NAME='value'` lines for the token, generation,
 /// expiry and every scalar field.
 pub fn export_lines(session: &Value) -> String {
+    env_pairs(session)
+        .into_iter()
+        .map(|(name, value)| format!("export {name}='{}'\n", value.replace('\'', "'\\''")))
+        .collect()
+}
+
+/// The variables of [`export_lines`] as (name, value) pairs, unquoted:
+/// `BROKER_ACCOUNT[_MARKET]_NAME` for the token, generation, expiry and
+/// every scalar field (arrays joined with commas). `brokerctl exec` puts
+/// exactly these into its command's environment.
+pub fn env_pairs(session: &Value) -> Vec<(String, String)> {
     let mut prefix = format!(
         "{}_{}",
         session["broker"].as_str().unwrap_or(""),
@@ -102,8 +113,8 @@ pub fn export_lines(session: &Value) -> String {
         prefix.push_str("_market");
     }
     let prefix = shell_name(&prefix);
-    let mut out = String::new();
-    let mut line = |name: &str, v: &Value| {
+    let mut out = Vec::new();
+    let mut pair = |name: &str, v: &Value| {
         let text = match v {
             Value::String(s) => s.clone(),
             Value::Array(a) => a
@@ -114,18 +125,14 @@ pub fn export_lines(session: &Value) -> String {
             Value::Null | Value::Object(_) => return,
             other => other.to_string(),
         };
-        let name = shell_name(name);
-        out.push_str(&format!(
-            "export {prefix}_{name}='{}'\n",
-            text.replace('\'', "'\\''")
-        ));
+        out.push((format!("{prefix}_{}", shell_name(name)), text));
     };
     for key in ["token", "generation", "expires_at"] {
-        line(key, &session[key]);
+        pair(key, &session[key]);
     }
     if let Some(fields) = session["fields"].as_object() {
         for (k, v) in fields {
-            line(k, v);
+            pair(k, v);
         }
     }
     out

@@ -112,7 +112,7 @@ class Daemon:
     """The real daemon as a child process on ``root``; restartable on the
     same state dir and socket path."""
 
-    def __init__(self, root: Path, jainam_policy: str = "", daemon_extra: str = "") -> None:
+    def __init__(self, root: Path, jainam_policy: str = "", daemon_extra: str = "", limits_extra: str = "") -> None:
         self.root = root
         self.socket = str(root / "run/brokerd.sock")
         self.config = root / "brokerd.toml"
@@ -130,6 +130,7 @@ log_format = "json"
 [daemon.limits]
 default_wait = "10s"
 shutdown_grace = "5s"
+{limits_extra}
 
 [simulator]
 listen = "127.0.0.1:0"

@@ -3,7 +3,9 @@ many threads, events. Every count is the daemon's own (its ``metrics``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import threading
 from typing import List
@@ -203,4 +205,33 @@ def test_events_are_yielded_as_they_happen(daemon: Daemon):
     assert (ev.kind, ev.broker, ev.account, ev.api) == ("renewed", "jainam", "demo", "interactive")
     assert ev.expires_at == s.expires_at and ev.login_url is None
     assert all(e.broker == "jainam" for e in seen)
+    c.close()
+
+
+def test_heartbeats_keep_the_stream_alive_and_are_not_yielded(make_daemon):
+    d = make_daemon(limits_extra='heartbeat = "20ms"')
+    d.wait_active("jainam", "interactive")
+    c = Client(socket=d.socket)
+    # The daemon does send them: a raw subscription sees several quickly.
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(d.socket)
+        raw.sendall(b'{"op":"subscribe","brokers":["jainam"]}\n')
+        reader = raw.makefile("rb")
+        reader.readline()
+        assert all(json.loads(reader.readline())["event"] == "heartbeat" for _ in range(3))
+    seen: List[Event] = []
+
+    def watch() -> None:
+        for ev in c.events(brokers=["jainam"]):
+            seen.append(ev)
+
+    threading.Thread(target=watch, daemon=True).start()
+    s = c.session("jainam")
+    for _ in range(50):
+        s = c.invalidate(s, reason=INVALID_TOKEN)
+        if eventually(lambda: any(e.generation == s.generation for e in seen), timeout=0.2):
+            break
+    assert any(e.kind == "renewed" and e.generation == s.generation for e in seen), seen
+    # Dozens of heartbeats went by meanwhile; none reached the caller.
+    assert [e for e in seen if e.kind == "heartbeat"] == []
     c.close()

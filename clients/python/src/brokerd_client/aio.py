@@ -135,7 +135,11 @@ class Client:
                     line = await reader.readline()
                     if not line.endswith(b"\n"):
                         break
-                    yield Event.from_wire(_protocol.decode(line))
+                    event = Event.from_wire(_protocol.decode(line))
+                    # Heartbeats only keep the stream alive (the daemon closes
+                    # a subscriber whose writes stall); they say nothing.
+                    if event.kind != "heartbeat":
+                        yield event
             except (OSError, EOFError):
                 pass
             finally:
