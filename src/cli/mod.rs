@@ -1,5 +1,6 @@
 //! brokerctl's commands. The binary only parses arguments and calls [`run`].
 
+mod exec;
 mod render;
 
 use std::path::PathBuf;
@@ -147,6 +148,31 @@ pub enum Command {
         #[arg(long)]
         forget_removed: bool,
     },
+    /// Run a program with the session in its environment (the `token
+    /// --export` variables), and restart or signal it when the session is
+    /// renewed. Its exit status is brokerctl's.
+    Exec {
+        /// Which session.
+        #[command(flatten)]
+        target: Target,
+        /// On a new session: restart (default), signal:NAME (e.g.
+        /// signal:HUP; the program fetches the new session itself), or
+        /// ignore.
+        #[arg(long, default_value = "restart")]
+        on_renew: exec::OnRenew,
+        /// Seconds a restarted program gets between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 10)]
+        grace: u64,
+        /// The session must stay valid this many seconds.
+        #[arg(long)]
+        min_valid: Option<u64>,
+        /// Wait up to this many seconds for a login.
+        #[arg(long)]
+        wait: Option<u64>,
+        /// The program and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Make a new encryption key (base64 of 32 random bytes).
     Keygen {
         /// Write it to this file (mode 0600, must not exist) instead of stdout.
@@ -162,6 +188,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let path = client::socket_path(args.socket.as_deref(), args.config.as_deref())
         .map_err(anyhow::Error::msg)?;
+    if let Command::Exec {
+        target,
+        on_renew,
+        grace,
+        min_valid,
+        wait,
+        command,
+    } = args.command
+    {
+        let request = with_target(
+            json!({"op": "token", "min_valid_secs": min_valid, "wait_secs": wait}),
+            &target,
+        );
+        let exec = exec::Exec {
+            request,
+            on_renew,
+            grace: std::time::Duration::from_secs(grace),
+            command,
+        };
+        return exec::run(&path, exec).await;
+    }
     let mut conn = Client::connect(&path).await?;
     let request = match &args.command {
         Command::Status { .. } => json!({"op": "status"}),
@@ -223,7 +270,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             with_target(json!({"op": "sign", "body": body}), target)
         }
-        Command::Keygen { .. } => unreachable!("handled above"),
+        Command::Keygen { .. } | Command::Exec { .. } => unreachable!("handled above"),
     };
     let reply = conn.call(&request).await?;
     if reply["ok"] != json!(true) {
