@@ -41,6 +41,8 @@ pub struct Running {
     pub simulators: Option<Simulators>,
     /// Where the browser reaches the callback listener (`None`: off).
     pub callback_url: Option<String>,
+    /// Where the metrics and health endpoint listens (`None`: off).
+    pub http_addr: Option<std::net::SocketAddr>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
@@ -144,6 +146,11 @@ async fn start_keyed(
         }
         None => None,
     };
+    let http = match &config.http {
+        Some(h) => Some(crate::http::bind(h.listen).await?),
+        None => None,
+    };
+    let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
     if let (Some(sims), Some(cb)) = (&simulators, &callback_cfg) {
         sims.register_redirects(&config, cb);
     }
@@ -177,8 +184,7 @@ async fn start_keyed(
     let reloader = Arc::new(Reloader::new(
         config.source.clone(),
         Arc::clone(&registry),
-        d.clone(),
-        config.callback.clone(),
+        &config,
     ));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let shared = Arc::new(Shared {
@@ -195,6 +201,13 @@ async fn start_keyed(
     });
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    if let Some(listener) = http {
+        tracker.spawn(crate::http::serve(
+            listener,
+            Arc::clone(&shared),
+            cancel.clone(),
+        ));
+    }
     tracker.spawn(server::run(
         listener,
         shared,
@@ -235,6 +248,7 @@ async fn start_keyed(
         reloader,
         simulators,
         callback_url: callback_cfg.map(|c| c.public_url),
+        http_addr,
         cancel,
         tracker,
         grace: d.limits.shutdown_grace,

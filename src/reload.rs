@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::config::{CallbackConfig, Config, DaemonConfig};
+use crate::config::{CallbackConfig, Config, DaemonConfig, HttpConfig};
 use crate::session::{Registry, ReloadReport};
 
 /// A reload asked for over the socket: whether to forget the stored
@@ -31,23 +31,31 @@ pub struct Reloader {
     path: Option<PathBuf>,
     registry: Arc<Registry>,
     // tokio Mutex: held across the whole reload, so two reloads never
-    // interleave. Holds the settings the process runs with (`[daemon]`,
-    // `[callback]`), which only a restart changes.
-    daemon: tokio::sync::Mutex<(DaemonConfig, Option<CallbackConfig>)>,
+    // interleave. Holds the settings the process runs with, which only a
+    // restart changes.
+    daemon: tokio::sync::Mutex<Fixed>,
+}
+
+/// The sections a reload cannot change: `[daemon]`, `[callback]`, `[http]`.
+#[derive(Debug)]
+struct Fixed {
+    daemon: DaemonConfig,
+    callback: Option<CallbackConfig>,
+    http: Option<HttpConfig>,
 }
 
 impl Reloader {
     /// A reloader for the config at `path` (None: loaded from text, e.g. tests).
-    pub fn new(
-        path: Option<PathBuf>,
-        registry: Arc<Registry>,
-        daemon: DaemonConfig,
-        callback: Option<CallbackConfig>,
-    ) -> Self {
+    /// `running` is the configuration the process started with.
+    pub fn new(path: Option<PathBuf>, registry: Arc<Registry>, running: &Config) -> Self {
         Self {
             path,
             registry,
-            daemon: tokio::sync::Mutex::new((daemon, callback)),
+            daemon: tokio::sync::Mutex::new(Fixed {
+                daemon: running.daemon.clone(),
+                callback: running.callback.clone(),
+                http: running.http.clone(),
+            }),
         }
     }
 
@@ -79,9 +87,12 @@ impl Reloader {
     /// Applies an already validated configuration.
     pub async fn apply(&self, config: &Config, forget_removed: bool) -> ReloadOutcome {
         let running = self.daemon.lock().await;
-        let mut needs_restart = daemon_changes(&running.0, &config.daemon);
-        if running.1 != config.callback {
+        let mut needs_restart = daemon_changes(&running.daemon, &config.daemon);
+        if running.callback != config.callback {
             needs_restart.push("callback".to_string());
+        }
+        if running.http != config.http {
+            needs_restart.push("http".to_string());
         }
         for key in &needs_restart {
             warn!(key = %key, "changed in the config; it applies after a restart (systemctl restart brokerd)");

@@ -45,6 +45,8 @@ pub struct Config {
     /// `[callback]`: the local HTTP listener for browser-login redirects
     /// (Zerodha, Breeze). Off when absent.
     pub callback: Option<CallbackConfig>,
+    /// `[http]`: the optional metrics and health endpoint. Off when absent.
+    pub http: Option<HttpConfig>,
     /// The file the configuration came from (absolute), if it came from one.
     pub source: Option<PathBuf>,
 }
@@ -293,6 +295,14 @@ impl CallbackConfig {
     pub fn redirect_url(&self, broker: BrokerId, account: &str) -> String {
         format!("{}/callback/{broker}/{account}", self.public_url)
     }
+}
+
+/// `[http]`: `GET /metrics` (Prometheus text) and `GET /healthz` for
+/// node_exporter-style monitoring. Serves no token, secret or login link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where it listens; loopback is expected (a warning otherwise).
+    pub listen: SocketAddr,
 }
 
 /// `[simulator]`: run the bundled broker simulators (demo, tests).

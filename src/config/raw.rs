@@ -23,6 +23,15 @@ pub(super) struct RawFile {
     pub account: Option<Value>,
     /// `[callback]`, read as [`RawCallback`].
     pub callback: Option<Value>,
+    /// `[http]`, read as [`RawHttp`].
+    pub http: Option<Value>,
+}
+
+/// `[http]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub listen: Option<Value>,
 }
 
 /// `[callback]`.

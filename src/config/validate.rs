@@ -10,10 +10,10 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::check::Check;
-use super::raw::{RawCallback, RawDaemon, RawFile, RawLimits, RawSimulator};
+use super::raw::{RawCallback, RawDaemon, RawFile, RawHttp, RawLimits, RawSimulator};
 use super::{
-    CallbackConfig, Config, ConfigErrors, ConfigProblem, DaemonConfig, FILE_KEY, Limits, Loaded,
-    LogFormat, NotifyConfig, SimulatorConfig, account,
+    CallbackConfig, Config, ConfigErrors, ConfigProblem, DaemonConfig, FILE_KEY, HttpConfig,
+    Limits, Loaded, LogFormat, NotifyConfig, SimulatorConfig, account,
 };
 use crate::secret::{SecretEnv, SecretRef};
 
@@ -74,6 +74,7 @@ pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loa
     let simulator = simulator(&mut c, file.simulator);
     let accounts = account::accounts(&mut c, file.account, simulator.is_some());
     let callback = callback(&mut c, file.callback);
+    let http = http(&mut c, file.http);
     if callback.is_some() {
         for (i, a) in accounts.iter().enumerate() {
             let unchecked = match (&a.zerodha, &a.breeze) {
@@ -99,6 +100,7 @@ pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loa
             daemon,
             simulator,
             callback,
+            http,
             accounts,
             source: None,
         },
@@ -288,6 +290,30 @@ fn callback(c: &mut Check<'_>, value: Option<Value>) -> Option<CallbackConfig> {
         },
     };
     Some(CallbackConfig { listen, public_url })
+}
+
+fn http(c: &mut Check<'_>, value: Option<Value>) -> Option<HttpConfig> {
+    let raw: RawHttp = c.table(Some(value?), "http", "an [http] section")?;
+    let text = c.required_string(raw.listen, "http.listen", "listen = \"127.0.0.1:9187\"")?;
+    let Ok(listen) = text.parse::<SocketAddr>() else {
+        c.problem(
+            "http.listen",
+            format!("{text:?} is not an IP address and port"),
+            "write an IP:port such as \"127.0.0.1:9187\" (Prometheus scrapes it locally, or through \
+             an SSH tunnel or a reverse proxy)",
+        );
+        return None;
+    };
+    if !listen.ip().is_loopback() {
+        c.warn(
+            "http.listen",
+            format_args!(
+                "{listen} is not a loopback address: the endpoint has no authentication, so anyone who \
+                 can reach it reads account names and session states (never tokens); prefer 127.0.0.1"
+            ),
+        );
+    }
+    Some(HttpConfig { listen })
 }
 
 /// A mode is a quoted octal string, as for chmod: a bare TOML number would

@@ -183,3 +183,24 @@ fn example_interactive_values_are_the_named_defaults() {
         notify.daemon.notify.unwrap().timeout
     );
 }
+
+#[test]
+fn http_section() {
+    let c = ok(&format!("[http]\nlisten = \"127.0.0.1:9187\"\n{ZERODHA}")).config;
+    assert_eq!(c.http.unwrap().listen.to_string(), "127.0.0.1:9187");
+    assert!(ok(ZERODHA).config.http.is_none(), "off by default");
+    let p = problems(&format!("[http]\nlisten = \"localhost\"\n{ZERODHA}"));
+    assert_eq!(keys(&p), ["http.listen"]);
+    let p = problems(&format!("[http]\n{ZERODHA}"));
+    assert_eq!(keys(&p), ["http.listen"]);
+    let p = problems(&format!(
+        "[http]\nlisten = \"127.0.0.1:9187\"\npath = \"/x\"\n{ZERODHA}"
+    ));
+    assert!(p.iter().any(|p| p.key.starts_with("http")), "{p:?}");
+    let loaded = ok(&format!("[http]\nlisten = \"0.0.0.0:9187\"\n{ZERODHA}"));
+    assert!(
+        loaded.warnings.iter().any(|w| w.contains("not a loopback")),
+        "{:?}",
+        loaded.warnings
+    );
+}
