@@ -303,7 +303,7 @@ impl Connector {
                     let session = client.exchange(submitted).await?;
                     Ok((session, BrokerClient::new(BrokerClientKind::Breeze(client))))
                 }
-                _ => Err(BrokerError::Config(
+                Self::Jainam { .. } | Self::KotakNeo { .. } => Err(BrokerError::Config(
                     "this broker logs in by itself; nothing can be submitted".into(),
                 )),
             };
@@ -383,7 +383,15 @@ impl Connector {
             (Self::Zerodha { cfg: a, timeout: t }, Self::Zerodha { cfg: b, timeout: u }) => {
                 a == b && t == u
             }
-            _ => false,
+            // Different brokers. Listed, not `_`: a new broker must get its
+            // own arm above (a missing one does not compile).
+            (
+                Self::Jainam { .. }
+                | Self::KotakNeo { .. }
+                | Self::Breeze { .. }
+                | Self::Zerodha { .. },
+                _,
+            ) => false,
         }
     }
 
@@ -474,34 +482,47 @@ impl Connector {
                     timeout,
                 }
             }
-            (new, _) => new,
+            // Nothing else keeps per-account state across a reload. Listed,
+            // not `_`: a new broker with state (a TOTP ledger) must decide.
+            (
+                new @ (Self::KotakNeo { .. }
+                | Self::Jainam { .. }
+                | Self::Zerodha { .. }
+                | Self::Breeze { .. }),
+                _,
+            ) => new,
         }
     }
 
     /// Checks worth doing at startup (Kotak: the clock against the broker's,
     /// and which TOTP window was used last, even by a login that crashed).
     pub async fn startup_check(&self) {
-        if let Self::KotakNeo {
-            cfg,
-            shared,
-            timeout,
-        } = self
-        {
-            if let Err(e) = shared.totp.load().await {
-                // The next login tries again and sends nothing until it can.
-                tracing::error!(ucc = %cfg.ucc, error = %e, "cannot seed the TOTP gate");
+        match self {
+            Self::KotakNeo {
+                cfg,
+                shared,
+                timeout,
+            } => {
+                if let Err(e) = shared.totp.load().await {
+                    // The next login tries again and sends nothing until it can.
+                    tracing::error!(ucc = %cfg.ucc, error = %e, "cannot seed the TOTP gate");
+                }
+                if let Ok(client) = kotak_neo::KotakClient::new(cfg, *timeout) {
+                    client.check_clock(shared).await;
+                }
             }
-            if let Ok(client) = kotak_neo::KotakClient::new(cfg, *timeout) {
-                client.check_clock(shared).await;
-            }
+            Self::Jainam { .. } | Self::Zerodha { .. } | Self::Breeze { .. } => {}
         }
     }
 
     /// Tells the connector a login finished at `at` (a stored session found
     /// at startup): Kotak must not reuse that login's TOTP window.
     pub fn note_previous_login(&self, at: DateTime<Utc>) {
-        if let Self::KotakNeo { shared, .. } = self {
-            shared.totp.used_before(at.timestamp_millis().max(0) as u64);
+        match self {
+            Self::KotakNeo { shared, .. } => {
+                shared.totp.used_before(at.timestamp_millis().max(0) as u64)
+            }
+            Self::Jainam { .. } | Self::Zerodha { .. } | Self::Breeze { .. } => {}
         }
     }
 

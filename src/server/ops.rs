@@ -298,14 +298,22 @@ fn not_interactive(slot: &Slot) -> RequestError {
 
 /// The field a broker's browser login brings back, by its broker's name.
 fn submission(req: &Request<'_>, slot: &Slot) -> Result<crate::secret::Secret, RequestError> {
-    let (want, other, value) = match slot.key().broker {
-        BrokerId::Zerodha => ("request_token", "api_session", &req.request_token),
-        BrokerId::Breeze => ("api_session", "request_token", &req.api_session),
-        _ => return Err(not_interactive(slot)),
-    };
-    let wrong = match slot.key().broker {
-        BrokerId::Zerodha => req.api_session.is_some(),
-        _ => req.request_token.is_some(),
+    // What this broker's browser login brings back, and whether the other
+    // broker's field was sent by mistake.
+    let (want, other, value, wrong) = match slot.key().broker {
+        BrokerId::Zerodha => (
+            "request_token",
+            "api_session",
+            &req.request_token,
+            req.api_session.is_some(),
+        ),
+        BrokerId::Breeze => (
+            "api_session",
+            "request_token",
+            &req.api_session,
+            req.request_token.is_some(),
+        ),
+        BrokerId::Jainam | BrokerId::KotakNeo => return Err(not_interactive(slot)),
     };
     match value.as_deref().map(str::trim) {
         Some(v) if crate::session::plausible_submission(v) => Ok(crate::secret::Secret::new(v)),
