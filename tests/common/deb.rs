@@ -2,6 +2,7 @@
 //! running the tools that read it.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -70,6 +71,12 @@ pub fn dist_targets() -> Vec<(String, String)> {
     targets
 }
 
+/// Prints `message` past the test harness's output capture (which takes
+/// only `print!` and `eprint!`), so that a skip shows in every run.
+pub fn loud(message: &str) {
+    let _ = writeln!(std::io::stderr(), "\n*** {message} ***\n");
+}
+
 /// The package, built on first use; `None` when cargo-deb is missing and
 /// `BROKERD_SKIP_DEB=1` says to skip (printed loudly).
 pub fn package() -> Option<&'static Package> {
@@ -78,15 +85,17 @@ pub fn package() -> Option<&'static Package> {
 }
 
 fn build() -> Option<Package> {
-    let has_cargo_deb = Command::new("cargo")
+    // The cargo running these tests, so `cargo deb` sees the same toolchain.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let has_cargo_deb = Command::new(&cargo)
         .args(["deb", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_cargo_deb {
         if std::env::var("BROKERD_SKIP_DEB").as_deref() == Ok("1") {
-            eprintln!(
-                "\n*** SKIPPED tests/deb.rs: cargo-deb is not installed and BROKERD_SKIP_DEB=1. \
-                 The Debian package was NOT built or checked. ***\n"
+            loud(
+                "SKIPPED tests/deb.rs: cargo-deb is not installed and BROKERD_SKIP_DEB=1. \
+                 The Debian package was NOT built or checked.",
             );
             return None;
         }
@@ -110,7 +119,7 @@ fn build() -> Option<Package> {
     }
     let out = dir.join("out");
     run_ok(
-        Command::new("cargo")
+        Command::new(&cargo)
             .args(["deb", "--no-build", "--fast", "--output"])
             .arg(&out)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
