@@ -1,38 +1,19 @@
 //! brokerd: the daemon. `brokerd --config F` runs it; `brokerd check-config
 //! --config F` validates a config and reports every problem.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use brokerd::cli::{DaemonArgs, DaemonCommand};
 use brokerd::harden::KEY_VAR;
 use brokerd::secret::{Secret, SecretRef};
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(
-    version,
-    about = "Keeps broker API sessions valid and serves them over a Unix socket"
-)]
-struct Args {
-    /// Configuration file.
-    #[arg(long, global = true, env = "BROKERD_CONFIG", default_value = brokerd::client::DEFAULT_CONFIG)]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Validate the configuration and list every problem with its fix.
-    CheckConfig,
-}
+use clap::Parser;
 
 fn main() -> ExitCode {
     // First, before any secret is read: no core dumps, not dumpable. The
     // problems, if any, are logged once logging is set up.
     let hardening = brokerd::harden::process();
-    let args = Args::parse();
-    if let Some(Command::CheckConfig) = args.command {
+    let args = DaemonArgs::parse();
+    if let Some(DaemonCommand::CheckConfig) = args.command {
         let (ok, report) = brokerd::config::check_config_report(&args.config);
         println!("{report}");
         return if ok {
