@@ -2,10 +2,12 @@
 //! accept loop with a connection cap, and per-connection service.
 
 mod conn;
+pub mod history;
 pub mod metrics;
 mod ops;
 pub mod peer;
 pub mod protocol;
+mod rotate;
 pub mod socket_dir;
 
 use std::os::unix::fs::PermissionsExt;
@@ -42,6 +44,8 @@ pub struct Shared {
     /// The callback listener's settings, to tell operators which redirect
     /// URL to register.
     pub callback: Option<crate::config::CallbackConfig>,
+    /// Rotates the storage key (`rotate_key`).
+    pub key_rotation: Arc<crate::store::rotation::KeyRotator>,
 }
 
 /// Why the socket could not be bound.
