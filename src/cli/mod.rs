@@ -1,5 +1,6 @@
 //! brokerctl's commands. The binary only parses arguments and calls [`run`].
 
+mod history;
 mod render;
 
 use std::path::PathBuf;
@@ -147,6 +148,36 @@ pub enum Command {
         #[arg(long)]
         forget_removed: bool,
     },
+    /// The audit trail, newest first: logins, failures, invalidations,
+    /// submissions, lock-outs, conflicts, key rotations. Never a secret.
+    History {
+        /// Only this broker.
+        broker: Option<String>,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only this api (interactive or market).
+        #[arg(long)]
+        api: Option<String>,
+        /// Only events of the last DURATION (90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = history::parse_since)]
+        since: Option<u64>,
+        /// At most this many events (default 50, at most 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Print the raw JSON reply instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-encrypt every stored session under a new storage key and make it
+    /// the key file's key (no login, no downtime). Operators only.
+    RotateKey {
+        /// The new key's file (as written by `keygen --out`; mode 0600 and
+        /// readable by brokerd's user, which reads it itself). Without it,
+        /// brokerd makes the new key.
+        #[arg(long)]
+        new: Option<PathBuf>,
+    },
     /// Make a new encryption key (base64 of 32 random bytes).
     Keygen {
         /// Write it to this file (mode 0600, must not exist) instead of stdout.
@@ -223,6 +254,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             with_target(json!({"op": "sign", "body": body}), target)
         }
+        Command::History {
+            broker,
+            account,
+            api,
+            since,
+            limit,
+            ..
+        } => without_nulls(json!({
+            "op": "history", "broker": broker, "account": account, "api": api,
+            "since_secs": since, "limit": limit,
+        })),
+        Command::RotateKey { new } => {
+            // The daemon has its own working folder: send an absolute path.
+            let file = new
+                .as_deref()
+                .map(std::path::absolute)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("cannot resolve the --new path: {e}"))?;
+            without_nulls(json!({"op": "rotate_key", "new_key_file": file}))
+        }
         Command::Keygen { .. } => unreachable!("handled above"),
     };
     let reply = conn.call(&request).await?;
@@ -245,6 +296,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json: false } => print!("{}", render::status_table(&reply["accounts"])),
         Command::Metrics => print!("{}", reply["text"].as_str().unwrap_or("")),
+        Command::History { json: true, .. } => {
+            println!("{}", serde_json::to_string_pretty(&reply)?)
+        }
+        Command::History { json: false, .. } => print!("{}", history::table(&reply)),
+        Command::RotateKey { new } => {
+            println!(
+                "rotated the storage key {} -> {}: {} session(s) re-encrypted; the key file now \
+                 holds the new key",
+                reply["old_key_id"].as_str().unwrap_or("?"),
+                reply["new_key_id"].as_str().unwrap_or("?"),
+                reply["sessions"]
+            );
+            let unreadable = reply["unreadable"].as_array().map_or(0, Vec::len);
+            if unreadable > 0 {
+                println!(
+                    "{unreadable} stored session(s) were unreadable before and stay so (a login \
+                     replaces them): {}",
+                    reply["unreadable"]
+                );
+            }
+            if let Some(path) = new {
+                println!(
+                    "{} is now a second copy of the key: delete it (shred -u {})",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
         Command::Reload { .. } => {
             let list = |k: &str| {
                 reply[k]
@@ -320,7 +399,11 @@ fn with_target(mut request: Value, target: &Target) -> Value {
     if let Some(a) = &target.api {
         request["api"] = json!(a);
     }
-    // Drop nulls so the daemon applies its defaults.
+    without_nulls(request)
+}
+
+/// Drops nulls so the daemon applies its defaults.
+fn without_nulls(mut request: Value) -> Value {
     if let Value::Object(map) = &mut request {
         map.retain(|_, v| !v.is_null());
     }
