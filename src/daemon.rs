@@ -113,6 +113,20 @@ async fn start_keyed(
             .await
             .with_context(|| format!("opening the store {}", redact_url(&d.database_url)))?,
     );
+    // Before any session is read: a rotation a crash interrupted is
+    // finished or rolled back, and its pending key made readable.
+    let key_home = key_home(env_key.is_some(), d.key.as_ref());
+    match store::rotation::finish_interrupted(&store, &key_home).await {
+        Ok(store::rotation::Interrupted::None) => {}
+        Ok(done) => info!(?done, "an interrupted key rotation was dealt with"),
+        // The pending key cannot be read: refusing beats starting without
+        // the key some sessions may be under.
+        Err(e @ store::rotation::RotationError::Refused { .. }) => {
+            return Err(anyhow::Error::new(e).context("finishing an interrupted key rotation"));
+        }
+        // Both keys stay readable; the next start tries again.
+        Err(e) => warn!(error = %e, "an interrupted key rotation could not be finished"),
+    }
     match store.prune_audit(d.audit_retention, d.audit_max_rows).await {
         Ok(n) if n > 0 => info!(rows = n, "pruned old audit rows"),
         Ok(_) => {}
@@ -198,6 +212,10 @@ async fn start_keyed(
             gids: d.allowed_gids.clone(),
         },
         callback: callback_cfg.clone(),
+        key_rotation: Arc::new(store::rotation::KeyRotator::new(
+            key_home,
+            Arc::clone(&store),
+        )),
     });
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -240,7 +258,7 @@ async fn start_keyed(
     });
     crate::systemd::ready(&crate::systemd::summary(&registry));
     info!(socket = %d.socket.display(), accounts = config.accounts.len(), sessions = registry.slots().len(),
-          key_id = store.key_id(), "brokerd ready");
+          key_id = %store.key_id(), "brokerd ready");
     Ok(Running {
         socket: d.socket.clone(),
         registry,
@@ -255,6 +273,26 @@ async fn start_keyed(
         owns_socket,
         _lock: lock,
     })
+}
+
+/// Where the store key lives, for rotation: only a `file:` key (and no
+/// `BROKERD_KEY`, which wins over it) is one brokerd can rewrite.
+fn key_home(
+    from_env: bool,
+    config_ref: Option<&crate::secret::SecretRef>,
+) -> store::rotation::KeyHome {
+    use crate::secret::SecretRef;
+    use store::rotation::KeyHome;
+    if from_env {
+        return KeyHome::Fixed("BROKERD_KEY".into());
+    }
+    match config_ref {
+        Some(SecretRef::File(path)) => KeyHome::File(path.clone()),
+        Some(SecretRef::Cred(name)) => KeyHome::Fixed(format!("cred:{name}")),
+        Some(SecretRef::Env(name)) => KeyHome::Fixed(format!("env:{name}")),
+        // Refused by the key's loading before this is asked.
+        Some(SecretRef::Literal(_)) | None => KeyHome::Fixed("daemon.key".into()),
+    }
 }
 
 impl Running {

@@ -142,6 +142,36 @@ pub enum Command {
         #[arg(long)]
         forget_removed: bool,
     },
+    /// The audit trail, newest first: logins, failures, invalidations,
+    /// submissions, lock-outs, conflicts, key rotations. Never a secret.
+    History {
+        /// Only this broker.
+        broker: Option<String>,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only this api (interactive or market).
+        #[arg(long)]
+        api: Option<String>,
+        /// Only events of the last DURATION (90s, 15m, 2h, 7d).
+        #[arg(long, value_parser = super::history::parse_since)]
+        since: Option<u64>,
+        /// At most this many events (default 50, at most 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Print the raw JSON reply instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-encrypt every stored session under a new storage key and make it
+    /// the key file's key (no login, no downtime). Operators only.
+    RotateKey {
+        /// The new key's file (as written by `keygen --out`; mode 0600 and
+        /// readable by brokerd's user, which reads it itself). Without it,
+        /// brokerd makes the new key.
+        #[arg(long)]
+        new: Option<PathBuf>,
+    },
     /// Run a program with the session in its environment (the `token
     /// --export` variables), and restart or signal it when the session is
     /// renewed. Its exit status is brokerctl's.

@@ -4,6 +4,7 @@
 mod args;
 mod daemon_args;
 mod exec;
+mod history;
 mod render;
 
 pub use args::{Args, Command, Target};
@@ -105,6 +106,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             with_target(json!({"op": "sign", "body": body}), target)
         }
+        Command::History {
+            broker,
+            account,
+            api,
+            since,
+            limit,
+            ..
+        } => without_nulls(json!({
+            "op": "history", "broker": broker, "account": account, "api": api,
+            "since_secs": since, "limit": limit,
+        })),
+        Command::RotateKey { new } => {
+            // The daemon has its own working folder: send an absolute path.
+            let file = new
+                .as_deref()
+                .map(std::path::absolute)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("cannot resolve the --new path: {e}"))?;
+            without_nulls(json!({"op": "rotate_key", "new_key_file": file}))
+        }
         Command::Keygen { .. } | Command::Exec { .. } => unreachable!("handled above"),
     };
     let reply = conn.call(&request).await?;
@@ -127,6 +148,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json: false } => print!("{}", render::status_table(&reply["accounts"])),
         Command::Metrics => print!("{}", reply["text"].as_str().unwrap_or("")),
+        Command::History { json: true, .. } => {
+            println!("{}", serde_json::to_string_pretty(&reply)?)
+        }
+        Command::History { json: false, .. } => print!("{}", history::table(&reply)),
+        Command::RotateKey { new } => {
+            println!(
+                "rotated the storage key {} -> {}: {} session(s) re-encrypted; the key file now \
+                 holds the new key",
+                reply["old_key_id"].as_str().unwrap_or("?"),
+                reply["new_key_id"].as_str().unwrap_or("?"),
+                reply["sessions"]
+            );
+            let unreadable = reply["unreadable"].as_array().map_or(0, Vec::len);
+            if unreadable > 0 {
+                println!(
+                    "{unreadable} stored session(s) were unreadable before and stay so (a login \
+                     replaces them): {}",
+                    reply["unreadable"]
+                );
+            }
+            if let Some(path) = new {
+                println!(
+                    "{} is now a second copy of the key: delete it (shred -u {})",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
         Command::Reload { .. } => {
             let list = |k: &str| {
                 reply[k]
@@ -205,7 +254,11 @@ fn with_target(mut request: Value, target: &Target) -> Value {
     if let Some(a) = &target.api {
         request["api"] = json!(a);
     }
-    // Drop nulls so the daemon applies its defaults.
+    without_nulls(request)
+}
+
+/// Drops nulls so the daemon applies its defaults.
+fn without_nulls(mut request: Value) -> Value {
     if let Value::Object(map) = &mut request {
         map.retain(|_, v| !v.is_null());
     }

@@ -4,11 +4,13 @@
 
 mod conn;
 mod drain;
+pub mod history;
 pub mod metrics;
 mod ops;
 pub mod peer;
 pub mod protocol;
 pub mod quota;
+mod rotate;
 pub mod socket_dir;
 mod writer;
 
@@ -46,6 +48,8 @@ pub struct Shared {
     /// The callback listener's settings, to tell operators which redirect
     /// URL to register.
     pub callback: Option<crate::config::CallbackConfig>,
+    /// Rotates the storage key (`rotate_key`).
+    pub key_rotation: Arc<crate::store::rotation::KeyRotator>,
 }
 
 /// Why the socket could not be bound.

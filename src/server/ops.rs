@@ -187,6 +187,8 @@ async fn dispatch(
                 Err(problems) => Err(RequestError::new(ErrorCode::BadRequest, problems)),
             }
         }
+        "history" => reply(super::history::answer(req, shared, peer).await?),
+        "rotate_key" => reply(super::rotate::answer(req, shared, peer).await?),
         "login_url" => {
             let slot = &find(req, shared, peer)?;
             let url = slot.login_url().ok_or_else(|| not_interactive(slot))?;
@@ -232,7 +234,7 @@ async fn dispatch(
             ErrorCode::UnknownOp,
             format!(
                 "unknown op {other:?}; ops are hello, status, token, invalidate, login, logout, login_url, submit, \
-                 sign, subscribe, metrics, reload"
+                 sign, subscribe, metrics, reload, history, rotate_key"
             ),
         )),
     }

@@ -68,6 +68,16 @@ pub struct Request<'a> {
     /// sent compactly serialised (the answer then includes that text).
     #[serde(default)]
     pub body: Option<serde_json::Value>,
+    /// `history`: only rows of the last this many seconds.
+    #[serde(default)]
+    pub since_secs: Option<u64>,
+    /// `history`: at most this many rows (default and cap in `server::history`).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `rotate_key`: the absolute path of the new key's file, which the
+    /// daemon reads itself (absent: the daemon makes the key).
+    #[serde(default)]
+    pub new_key_file: Option<String>,
 }
 
 impl Request<'_> {
@@ -218,6 +228,21 @@ pub fn status_json(s: &SlotStatus) -> serde_json::Value {
         "login_url": s.login_url,
         "app_expiry": s.app_expiry,
         "warnings": s.warnings,
+    })
+}
+
+/// One row of a `history` answer. Daemon rows (a key rotation) have no
+/// account or api: `null` rather than an empty name.
+pub fn history_json(row: &crate::store::AuditRow) -> serde_json::Value {
+    let name = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    serde_json::json!({
+        "at": ist(row.at),
+        "event": row.event,
+        "broker": row.broker,
+        "account": name(&row.account),
+        "api": name(&row.api),
+        "generation": row.generation,
+        "detail": row.detail,
     })
 }
 

@@ -111,6 +111,11 @@ impl Registry {
         Arc::clone(&self.slots.read())
     }
 
+    /// The store every slot persists to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// The event bus shared by all slots.
     pub fn events(&self) -> &EventBus {
         &self.events

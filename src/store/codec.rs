@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::crypto::EncryptionKey;
+use super::keyring::KeyRing;
 use super::{StoreError, StoredSession};
 use crate::brokers::{Material, NewSession, SessionKey, SessionMeta};
 
@@ -39,10 +40,46 @@ pub(crate) struct RawRow {
 /// Unambiguous although `account` is free text: every other part is from a
 /// fixed alphabet without `|`, so the account is whatever lies between them.
 fn aad(key: &SessionKey, generation: u64, key_id: &str) -> String {
-    format!(
-        "brokerd-session-v1|{}|{}|{}|{generation}|{key_id}",
-        key.broker, key.account, key.api
+    aad_of(
+        key.broker.as_str(),
+        &key.account,
+        key.api.as_str(),
+        generation,
+        key_id,
     )
+}
+
+/// [`aad`] from the stored spellings, for rows whose broker this build may
+/// not know (a rotation re-encrypts those too).
+fn aad_of(broker: &str, account: &str, api: &str, generation: u64, key_id: &str) -> String {
+    format!("brokerd-session-v1|{broker}|{account}|{api}|{generation}|{key_id}")
+}
+
+/// A stored ciphertext and what it is bound to, as a rotation reads it.
+pub(crate) struct Sealed<'a> {
+    pub broker: &'a str,
+    pub account: &'a str,
+    pub api: &'a str,
+    pub generation: i64,
+    pub key_id: &'a str,
+    pub nonce: &'a [u8],
+    pub ciphertext: &'a [u8],
+}
+
+/// Decrypts `row` with whichever key of `ring` it names and encrypts it
+/// again under `target`, without parsing the material (it never leaves
+/// this function). `None`: no key of the ring opens it (already unreadable:
+/// a foreign key, or tampered with); the row is then left as it is.
+pub(crate) fn reseal(
+    ring: &KeyRing,
+    target: &EncryptionKey,
+    row: &Sealed<'_>,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let generation = u64::try_from(row.generation).ok()?;
+    let key = ring.get(row.key_id)?;
+    let aad = |id: &str| aad_of(row.broker, row.account, row.api, generation, id);
+    let plaintext = key.open(row.nonce, row.ciphertext, aad(row.key_id).as_bytes())?;
+    target.seal(&plaintext, aad(target.id()).as_bytes())
 }
 
 /// SQLite and Postgres `BIGINT` are signed; the daemon counts from 1.
@@ -84,7 +121,7 @@ pub(crate) fn seal(
 /// [`StoredSession::session`] so the caller still learns the generation;
 /// only a row without a usable generation fails as a whole.
 pub(crate) fn open(
-    key: &EncryptionKey,
+    keys: &KeyRing,
     slot: &SessionKey,
     row: RawRow,
 ) -> Result<StoredSession, StoreError> {
@@ -96,7 +133,7 @@ pub(crate) fn open(
     let session = row
         .ciphertext
         .is_some()
-        .then(|| open_session(key, slot, generation, row));
+        .then(|| open_session(keys, slot, generation, row));
     Ok(StoredSession {
         generation,
         session,
@@ -104,7 +141,7 @@ pub(crate) fn open(
 }
 
 fn open_session(
-    key: &EncryptionKey,
+    keys: &KeyRing,
     slot: &SessionKey,
     generation: u64,
     row: RawRow,
@@ -128,13 +165,13 @@ fn open_session(
             "the row has ciphertext but lacks its key id, nonce or times".into(),
         ));
     };
-    if row_key_id != key.id() {
+    let Some(key) = keys.get(&row_key_id) else {
         return Err(decrypt_error(format!(
             "it was encrypted with key {row_key_id}, but the configured key is {}; configure key \
              {row_key_id} again, or log in to replace the session",
-            key.id()
+            keys.ids().join(", readable ")
         )));
-    }
+    };
     let plaintext = key
         .open(&nonce, &ciphertext, aad(slot, generation, &row_key_id).as_bytes())
         .ok_or_else(|| {

@@ -410,7 +410,7 @@ fn load_or_create_file(path: &Path, forbidden: u32) -> Result<EncryptionKey, Key
 
 /// Reads a key file, refusing it when `mode & forbidden_bits != 0` (the
 /// rule of every secret file, [`crate::secret::read_private_file`]).
-fn read_key_file(path: &Path, forbidden_bits: u32) -> Result<EncryptionKey, KeyError> {
+pub(crate) fn read_key_file(path: &Path, forbidden_bits: u32) -> Result<EncryptionKey, KeyError> {
     let contents = match crate::secret::read_private_file(path, forbidden_bits, MAX_KEY_FILE_LEN) {
         Ok(c) => c,
         // ENOTDIR: a file where a folder on the way should be; the key is

@@ -6,11 +6,16 @@
 //! same `sqlx::Error::Database` path and with the same text
 //! (`(code: 13) database or disk is full`), so everything above the store
 //! (classification, messages, status) sees exactly what a real outage shows.
+//!
+//! A key rotation has two more drills: the disk filling halfway through its
+//! transaction ([`FaultSwitch::set_disk_full_after`]), and the process dying
+//! between its commit and the key file's replacement
+//! ([`FaultSwitch::halt_rotation_after_commit`]).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use sqlx::error::{DatabaseError, ErrorKind};
 
@@ -21,10 +26,23 @@ pub(crate) const SQLITE_FULL: &str = "13";
 
 /// Turns injected write failures on and off. Cheap to clone; every clone
 /// controls the same store. Reads are never affected.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct FaultSwitch {
     // An atomic: checked on every write, flipped from another task.
     full: Arc<AtomicBool>,
+    /// Writes still let through before the disk "fills"; negative: no limit.
+    writes_left: Arc<AtomicI64>,
+    halt_rotation: Arc<AtomicBool>,
+}
+
+impl Default for FaultSwitch {
+    fn default() -> Self {
+        Self {
+            full: Arc::default(),
+            writes_left: Arc::new(AtomicI64::new(-1)),
+            halt_rotation: Arc::default(),
+        }
+    }
 }
 
 impl FaultSwitch {
@@ -39,13 +57,43 @@ impl FaultSwitch {
         );
     }
 
+    /// Lets the next `writes` writes through, then fails every write as on
+    /// a full disk (until [`FaultSwitch::set_disk_full`]`(false)`): a disk
+    /// that fills in the middle of a multi-row transaction.
+    pub fn set_disk_full_after(&self, writes: u32) {
+        self.writes_left.store(i64::from(writes), Ordering::SeqCst);
+    }
+
     /// Whether writes are being failed.
     pub fn disk_full(&self) -> bool {
         self.full.load(Ordering::SeqCst)
     }
 
+    /// Makes the next key rotation stop right after its database commit, as
+    /// if the process died there: the key file is not replaced and the
+    /// pending new key stays beside it. Only a restart finishes that
+    /// rotation, as it would after a real crash.
+    pub fn halt_rotation_after_commit(&self, halt: bool) {
+        self.halt_rotation.store(halt, Ordering::SeqCst);
+    }
+
+    /// Whether a rotation must stop after its commit (see above).
+    pub(crate) fn rotation_halts(&self) -> bool {
+        self.halt_rotation.swap(false, Ordering::SeqCst)
+    }
+
     /// Called at the start of every write.
     pub(crate) fn check_write(&self) -> Result<(), StoreError> {
+        let counted = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 0).then(|| n - 1)
+            });
+        if counted == Err(0) {
+            // The allowance is spent: the disk is full from now on.
+            self.writes_left.store(-1, Ordering::SeqCst);
+            self.full.store(true, Ordering::SeqCst);
+        }
         if self.disk_full() {
             return Err(StoreError::Database(sqlx::Error::Database(Box::new(
                 InjectedFull,

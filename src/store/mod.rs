@@ -5,13 +5,22 @@
 mod codec;
 pub mod crypto;
 mod faults;
+mod history;
+pub mod keyfile;
+mod keyring;
 mod login_history;
+mod reencrypt;
 mod rejections;
+pub mod rotation;
 pub mod sqlite;
 
+pub use history::{HistoryQuery, Visibility};
+pub use keyring::KeyRing;
+pub use reencrypt::Reencrypted;
 pub use rejections::Rejection;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -245,6 +254,63 @@ impl Store {
         }
     }
 
+    /// The audit rows `query` asks for and its visibility allows, newest
+    /// first, at most `query.limit`.
+    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.history(query).await,
+        }
+    }
+
+    /// Appends an audit entry about the daemon as a whole (broker column
+    /// `brokerd`, account and api empty). A failure is logged: the audit
+    /// trail is for people and never stops the daemon.
+    pub async fn audit_daemon(&self, event: AuditEvent, detail: &str) {
+        let written = match self {
+            Store::Sqlite(s) => s.audit_daemon(event, detail).await,
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, event = event.as_str(), "audit write failed");
+        }
+    }
+
+    /// How many stored sessions are under each key id.
+    pub async fn sessions_by_key(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.sessions_by_key().await,
+        }
+    }
+
+    /// The keys the store reads with (ids only reach the outside).
+    pub fn keys(&self) -> Arc<KeyRing> {
+        match self {
+            Store::Sqlite(s) => s.keys(),
+        }
+    }
+
+    pub(crate) fn accept_key(&self, key: Arc<EncryptionKey>) {
+        match self {
+            Store::Sqlite(s) => s.accept_key(key),
+        }
+    }
+
+    pub(crate) fn forget_old_keys(&self) {
+        match self {
+            Store::Sqlite(s) => s.forget_old_keys(),
+        }
+    }
+
+    pub(crate) async fn reencrypt(
+        &self,
+        target: Arc<EncryptionKey>,
+        event: AuditEvent,
+        detail: impl FnOnce(&Reencrypted) -> String,
+    ) -> Result<Reencrypted, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.reencrypt(target, event, detail).await,
+        }
+    }
+
     /// Deletes audit rows older than `max_age`, then all but the newest
     /// `max_rows`. Returns how many rows were deleted.
     pub async fn prune_audit(&self, max_age: Duration, max_rows: u64) -> Result<u64, StoreError> {
@@ -261,7 +327,7 @@ impl Store {
     }
 
     /// The id of the key the store encrypts with.
-    pub fn key_id(&self) -> &str {
+    pub fn key_id(&self) -> String {
         match self {
             Store::Sqlite(s) => s.key_id(),
         }
@@ -324,6 +390,12 @@ pub enum AuditEvent {
     StoreUnavailable,
     /// The store accepts writes again after a `StoreUnavailable`.
     StoreRecovered,
+    /// Every stored session was re-encrypted under a new storage key (a
+    /// daemon row: key ids only).
+    KeyRotated,
+    /// A key rotation interrupted before its commit was rolled back at
+    /// start (a daemon row: key ids only).
+    KeyRotationRolledBack,
 }
 
 impl AuditEvent {
@@ -342,6 +414,8 @@ impl AuditEvent {
             Self::Conflict => "conflict",
             Self::StoreUnavailable => "store_unavailable",
             Self::StoreRecovered => "store_recovered",
+            Self::KeyRotated => "key_rotated",
+            Self::KeyRotationRolledBack => "key_rotation_rolled_back",
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -14,6 +15,7 @@ use sqlx::sqlite::{
 use super::codec::{self, RawRow};
 use super::crypto::EncryptionKey;
 use super::faults::FaultSwitch;
+use super::keyring::KeyRing;
 use super::{AuditEntry, AuditRow, StoreError, StoredSession};
 use crate::brokers::{Api, BrokerId, NewSession, SessionKey};
 
@@ -34,13 +36,19 @@ pub(crate) const RESERVATION_BYTES: i64 = 64 * 1024;
 const SESSION_COLUMNS: &str =
     "generation, key_id, nonce, ciphertext, expires_at, obtained_at, user_id, app_expiry";
 
-/// An SQLite store: a connection pool and the key rows are encrypted with.
+/// An SQLite store: a connection pool and the keys rows are encrypted with.
 #[derive(Debug)]
 pub struct SqliteStore {
     // The pool does its own locking; wrapping it in a mutex would serialise
     // readers for nothing.
     pub(super) pool: SqlitePool,
-    key: EncryptionKey,
+    /// Swapped whole by a key rotation; readers take a snapshot and never
+    /// hold the lock across an await.
+    keys: parking_lot::RwLock<Arc<KeyRing>>,
+    /// Held shared by every session save from sealing to commit, and
+    /// exclusively by a key rotation: a save sealed under the old key can
+    /// then never land after the rotation re-encrypted the table.
+    pub(super) sealing: tokio::sync::RwLock<()>,
     pub(super) faults: FaultSwitch,
     /// The database file, for messages (it says which disk to free).
     path: PathBuf,
@@ -81,7 +89,8 @@ impl SqliteStore {
         tracing::info!(path = %path.display(), key_id = key.id(), "store opened");
         Ok(Self {
             pool,
-            key,
+            keys: parking_lot::RwLock::new(Arc::new(KeyRing::new(key))),
+            sealing: tokio::sync::RwLock::new(()),
             faults: FaultSwitch::default(),
             path,
         })
@@ -139,7 +148,10 @@ impl SqliteStore {
         session: &NewSession,
     ) -> Result<(), StoreError> {
         self.faults.check_write()?;
-        let row = codec::seal(&self.key, slot, generation, session)?;
+        // Until the commit: a rotation must not re-encrypt the table between
+        // this seal and this write.
+        let _sealing = self.sealing.read().await;
+        let row = codec::seal(self.keys().current(), slot, generation, session)?;
         // Autocommit: `execute` returns after the commit, and with
         // synchronous=FULL the commit has been fsynced by then.
         let done = sqlx::query(
@@ -199,7 +211,8 @@ impl SqliteStore {
         .bind(slot.api.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| codec::open(&self.key, slot, row)).transpose()
+        let keys = self.keys();
+        row.map(|row| codec::open(&keys, slot, row)).transpose()
     }
 
     pub(crate) async fn load_all(&self) -> Result<Vec<(SessionKey, StoredSession)>, StoreError> {
@@ -209,6 +222,7 @@ impl SqliteStore {
         ))
         .fetch_all(&self.pool)
         .await?;
+        let keys = self.keys();
         let mut sessions = Vec::with_capacity(rows.len());
         for SlotRow {
             broker,
@@ -225,7 +239,7 @@ impl SqliteStore {
                 continue;
             };
             let slot = SessionKey::new(broker_id, account, api_id);
-            let stored = codec::open(&self.key, &slot, row)?;
+            let stored = codec::open(&keys, &slot, row)?;
             sessions.push((slot, stored));
         }
         Ok(sessions)
@@ -316,30 +330,14 @@ impl SqliteStore {
     }
 
     pub(crate) async fn audit_rows(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        type Row = (i64, String, String, String, Option<i64>, String, String);
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<super::history::AuditTuple> = sqlx::query_as(
             "SELECT at, broker, account, api, generation, event, detail FROM audit \
              ORDER BY id DESC LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(at, broker, account, api, generation, event, detail)| {
-                let bad = |what: String| StoreError::Invalid(format!("audit row: {what}"));
-                Ok(AuditRow {
-                    at: codec::millis_to_time(at).ok_or_else(|| bad(format!("bad time {at}")))?,
-                    generation: generation
-                        .map(|g| u64::try_from(g).map_err(|_| bad(format!("bad generation {g}"))))
-                        .transpose()?,
-                    broker,
-                    account,
-                    api,
-                    event,
-                    detail,
-                })
-            })
-            .collect()
+        rows.into_iter().map(super::history::audit_row).collect()
     }
 
     pub(crate) async fn prune_audit(
@@ -375,8 +373,18 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    pub(crate) fn key_id(&self) -> &str {
-        self.key.id()
+    pub(crate) fn key_id(&self) -> String {
+        self.keys().current().id().to_string()
+    }
+
+    /// A snapshot of the keys.
+    pub(crate) fn keys(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.keys.read())
+    }
+
+    /// Replaces the keys (a rotation's steps).
+    pub(super) fn set_keys(&self, keys: KeyRing) {
+        *self.keys.write() = Arc::new(keys);
     }
 }
 

@@ -298,7 +298,7 @@ async fn the_last_totp_window_survives_a_restart_per_account() {
 /// The base64 of an open store's key, to reopen it (keys are not `Clone`).
 fn key_b64(store: &Store) -> String {
     match store {
-        Store::Sqlite(s) => s.key.to_base64().expose().to_string(),
+        Store::Sqlite(s) => s.keys().current().to_base64().expose().to_string(),
     }
 }
 
