@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use brokerd::sim::breeze::Delivery;
-use common::browser::{BREEZE_KEY, Browser, browser, next_event, open, subscribe};
+use common::browser::{BREEZE_KEY, BREEZE_SECRET, Browser, browser, next_event, open, subscribe};
 use common::{error_code, session};
 use serde_json::json;
 
@@ -80,8 +80,15 @@ async fn browser_login_by_query_and_by_form() {
     assert_eq!(s["generation"], 1);
     let token = s["token"].as_str().unwrap();
     assert!(b.breeze.is_session_valid(token));
-    assert_eq!(s["fields"]["user_id"], "BZ1234");
-    assert_eq!(s["fields"]["session_token"], token);
+    // Exactly the documented fields; the session token only as `token`
+    // and `X-SessionToken`, the secret key nowhere.
+    common::assert_session_fields(
+        &got,
+        json!({"api_root": format!("{}/breezeapi/api/v1", b.breeze.base_url()),
+               "api_key": BREEZE_KEY, "user_id": "BZ1234"}),
+        &[BREEZE_SECRET],
+        &[token],
+    );
     assert_eq!(s["headers"]["X-AppKey"], BREEZE_KEY);
     assert_eq!(s["headers"]["X-SessionToken"], token);
     assert_eq!(

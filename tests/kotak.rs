@@ -31,9 +31,17 @@ async fn the_session_carries_what_orders_need() {
     assert_eq!(s["headers"]["Sid"], s["fields"]["sid"]);
     assert_eq!(s["headers"]["neo-fin-key"], "neotradeapi");
     assert_eq!(s["headers"]["Authorization"], u.access_token.as_str());
-    assert_eq!(s["fields"]["base_url"], k.sim.base_url().as_str());
-    assert_eq!(s["fields"]["ucc"], u.ucc.as_str());
-    assert_eq!(s["fields"]["data_center"], u.data_center.as_str());
+    // Exactly the documented fields, with the validate answer's values
+    // (feedUrl/rtUrl were not sent, so they are absent).
+    let trade = k.sim.last_trade_answer().unwrap();
+    let base = k.sim.base_url();
+    common::assert_session_fields(
+        &reply,
+        json!({"api_root": base, "base_url": base, "sid": trade["sid"], "ucc": u.ucc,
+               "data_center": u.data_center, "rid": trade["rid"], "hs_server_id": ""}),
+        &[&u.mpin, &u.totp_seed],
+        &[&u.access_token, s["token"].as_str().unwrap()],
+    );
     // Trade tokens end at 00:00 IST; expires_at comes from the JWT's exp.
     assert!(
         s["expires_at"]
@@ -44,6 +52,36 @@ async fn the_session_carries_what_orders_need() {
     );
     assert!(k.sim.is_token_valid(s["token"].as_str().unwrap()));
     assert_eq!((k.sim.login_count(), k.sim.validate_count()), (1, 1));
+}
+
+/// The feed and order-feed URLs of the validate answer reach the session
+/// when Kotak sends them: the SDK's websockets connect there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_urls_pass_through_when_kotak_sends_them() {
+    let k = Kotak::start_with_sim("", |sim| {
+        let host = sim.base_url().replacen("http", "ws", 1);
+        sim.set_feed_urls(Some((format!("{host}/feed"), format!("{host}/realtime"))));
+    })
+    .await;
+    let reply = k.token().await;
+    let s = session(&reply);
+    let u = KotakSimUser::demo();
+    let trade = k.sim.last_trade_answer().unwrap();
+    let base = k.sim.base_url();
+    assert!(
+        trade["feedUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("ws://127.0.0.1:")
+    );
+    common::assert_session_fields(
+        &reply,
+        json!({"api_root": base, "base_url": base, "sid": trade["sid"], "ucc": u.ucc,
+               "data_center": u.data_center, "rid": trade["rid"], "hs_server_id": "",
+               "feed_url": trade["feedUrl"], "rt_url": trade["rtUrl"]}),
+        &[&u.mpin, &u.totp_seed],
+        &[&u.access_token, s["token"].as_str().unwrap()],
+    );
 }
 
 /// Seed 000: a TOTP generated 2 s before its window ends is not used; the

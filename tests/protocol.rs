@@ -46,6 +46,39 @@ async fn hello_status_and_the_session_shape() {
     assert!(st.get("token").is_none());
 }
 
+/// Both Jainam sessions carry exactly the fields of docs/protocol.md, with
+/// the simulator's values and its address as `api_root`, and no key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jainam_sessions_carry_the_documented_fields() {
+    let h = Harness::start("login_at_start = false").await;
+    let root = h.sim.base_url();
+    // The app keys too: the SDK needs them only to log in, so they never travel.
+    let keys = [
+        "demo-interactive-key",
+        "demo-interactive-secret",
+        "demo-market-key",
+        "demo-market-secret",
+    ];
+    let interactive = h.token("interactive").await;
+    let token = session(&interactive)["token"].as_str().unwrap().to_string();
+    common::assert_session_fields(
+        &interactive,
+        json!({"api_root": root, "user_id": "DEMO01", "is_investor_client": true,
+               "client_codes": ["DEMO01"]}),
+        &keys,
+        &[&token],
+    );
+    let market = h.token("market").await;
+    let token = session(&market)["token"].as_str().unwrap().to_string();
+    common::assert_session_fields(
+        &market,
+        json!({"api_root": root, "market_prefix": "/apibinarymarketdata", "user_id": "DEMO01",
+               "app_version": "1.0.0", "application_expiry_date": "2027-03-31"}),
+        &keys,
+        &[&token],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_lines_get_errors_and_the_connection_lives_on() {
     let h = Harness::start("login_at_start = false").await;

@@ -68,9 +68,20 @@ async fn one_click_login_wakes_waiting_clients_and_subscribers() {
         format!("token {KITE_KEY}:{token}")
     );
     assert_eq!(s["headers"]["X-Kite-Version"], "3");
-    assert_eq!(s["fields"]["user_id"], "ZD1234");
-    assert_eq!(s["fields"]["api_key"], KITE_KEY);
-    assert!(s["fields"]["public_token"].is_string() && s["fields"]["login_time"].is_string());
+    // Exactly the documented fields, with the exchange answer's values.
+    let answer = b.kite.last_exchange_answer().unwrap();
+    common::assert_session_fields(
+        &got,
+        json!({"api_root": b.kite.base_url(), "user_id": "ZD1234", "api_key": KITE_KEY,
+               "public_token": answer["public_token"], "login_time": answer["login_time"]}),
+        &[KITE_SECRET],
+        &[token],
+    );
+    assert!(
+        answer["public_token"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty())
+    );
     // The next cut-off (the harness sets it an hour behind the clock).
     let expires = chrono::DateTime::parse_from_rfc3339(s["expires_at"].as_str().unwrap()).unwrap();
     let left = expires.with_timezone(&chrono::Utc) - chrono::Utc::now();

@@ -144,6 +144,12 @@ impl JainamClient {
                 .expect("fallback lifetime is validated to a sane range")
         });
         let mut fields = serde_json::Map::new();
+        // XTSConnect(root=...) and both socket.io clients connect to the root
+        // this session was made on (the simulator in tests).
+        fields.insert(
+            "api_root".into(),
+            json!(self.cfg.root.trim_end_matches('/')),
+        );
         fields.insert("user_id".into(), json!(user_id));
         let mut app_expiry = None;
         match self.api {
@@ -182,6 +188,9 @@ impl JainamClient {
                     .get("application_expiry_date")
                     .and_then(Value::as_str)
                     .map(str::to_string);
+                // The SDK hard-codes `/apimarketdata`; Jainam's servers differ,
+                // so REST paths and the socket.io path need the real prefix.
+                fields.insert("market_prefix".into(), json!(self.cfg.market_prefix));
                 fields.insert("app_version".into(), json!(result.get("appVersion")));
                 fields.insert("application_expiry_date".into(), json!(app_expiry));
             }

@@ -135,9 +135,10 @@ pub struct Material {
     pub token: Secret,
     /// Headers ready to put on a broker request (they carry the token).
     pub headers: BTreeMap<String, Secret>,
-    /// Broker-specific values clients need with the token (user id, client
-    /// codes, base URL ...). Stored encrypted because some brokers put
-    /// session ids here.
+    /// Broker-specific values an official SDK needs with the token (user
+    /// id, client codes, `api_root` on every session, websocket URLs ...),
+    /// per broker as tabled in docs/protocol.md. Never a secret or a copy of
+    /// the token; stored encrypted because Kotak's session id is here.
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 

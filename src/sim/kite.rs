@@ -137,6 +137,8 @@ struct Inner {
     /// Every access token issued, live or not.
     sessions: HashMap<String, Session>,
     issued: Vec<String>,
+    /// The `data` of the last successful `POST /session/token` answer.
+    last_exchange: Option<serde_json::Value>,
 }
 
 /// A request token from a browser login, waiting for its exchange.
@@ -232,6 +234,7 @@ impl KiteSim {
                 requests: HashMap::new(),
                 sessions: HashMap::new(),
                 issued: Vec::new(),
+                last_exchange: None,
             }),
         });
         let app = server::router(shared.clone());
@@ -332,6 +335,13 @@ impl KiteSim {
     /// [`SecondLogin::SameToken`] is listed once.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.inner.lock().issued.clone()
+    }
+
+    /// The `data` object of the last successful `POST /session/token`
+    /// answer, as sent (access token included: for tests comparing a
+    /// session with it).
+    pub fn last_exchange_answer(&self) -> Option<serde_json::Value> {
+        self.shared.inner.lock().last_exchange.clone()
     }
 
     /// Stops the server: no new connections; answers still being held back

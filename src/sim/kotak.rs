@@ -10,6 +10,9 @@
 //! server drops seconds after login while their `exp` is hours away (a second
 //! program logging in to the same account), every known shape of the
 //! dead-session and IP-rule answers, and a broker clock that is off.
+//! `tradeApiValidate` answers `token`, `sid`, `rid`, `baseUrl` (this
+//! server), `dataCenter`, `kType`, `status` and an empty `hsServerId`, plus
+//! `feedUrl`/`rtUrl` when a test sets them ([`KotakSim::set_feed_urls`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -199,6 +202,11 @@ struct Inner {
     views: HashMap<String, View>,
     sessions: HashMap<String, Session>,
     issued: Vec<String>,
+    /// `feedUrl` and `rtUrl` of the validate answer; absent unless a test
+    /// sets them (the SDK reads them when Kotak sends them).
+    feed_urls: Option<(String, String)>,
+    /// The `data` of the last successful `tradeApiValidate` answer.
+    last_trade: Option<serde_json::Value>,
 }
 
 /// A view token from `tradeApiLogin`, good only for `tradeApiValidate`.
@@ -342,6 +350,8 @@ impl KotakSim {
                 views: HashMap::new(),
                 sessions: HashMap::new(),
                 issued: Vec::new(),
+                feed_urls: None,
+                last_trade: None,
             }),
         });
         let app = server::router(shared.clone());
@@ -455,6 +465,19 @@ impl KotakSim {
     /// oldest first (tests grep logs for them).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.inner.lock().issued.clone()
+    }
+
+    /// Makes `tradeApiValidate` answer also `feedUrl` (the market-data
+    /// websocket) and `rtUrl` (the order feed), as the Neo SDK expects when
+    /// Kotak sends them; `None` (the default) leaves both out.
+    pub fn set_feed_urls(&self, urls: Option<(String, String)>) {
+        self.shared.inner.lock().feed_urls = urls;
+    }
+
+    /// The `data` object of the last successful `tradeApiValidate` answer,
+    /// as sent (token included: for tests comparing a session with it).
+    pub fn last_trade_answer(&self) -> Option<serde_json::Value> {
+        self.shared.inner.lock().last_trade.clone()
     }
 
     /// Stops the server: no new connections; answers still being held back

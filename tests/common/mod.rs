@@ -215,6 +215,46 @@ pub fn session(reply: &Value) -> &Value {
     &reply["session"]
 }
 
+/// Asserts the session in `reply` has exactly the `fields` in `expected`
+/// (the per-broker tables of docs/protocol.md), and that no secret leaks:
+/// none of `never` appears anywhere in the reply, and none of
+/// `token_or_headers` appears outside `token` and `headers`, the only places
+/// the protocol puts credentials.
+pub fn assert_session_fields(
+    reply: &Value,
+    expected: Value,
+    never: &[&str],
+    token_or_headers: &[&str],
+) {
+    let s = session(reply);
+    assert_eq!(
+        s["fields"], expected,
+        "the documented fields, with the broker's values"
+    );
+    let whole = reply.to_string();
+    let mut rest = reply.clone();
+    let rest_session = rest["session"].as_object_mut().expect("a session object");
+    rest_session.remove("token");
+    rest_session.remove("headers");
+    let rest = rest.to_string();
+    for secret in never {
+        assert!(
+            !secret.is_empty() && !whole.contains(secret),
+            "{secret:?} leaked into {whole}"
+        );
+    }
+    for secret in token_or_headers {
+        assert!(
+            !secret.is_empty() && whole.contains(secret),
+            "{secret:?} is in token or headers"
+        );
+        assert!(
+            !rest.contains(secret),
+            "{secret:?} leaked outside token/headers: {rest}"
+        );
+    }
+}
+
 /// Asserts `reply` failed with `code`.
 pub fn error_code(reply: &Value) -> &str {
     assert_eq!(reply["ok"], false, "expected an error, got {reply}");

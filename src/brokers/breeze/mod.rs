@@ -119,9 +119,17 @@ impl BreezeClient {
         let mut headers = BTreeMap::new();
         headers.insert("X-AppKey".to_string(), self.cfg.app_key.clone());
         headers.insert("X-SessionToken".to_string(), Secret::new(token.clone()));
+        // No copy of the session token here: it travels as `token` and
+        // `X-SessionToken`, and fields hold no credential of their own.
+        // The app key is public (it is in every login URL) and is what
+        // BreezeConnect(api_key=...) takes.
         let mut fields = serde_json::Map::new();
+        fields.insert(
+            "api_root".into(),
+            json!(self.cfg.api_root.trim_end_matches('/')),
+        );
+        fields.insert("api_key".into(), json!(self.cfg.app_key.expose()));
         fields.insert("user_id".into(), json!(user_id));
-        fields.insert("session_token".into(), json!(token));
         Ok(NewSession {
             material: Material {
                 token: Secret::new(token),

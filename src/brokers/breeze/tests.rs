@@ -241,7 +241,7 @@ async fn query_login_exchange_validate_and_check_secret() {
     );
     assert_eq!(
         Value::Object(s.material.fields.clone()),
-        json!({"user_id": "BZ1234", "session_token": token})
+        json!({"api_root": cfg.api_root, "api_key": "demo+breeze=key^01", "user_id": "BZ1234"})
     );
     assert_eq!(s.meta.user_id.as_deref(), Some("BZ1234"));
     assert_eq!(s.meta.app_expiry, None);

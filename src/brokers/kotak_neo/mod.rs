@@ -26,6 +26,15 @@ use errors::{CallClass, LoginFailure, Step};
 /// The login host; overridable per account.
 pub const DEFAULT_LOGIN_HOST: &str = LOGIN_HOST.default;
 
+/// Values of the `tradeApiValidate` answer copied into the session's fields
+/// when present (`hsServerId` even when empty): (answer key, field name).
+const TRADE_PASSTHROUGH: [(&str, &str); 4] = [
+    ("rid", "rid"),
+    ("hsServerId", "hs_server_id"),
+    ("feedUrl", "feed_url"),
+    ("rtUrl", "rt_url"),
+];
+
 /// What all logins of one account share: the TOTP windows already used and
 /// the last measured clock skew.
 #[derive(Debug)]
@@ -185,11 +194,24 @@ impl KotakClient {
             Secret::new(self.cfg.neo_fin_key.clone()),
         );
         headers.insert("Authorization".to_string(), self.cfg.access_token.clone());
+        let base_url = base_url.trim_end_matches('/');
         let mut fields = serde_json::Map::new();
-        fields.insert("base_url".into(), json!(base_url.trim_end_matches('/')));
+        // `api_root` is the key every broker's session has; `base_url` is
+        // Kotak's own name for it, kept for the clients that read it.
+        fields.insert("api_root".into(), json!(base_url));
+        fields.insert("base_url".into(), json!(base_url));
         fields.insert("sid".into(), json!(sid));
         fields.insert("ucc".into(), json!(self.cfg.ucc));
         fields.insert("data_center".into(), json!(data_center));
+        // What the Neo SDKs keep from the validate answer besides the token
+        // (`edit_rid`, the older SDK's `serverId` sent as `sId`, the feed
+        // and order-feed URLs), passed through only when Kotak sent them:
+        // none is a credential on its own.
+        for (answer_key, field) in TRADE_PASSTHROUGH {
+            if let Some(v) = trade.get(answer_key).and_then(Value::as_str) {
+                fields.insert(field.into(), json!(v));
+            }
+        }
         info!(ucc = %self.cfg.ucc, data_center = %data_center, "Kotak trade session obtained");
         Ok(NewSession {
             material: Material {

@@ -135,6 +135,12 @@ impl ZerodhaClient {
         );
         headers.insert("X-Kite-Version".to_string(), Secret::new(KITE_VERSION));
         let mut fields = serde_json::Map::new();
+        // Where this session was made: KiteConnect(root=...) must send its
+        // calls there (the simulator in tests, Kite in production).
+        fields.insert(
+            "api_root".into(),
+            json!(self.cfg.api_root.trim_end_matches('/')),
+        );
         fields.insert("user_id".into(), json!(user_id));
         fields.insert("api_key".into(), json!(text("api_key").unwrap_or(api_key)));
         for key in ["public_token", "login_time"] {

@@ -105,7 +105,17 @@ async fn full_flow_login_exchange_validate_logout() {
     );
     let mut keys: Vec<&String> = m.fields.keys().collect();
     keys.sort();
-    assert_eq!(keys, ["api_key", "login_time", "public_token", "user_id"]);
+    assert_eq!(
+        keys,
+        [
+            "api_key",
+            "api_root",
+            "login_time",
+            "public_token",
+            "user_id"
+        ]
+    );
+    assert_eq!(m.fields["api_root"], json!(cfg.api_root));
     assert_eq!(m.fields["user_id"], json!("ZD1234"));
     assert_eq!(m.fields["api_key"], json!(KEY));
     let public = m.fields["public_token"].as_str().unwrap();

@@ -213,6 +213,7 @@ async fn exchange(
         m.insert("enctoken".into(), json!(""));
         m.insert("login_time".into(), json!(session.login_time));
     }
+    g.last_exchange = Some(data.clone());
     drop(g);
     tracing::debug!(user_id = %pending.user_id, "kite sim: access token issued");
     success(data)

@@ -357,10 +357,15 @@ async fn trade_api_validate(State(s): State<Arc<Shared>>, h: HeaderMap, body: By
     g.sessions.insert(token.clone(), session);
     g.issued.extend([token.clone(), sid.clone()]);
     g.successes += 1;
+    let mut data = json!({"token": token, "sid": sid, "rid": random_id(), "baseUrl": s.base_url,
+        "dataCenter": user.data_center, "kType": "Trade", "status": "success", "hsServerId": ""});
+    if let Some((feed, rt)) = &g.feed_urls {
+        data["feedUrl"] = json!(feed);
+        data["rtUrl"] = json!(rt);
+    }
+    g.last_trade = Some(data.clone());
     drop(g);
     tracing::debug!(ucc = %user.ucc, "kotak sim: trade token issued");
-    let data = json!({"token": token, "sid": sid, "rid": random_id(), "baseUrl": s.base_url,
-        "dataCenter": user.data_center, "kType": "Trade", "status": "success", "hsServerId": ""});
     reply(StatusCode::OK, json!({ "data": data }))
 }
 

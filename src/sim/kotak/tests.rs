@@ -142,6 +142,9 @@ async fn two_step_login_then_post_login_calls() {
     );
     assert_eq!(trade["baseUrl"], sim.base_url());
     assert!(trade["rid"].is_string());
+    // Feed URLs only when a test asks for them; the answer is kept for tests.
+    assert!(trade.get("feedUrl").is_none() && trade.get("rtUrl").is_none());
+    assert_eq!(sim.last_trade_answer().as_ref(), Some(trade));
     for path in ["limits", "orders", "positions"] {
         let (status, body) = call(&sim, path, trade).await;
         assert_eq!(status, 200, "{path}: {body}");
