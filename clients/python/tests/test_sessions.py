@@ -211,6 +211,7 @@ def test_events_are_yielded_as_they_happen(daemon: Daemon):
 def test_heartbeats_keep_the_stream_alive_and_are_not_yielded(make_daemon):
     d = make_daemon(limits_extra='heartbeat = "20ms"')
     d.wait_active("jainam", "interactive")
+    d.wait_active("jainam", "market")
     c = Client(socket=d.socket)
     # The daemon does send them: a raw subscription sees several quickly.
     with socket.socket(socket.AF_UNIX) as raw:
@@ -218,7 +219,9 @@ def test_heartbeats_keep_the_stream_alive_and_are_not_yielded(make_daemon):
         raw.sendall(b'{"op":"subscribe","brokers":["jainam"]}\n')
         reader = raw.makefile("rb")
         reader.readline()
-        assert all(json.loads(reader.readline())["event"] == "heartbeat" for _ in range(3))
+        # Other events (the market session's login) may come first.
+        kinds = [json.loads(reader.readline())["event"] for _ in range(20)]
+        assert kinds.count("heartbeat") >= 3, kinds
     seen: List[Event] = []
 
     def watch() -> None:
