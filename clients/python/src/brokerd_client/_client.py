@@ -131,6 +131,46 @@ class Client:
         reply = self._call(request, QUICK_TIMEOUT)
         return dict(reply["headers"])
 
+    # -- broker SDK adapters (brokerd_client.adapters) ----------------------
+
+    def kite(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """``kiteconnect.KiteConnect`` on the daemon's session; reports a
+        ``TokenException`` and retries the call once. Raises
+        :class:`AuthRequired` at once unless ``wait`` is given."""
+        from . import adapters
+
+        return adapters.kite(self, account=account, wait=wait, **kw)
+
+    def kite_ticker(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """``kiteconnect.KiteTicker`` that reconnects with the new token on ``renewed``."""
+        from . import adapters
+
+        return adapters.kite_ticker(self, account=account, wait=wait, **kw)
+
+    def neo(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """``neo_api_client.NeoAPI`` on the daemon's session; reports
+        ``900901``/``100022``/401 answers and retries the call once."""
+        from . import adapters
+
+        return adapters.neo(self, account=account, wait=wait, **kw)
+
+    def breeze(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """``breeze_connect.BreezeConnect`` whose every request is signed by
+        the daemon (the app secret never enters this process)."""
+        from . import adapters
+
+        return adapters.breeze(self, account=account, wait=wait, **kw)
+
+    def xts(
+        self, account: Optional[str] = None, api: str = "interactive", wait: Optional[float] = None, **kw: Any
+    ) -> Any:
+        """Symphony ``XTSConnect`` on the daemon's Jainam session (``api``
+        ``"interactive"`` or ``"market"``, market prefix honoured); reports
+        ``Invalid Token`` and retries the call once."""
+        from . import adapters
+
+        return adapters.xts(self, account=account, api=api, wait=wait, **kw)
+
     # -- the rest of the protocol ------------------------------------------
 
     def status(self) -> List[Dict[str, Any]]:

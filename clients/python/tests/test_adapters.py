@@ -1,0 +1,407 @@
+"""The SDK adapters against the real daemon and its simulators.
+
+Kite and Breeze use the real SDK packages (kiteconnect, breeze-connect from
+requirements-test.txt). Kotak Neo and XTS use stand-ins below that mimic
+their SDKs' documented behaviour (Kotak returns error dicts; XTSConnect's
+``_request`` raises ``XTSTokenException`` on a 400 ``Invalid Token``) while
+making real HTTP calls to the simulators. Every count is the daemon's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+from brokerd_client import AuthRequired, Client
+from brokerd_client import adapters
+
+from conftest import Daemon, eventually
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """breeze_connect creates ``logs/`` in the working directory at import."""
+    monkeypatch.chdir(tmp_path)
+
+
+def http(method: str, url: str, body: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.load(e)
+        except ValueError:
+            return e.code, {}
+
+
+def invalidations(d: Daemon, broker: str, kind: str, api: str = "interactive") -> int:
+    text = d.call({"op": "metrics"})["text"]
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("brokerd_invalidations_total{") and f'broker="{broker}"' in line and f'api="{api}"' in line and f'kind="{kind}"' in line:
+            total += int(line.rsplit(" ", 1)[1])
+    return total
+
+
+def kite_login(d: Daemon) -> dict:
+    """A browser login at the Kite simulator, submitted to the daemon."""
+    sim = d.simulator_url("zerodha")
+    http("POST", f"{sim}/_sim/redirect_url?api_key=demokitekey01&url=http://127.0.0.1:9/cb", b"")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a: Any, **k: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        opener.open(f"{sim}/connect/login?v=3&api_key=demokitekey01", timeout=10)
+        raise AssertionError("no redirect")
+    except urllib.error.HTTPError as e:
+        location = e.headers["Location"]
+    token = re.search(r"request_token=([A-Za-z0-9]+)", location).group(1)
+    reply = d.call({"op": "submit", "broker": "zerodha", "request_token": token})
+    assert reply["ok"], reply
+    return reply["session"]
+
+
+def breeze_login(d: Daemon) -> dict:
+    sim = d.simulator_url("breeze")
+    key = urllib.parse.quote("demo+breeze=key^01")
+    _, body = http("POST", f"{sim}/_sim/mint?api_key={key}", b"")
+    api_session = body["Success"]["API_Session"] if "Success" in body else body["API_Session"]
+    reply = d.call({"op": "submit", "broker": "breeze", "api_session": api_session})
+    assert reply["ok"], reply
+    return reply["session"]
+
+
+# -- Zerodha: the real kiteconnect ---------------------------------------------
+
+
+def test_kite_without_a_browser_login_raises_auth_required_at_once(daemon: Daemon):
+    pytest.importorskip("kiteconnect")
+    with Client(socket=daemon.socket) as c:
+        with pytest.raises(AuthRequired) as e:
+            c.kite()
+    assert e.value.login_url and "api_key=demokitekey01" in e.value.login_url
+
+
+def test_kite_profile_then_a_renewal_race_is_reported_once_and_retried(daemon: Daemon):
+    pytest.importorskip("kiteconnect")
+    first = kite_login(daemon)
+    with Client(socket=daemon.socket) as c:
+        kite = c.kite()
+        assert kite.root == first["fields"]["api_root"]
+        assert kite.profile()["user_id"] == "ZD1234"
+        # A second login elsewhere: the simulator kills the first token.
+        second = kite_login(daemon)
+        stale, current = invalidations(daemon, "zerodha", "stale"), invalidations(daemon, "zerodha", "current")
+        assert kite.profile()["user_id"] == "ZD1234"
+        assert kite.access_token == second["token"]
+        assert invalidations(daemon, "zerodha", "stale") + invalidations(daemon, "zerodha", "current") == stale + current + 1
+        # The retry's answer came with the new token; nothing more is reported.
+        kite.profile()
+        assert invalidations(daemon, "zerodha", "stale") + invalidations(daemon, "zerodha", "current") == stale + current + 1
+
+
+def test_kite_dead_session_without_a_new_login_raises_auth_required(daemon: Daemon):
+    pytest.importorskip("kiteconnect")
+    kite_login(daemon)
+    with Client(socket=daemon.socket) as c:
+        kite = c.kite()
+        http("POST", f"{daemon.simulator_url('zerodha')}/_sim/kill_all", b"")
+        before = invalidations(daemon, "zerodha", "current")
+        with pytest.raises(AuthRequired) as e:
+            kite.profile()
+        assert e.value.login_url
+        assert invalidations(daemon, "zerodha", "current") == before + 1
+
+
+class FakeResponse:
+    def __init__(self, status: int, body: Any, content_type: str = "application/json") -> None:
+        self.status_code = status
+        self._body = body
+        self.content = json.dumps(body).encode() if content_type.endswith("json") else str(body).encode()
+        self.headers = {"content-type": content_type}
+
+    def json(self) -> Any:
+        if not self.headers["content-type"].endswith("json"):
+            raise ValueError("not JSON")
+        return self._body
+
+
+class CountingSession:
+    """Stands in for the SDK's ``requests`` session: always the same answer."""
+
+    def __init__(self, response: FakeResponse) -> None:
+        self.response = response
+        self.calls = 0
+
+    def request(self, *a: Any, **k: Any) -> FakeResponse:
+        self.calls += 1
+        return self.response
+
+
+@pytest.mark.parametrize(
+    "status,body,content_type",
+    [
+        (503, {"status": "error", "message": "Service unavailable", "error_type": "GeneralException"}, "application/json"),
+        (429, {"status": "error", "message": "Too many requests", "error_type": "NetworkException"}, "application/json"),
+        (502, "<html>Bad Gateway</html>", "text/html"),
+    ],
+)
+def test_kite_never_retries_an_outage(daemon: Daemon, status: int, body: Any, content_type: str):
+    pytest.importorskip("kiteconnect")
+    kite_login(daemon)
+    with Client(socket=daemon.socket) as c:
+        kite = c.kite()
+        kite.reqsession = CountingSession(FakeResponse(status, body, content_type))
+        before = invalidations(daemon, "zerodha", "current") + invalidations(daemon, "zerodha", "stale")
+        with pytest.raises(Exception) as e:
+            kite.profile()
+        assert type(e.value).__name__ != "TokenException"
+        assert kite.reqsession.calls == 1
+        assert invalidations(daemon, "zerodha", "current") + invalidations(daemon, "zerodha", "stale") == before
+
+
+def test_kite_timeout_is_not_retried(daemon: Daemon):
+    pytest.importorskip("kiteconnect")
+    kite_login(daemon)
+
+    class Timeout:
+        calls = 0
+
+        def request(self, *a: Any, **k: Any) -> Any:
+            Timeout.calls += 1
+            raise TimeoutError("read timed out")
+
+    with Client(socket=daemon.socket) as c:
+        kite = c.kite()
+        kite.reqsession = Timeout()
+        with pytest.raises(TimeoutError):
+            kite.profile()
+    assert Timeout.calls == 1
+
+
+class FakeTicker:
+    """Mimics ``KiteTicker``: the token lives in ``socket_url``; ``_close``
+    drops the connection (the SDK then reconnects with ``socket_url``)."""
+
+    def __init__(self, api_key: str, access_token: str, **kw: Any) -> None:
+        self.api_key = api_key
+        self.socket_url = f"wss://ws.kite.trade?api_key={api_key}&access_token={access_token}"
+        self.closed: List[Tuple[Any, Any]] = []
+
+    def _close(self, code: Any = None, reason: Any = None) -> None:
+        self.closed.append((code, reason))
+
+
+def test_kite_ticker_takes_the_new_token_on_renewed(daemon: Daemon):
+    kite_login(daemon)
+    with Client(socket=daemon.socket) as c:
+        ticker = c.kite_ticker(sdk=FakeTicker)
+        try:
+            old = ticker.brokerd.session.token
+            assert ticker.socket_url.endswith("access_token=" + old)
+            eventually(lambda: False, timeout=0.3)  # let the watcher subscribe
+            second = kite_login(daemon)
+            assert eventually(lambda: ticker.closed != [], timeout=10), "the ticker was not reconnected"
+            assert ticker.socket_url.endswith("access_token=" + second["token"])
+            assert ticker.access_token == second["token"]
+        finally:
+            ticker.brokerd_stop()
+
+
+# -- Breeze: the real breeze-connect -------------------------------------------
+
+
+def test_breeze_signed_by_the_daemon_and_a_dead_session_asks_for_a_login(daemon: Daemon):
+    try:
+        adapters._import_breeze()
+    except ImportError:
+        pytest.skip("breeze-connect is not installed")
+    with Client(socket=daemon.socket) as c:
+        with pytest.raises(AuthRequired):
+            c.breeze()
+        breeze_login(daemon)
+        b = c.breeze()
+        assert b.secret_key is None
+        funds = b.get_funds()
+        assert funds["Status"] == 200 and funds["Success"]["bank_account"], funds
+        # The session dies at the broker: one report, and Breeze needs a person.
+        http("POST", f"{daemon.simulator_url('breeze')}/_sim/kill_all", b"")
+        before = invalidations(daemon, "breeze", "current")
+        with pytest.raises(Exception) as e:
+            b.get_funds()
+        assert "auth_required" in str(e.value) or isinstance(e.value, AuthRequired)
+        assert invalidations(daemon, "breeze", "current") == before + 1
+
+
+def test_breeze_with_wait_retries_once_a_person_has_logged_in(daemon: Daemon):
+    try:
+        adapters._import_breeze()
+    except ImportError:
+        pytest.skip("breeze-connect is not installed")
+    breeze_login(daemon)
+    with Client(socket=daemon.socket) as c:
+        b = c.breeze(wait=20)
+        assert b.get_funds()["Status"] == 200
+        http("POST", f"{daemon.simulator_url('breeze')}/_sim/kill_all", b"")
+        before = invalidations(daemon, "breeze", "current")
+        threading.Timer(1.0, breeze_login, args=(daemon,)).start()
+        funds = b.get_funds()
+        assert funds["Status"] == 200, funds
+        assert invalidations(daemon, "breeze", "current") == before + 1
+
+
+# -- Jainam: a stand-in for Symphony's XTSConnect ------------------------------
+
+
+class XTSTokenException(Exception):
+    pass
+
+
+class FakeXTSConnect:
+    """Symphony's ``XTSConnect`` as far as the adapter uses it: ``_routes``,
+    ``_set_common_variables``, ``_request`` raising ``XTSTokenException``
+    on a 400 ``Invalid Token`` and returning any other JSON."""
+
+    _routes = {
+        "user.profile": "/interactive/user/profile",
+        "marketdata.prefix": "apimarketdata",
+        "market.config": "/apimarketdata/config/clientConfig",
+    }
+
+    def __init__(self, apiKey: str, secretKey: str, source: str, root: str) -> None:
+        assert apiKey == "" and secretKey == "", "the adapter must not hold the app's keys"
+        self.root = root
+        self.token: Optional[str] = None
+        self.calls = 0
+        self.answer: Optional[Tuple[int, Any]] = None  # a canned answer instead of HTTP
+
+    def _set_common_variables(self, access_token: str, userID: str, isInvestorClient: bool) -> None:
+        self.token, self.userID, self.isInvestorClient = access_token, userID, isInvestorClient
+
+    def _request(self, route: str, method: str, parameters: Optional[dict] = None) -> Any:
+        self.calls += 1
+        if self.answer is not None:
+            status, data = self.answer
+        else:
+            query = "?" + urllib.parse.urlencode(parameters) if parameters else ""
+            status, data = http(method, self.root + self._routes[route] + query, headers={"Authorization": self.token or ""})
+        if status == 400 and data.get("description") == "Invalid Token":
+            raise XTSTokenException(data["description"])
+        if status >= 500:
+            raise RuntimeError(f"XTS {status}")
+        return data
+
+    def get_profile(self, clientID: Optional[str] = None) -> Any:
+        return self._request("user.profile", "GET", {"clientID": clientID} if clientID else None)
+
+    def get_config(self) -> Any:
+        return self._request("market.config", "GET")
+
+
+def test_xts_dead_token_is_reported_once_logged_in_again_and_retried(daemon: Daemon):
+    with Client(socket=daemon.socket) as c:
+        x = c.xts(sdk=FakeXTSConnect)
+        assert x.get_profile()["description"] == "User profile."
+        logins, current = daemon.logins("jainam"), invalidations(daemon, "jainam", "current")
+        http("POST", f"{daemon.simulator_url('jainam')}/_sim/reject_all", b"")
+        assert x.get_profile()["description"] == "User profile."
+        assert x.calls == 3
+        assert daemon.logins("jainam") == logins + 1
+        assert invalidations(daemon, "jainam", "current") == current + 1
+        assert x.token == x.brokerd.session.token
+
+
+def test_xts_market_prefix_and_no_retry_on_5xx(daemon: Daemon):
+    with Client(socket=daemon.socket) as c:
+        m = c.xts(api="market", sdk=FakeXTSConnect)
+        assert m._routes["market.config"] == "/apibinarymarketdata/config/clientConfig"
+        assert m.get_config()["description"] == "Client config."
+        m.answer = (503, {"type": "error", "description": "Service Unavailable"})
+        logins = daemon.logins("jainam", "market")
+        with pytest.raises(RuntimeError):
+            m.get_config()
+        assert m.calls == 2 and daemon.logins("jainam", "market") == logins
+        # Invalid Token at a 200 (seen in production) is a dead session too.
+        m.answer = (200, {"type": "error", "code": "e-session-0007", "description": "Invalid Token"})
+        answered = m.get_config()
+        assert m.calls == 4 and answered["description"] == "Invalid Token"  # canned: the retry sees it again
+        assert invalidations(daemon, "jainam", "current", "market") == 1
+
+
+# -- Kotak Neo: a stand-in for neo_api_client.NeoAPI ----------------------------
+
+
+class FakeNeoConfiguration:
+    edit_token = edit_sid = edit_rid = base_url = None
+
+
+class FakeNeoAPI:
+    """``NeoAPI`` as far as the adapter uses it: ``configuration`` and
+    methods that return the broker's JSON, errors included, as dicts."""
+
+    def __init__(self, environment: str, access_token: Any, neo_fin_key: str, consumer_key: str) -> None:
+        self.configuration = FakeNeoConfiguration()
+        self.configuration.consumer_key = consumer_key
+        self.configuration.neo_fin_key = neo_fin_key
+        self.calls = 0
+        self.answer: Optional[dict] = None
+
+    def limits(self, segment: str = "ALL", exchange: str = "ALL", product: str = "ALL") -> dict:
+        self.calls += 1
+        if self.answer is not None:
+            return self.answer
+        cfg = self.configuration
+        headers = {"Auth": cfg.edit_token, "Sid": cfg.edit_sid, "neo-fin-key": cfg.neo_fin_key,
+                   "Authorization": cfg.consumer_key, "Content-Type": "application/x-www-form-urlencoded"}
+        body = urllib.parse.urlencode({"jData": json.dumps({"seg": segment, "exch": exchange, "prod": product})}).encode()
+        status, data = http("POST", f"{cfg.base_url}/quick/user/limits", body, headers)
+        return data
+
+
+def test_neo_dead_session_dict_is_reported_once_and_retried(daemon: Daemon):
+    with Client(socket=daemon.socket) as c:
+        neo = c.neo(sdk=FakeNeoAPI, wait=40)  # the first login may wait for a TOTP window
+        assert neo.limits()["stat"] == "Ok"
+        logins, current = daemon.logins("kotak_neo"), invalidations(daemon, "kotak_neo", "current")
+        http("POST", f"{daemon.simulator_url('kotak_neo')}/_sim/reject_all", b"")
+        assert neo.limits()["stat"] == "Ok"
+        assert neo.calls == 3
+        assert daemon.logins("kotak_neo") == logins + 1
+        assert invalidations(daemon, "kotak_neo", "current") == current + 1
+        assert neo.configuration.edit_token == neo.brokerd.session.token
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"stCode": 100008, "errMsg": "unauthorized"},  # an IP rule
+        {"error": [{"code": "10500", "message": "Service Unavailable", "status": 503}]},
+        {"stat": "Not_Ok", "stCode": 429, "errMsg": "Too many requests"},
+    ],
+)
+def test_neo_never_retries_ip_rules_or_outages(daemon: Daemon, answer: dict):
+    with Client(socket=daemon.socket) as c:
+        neo = c.neo(sdk=FakeNeoAPI, wait=40)
+        neo.answer = answer
+        before = invalidations(daemon, "kotak_neo", "current") + invalidations(daemon, "kotak_neo", "stale")
+        assert neo.limits() == answer
+        assert neo.calls == 1
+        assert invalidations(daemon, "kotak_neo", "current") + invalidations(daemon, "kotak_neo", "stale") == before
+
+
+def test_missing_sdks_name_the_install_command():
+    with pytest.raises(ImportError) as e:
+        adapters._load("neo", [("brokerd_no_such_module", "NeoAPI")])
+    assert "kotak-neo-python" in str(e.value)
