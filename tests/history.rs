@@ -11,19 +11,10 @@ use std::process::Command;
 use common::{Harness, contains, error_code, session};
 use serde_json::{Value, json};
 
-const SECOND: &str = r#"
-[[account]]
-broker = "jainam"
-name = "second"
-login_at_start = false
-min_login_interval = "0s"
-allowed_uids = [65534]
-[account.jainam]
-root = "{root}"
-[account.jainam.interactive]
-app_key = "second-interactive-key"
-secret_key = "second-interactive-secret"
-"#;
+/// The second account of these tests.
+fn second() -> String {
+    common::second_account("min_login_interval = \"0s\"\nallowed_uids = [65534]")
+}
 
 fn events(reply: &Value) -> &Vec<Value> {
     assert_eq!(reply["ok"], true, "{reply}");
@@ -32,7 +23,7 @@ fn events(reply: &Value) -> &Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_is_newest_first_bounded_filtered_and_secret_free() {
-    let h = Harness::start_with("login_at_start = false", SECOND).await;
+    let h = Harness::start_with("login_at_start = false", &second()).await;
     let first = session(&h.token("interactive").await).clone();
     let market = session(&h.token("market").await).clone();
     let second = session(
@@ -117,7 +108,7 @@ async fn history_is_newest_first_bounded_filtered_and_secret_free() {
 /// sees second's rows and nothing else, and may not rotate the key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_sees_only_the_accounts_it_may_use_and_may_not_rotate() {
-    let mut h = Harness::start_with("login_at_start = false", SECOND).await;
+    let mut h = Harness::start_with("login_at_start = false", &second()).await;
     session(&h.token("interactive").await);
     session(
         &h.call(json!({"op": "token", "broker": "jainam", "account": "second"}))

@@ -34,15 +34,10 @@ const NOBODY: u32 = 65534;
 /// two-core machine. The figures themselves are printed, not asserted.
 const SLOW: Duration = Duration::from_secs(1);
 
+/// The gid of group `name`, as the daemon resolves `socket_group`.
 fn gid_of(name: &str) -> u32 {
-    std::fs::read_to_string("/etc/group")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f[0] == name).then(|| f[2].parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("group {name} exists on this machine"))
+    brokerd::server::socket_dir::resolve_group(name)
+        .unwrap_or_else(|e| panic!("group {name} exists on this machine: {e}"))
 }
 
 /// A daemon whose socket nobody (in `GROUP`) can reach, with small limits:

@@ -15,18 +15,10 @@ use brokerd::store::{EncryptionKey, Store, write_key_file};
 use common::{Harness, contains, db_bytes, error_code, session};
 use serde_json::{Value, json};
 
-const SECOND: &str = r#"
-[[account]]
-broker = "jainam"
-name = "second"
-login_at_start = false
-min_login_interval = "0s"
-[account.jainam]
-root = "{root}"
-[account.jainam.interactive]
-app_key = "second-interactive-key"
-secret_key = "second-interactive-secret"
-"#;
+/// The second account of these tests.
+fn second() -> String {
+    common::second_account("min_login_interval = \"0s\"")
+}
 
 fn key_file(h: &Harness) -> PathBuf {
     h.dir.path().join("keys/brokerd.key")
@@ -89,7 +81,7 @@ fn logins(h: &Harness) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_re_encrypts_every_session_without_a_login_while_serving() {
-    let mut h = Harness::start_with("login_at_start = false", SECOND).await;
+    let mut h = Harness::start_with("login_at_start = false", &second()).await;
     let before = tokens(&h).await;
     let logins_before = logins(&h);
     let old_id = key_id_of(&key_file(&h));
@@ -152,7 +144,7 @@ async fn rotation_re_encrypts_every_session_without_a_login_while_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_the_commit_and_the_key_file_is_finished_at_the_next_start() {
-    let mut h = Harness::start_with("login_at_start = false", SECOND).await;
+    let mut h = Harness::start_with("login_at_start = false", &second()).await;
     let before = tokens(&h).await;
     let logins_before = logins(&h);
     let old_id = key_id_of(&key_file(&h));
@@ -190,7 +182,7 @@ async fn a_crash_between_the_commit_and_the_key_file_is_finished_at_the_next_sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_rotations_change_nothing() {
-    let h = Harness::start_with("login_at_start = false", SECOND).await;
+    let h = Harness::start_with("login_at_start = false", &second()).await;
     let before = tokens(&h).await;
     let old_id = key_id_of(&key_file(&h));
     let key_text = std::fs::read(key_file(&h)).unwrap();

@@ -78,19 +78,8 @@ async fn the_database_holds_no_token_or_secret_in_the_clear() {
 /// decrypt (naming its account), and every other account keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_row_is_reported_by_name_and_the_other_accounts_keep_serving() {
-    let extra = r#"
-[[account]]
-broker = "jainam"
-name = "second"
-login_at_start = false
-# Its re-login follows its first login closely; the budget has its own tests.
-min_login_interval = "0s"
-[account.jainam]
-root = "{root}"
-[account.jainam.interactive]
-app_key = "second-interactive-key"
-secret_key = "second-interactive-secret"
-"#;
+    // Its re-login follows its first login closely; the budget has its own tests.
+    let extra = &common::second_account("min_login_interval = \"0s\"");
     let mut h = Harness::start_with("login_at_start = false", extra).await;
     let main = session(&h.token("interactive").await).clone();
     let second = session(

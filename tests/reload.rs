@@ -9,18 +9,6 @@ use brokerd::sim::xts::FailMode;
 use common::{Harness, error_code, session};
 use serde_json::json;
 
-const SECOND: &str = r#"
-[[account]]
-broker = "jainam"
-name = "second"
-login_at_start = false
-[account.jainam]
-root = "{root}"
-[account.jainam.interactive]
-app_key = "second-interactive-key"
-secret_key = "second-interactive-secret"
-"#;
-
 async fn reload(h: &Harness, text: &str) -> serde_json::Value {
     std::fs::write(h.config_path(), text).unwrap();
     h.call(json!({"op": "reload"})).await
@@ -31,7 +19,7 @@ async fn accounts_come_and_go_and_unchanged_sessions_keep_their_generation() {
     let mut h = Harness::start("login_at_start = false").await;
     let main = session(&h.token("interactive").await).clone();
     // Add an account.
-    h.extra = SECOND.to_string();
+    h.extra = common::second_account("");
     let added = reload(&h, &h.config_text()).await;
     assert_eq!(added["ok"], true, "{added}");
     assert_eq!(added["added"], json!(["jainam/second/interactive"]));
@@ -56,7 +44,7 @@ async fn accounts_come_and_go_and_unchanged_sessions_keep_their_generation() {
         .await;
     assert_eq!(error_code(&gone), "unknown_account");
     // Back once more: its stored session returns without a login.
-    h.extra = SECOND.to_string();
+    h.extra = common::second_account("");
     reload(&h, &h.config_text()).await;
     let back = h
         .call(json!({"op": "token", "broker": "jainam", "account": "second"}))

@@ -18,15 +18,10 @@ const GROUP: &str = "daemon";
 /// nobody: a uid that is not the daemon's and not root.
 const NOBODY: u32 = 65534;
 
+/// The gid of group `name`, as the daemon resolves `socket_group`.
 fn gid_of(name: &str) -> u32 {
-    std::fs::read_to_string("/etc/group")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f[0] == name).then(|| f[2].parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("group {name} exists on this machine"))
+    brokerd::server::socket_dir::resolve_group(name)
+        .unwrap_or_else(|e| panic!("group {name} exists on this machine: {e}"))
 }
 
 /// An unstarted harness whose socket is `<tmp>/run/brokerd.sock` with

@@ -56,17 +56,7 @@ impl SqliteStore {
         detail: &str,
     ) -> Result<(), StoreError> {
         self.faults.check_write()?;
-        sqlx::query(
-            "INSERT INTO audit (at, broker, account, api, generation, event, detail) \
-             VALUES (?, ?, '', '', NULL, ?, ?)",
-        )
-        .bind(codec::now_millis())
-        .bind(DAEMON_ROWS)
-        .bind(event.as_str())
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        daemon_audit_row(&self.pool, event, detail).await
     }
 
     /// Accepts `key` for reading, beside the current key.
@@ -140,19 +130,29 @@ impl SqliteStore {
             done.sessions += 1;
         }
         self.faults.check_write()?;
-        sqlx::query(
-            "INSERT INTO audit (at, broker, account, api, generation, event, detail) \
-             VALUES (?, ?, '', '', NULL, ?, ?)",
-        )
-        .bind(codec::now_millis())
-        .bind(DAEMON_ROWS)
-        .bind(event.as_str())
-        .bind(detail(&done))
-        .execute(&mut *tx)
-        .await?;
+        daemon_audit_row(&mut *tx, event, &detail(&done)).await?;
         // synchronous=FULL: durable when `commit` returns.
         tx.commit().await?;
         self.set_keys(ring.switched_to(target));
         Ok(done)
     }
+}
+
+/// Inserts an audit row about the daemon as a whole, on the pool or inside
+/// a transaction (the rotation's row commits with the rows it describes).
+async fn daemon_audit_row<'e, E>(exec: E, event: AuditEvent, detail: &str) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO audit (at, broker, account, api, generation, event, detail) \
+         VALUES (?, ?, '', '', NULL, ?, ?)",
+    )
+    .bind(codec::now_millis())
+    .bind(DAEMON_ROWS)
+    .bind(event.as_str())
+    .bind(detail)
+    .execute(exec)
+    .await?;
+    Ok(())
 }

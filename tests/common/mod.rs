@@ -209,6 +209,25 @@ pub fn second_user() -> XtsSimUser {
     }
 }
 
+/// An `[[account]]` "second" on [`second_user`]'s interactive keys (the
+/// harness fills in `{root}`), with `policy` lines at account level.
+pub fn second_account(policy: &str) -> String {
+    format!(
+        r#"
+[[account]]
+broker = "jainam"
+name = "second"
+login_at_start = false
+{policy}
+[account.jainam]
+root = "{{root}}"
+[account.jainam.interactive]
+app_key = "second-interactive-key"
+secret_key = "second-interactive-secret"
+"#
+    )
+}
+
 /// Asserts `reply` is a success and returns its session.
 pub fn session(reply: &Value) -> &Value {
     assert_eq!(reply["ok"], true, "expected success, got {reply}");
