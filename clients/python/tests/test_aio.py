@@ -126,3 +126,33 @@ def test_aio_rides_through_a_daemon_restart(daemon: Daemon):
             assert (s.generation, s.token) == (current["generation"], current["token"])
 
     run(main)
+
+
+class TinyXTS:
+    """The least of an XTS-shaped SDK the adapter drives: constructed
+    without the app's keys, given the session through
+    ``_set_common_variables``, calls through ``_request``."""
+
+    def __init__(self, apiKey: str, secretKey: str, source: str, root: str) -> None:
+        self.root, self.token = root, None
+
+    def _set_common_variables(self, access_token: str, userID: str, isInvestorClient: bool) -> None:
+        self.token, self.user = access_token, userID
+
+    def _request(self, route: str, method: str, parameters: object = None) -> object:
+        return {"route": route}
+
+
+def test_aio_sdk_adapters_build_on_the_daemons_session(daemon: Daemon):
+    async def main() -> None:
+        async with aio.Client(socket=daemon.socket) as c:
+            x = await c.xts(sdk=TinyXTS)
+            s = await c.session("jainam")
+            assert (x.token, x.user, x.root) == (s.token, s.fields["user_id"], s.fields["api_root"])
+            # The SDK's calls stay blocking, run off the event loop.
+            assert await asyncio.to_thread(x._request, "user.profile", "GET") == {"route": "user.profile"}
+            with pytest.raises(AuthRequired) as e:
+                await c.kite()
+            assert e.value.login_url
+
+    run(main)

@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, 
 from . import _protocol
 from ._cache import Key, SessionCache, Subscription
 from ._client import CONNECT_WAIT_MIN, FIRST_SUBSCRIBE_WAIT, QUICK_TIMEOUT, REPLY_MARGIN
+from ._client import Client as BlockingClient
 from ._conn import NOT_LISTENING, unreachable
 from ._types import Event, Session
 from .errors import Unavailable
@@ -54,6 +55,7 @@ class Client:
         self._ids = _protocol.RequestIds()
         self._cache = SessionCache()
         self._sub: Optional[Subscription] = None
+        self._blocking: Optional[BlockingClient] = None
 
     async def session(
         self,
@@ -151,12 +153,50 @@ class Client:
         """See :attr:`brokerd_client.Client.subscribed`."""
         return self._cache.up
 
+    # -- SDK adapters ----------------------------------------------------
+    #
+    # The brokers' SDKs are blocking: their calls (and so the adapters'
+    # report-and-retry) run in whatever thread makes them, typically through
+    # `asyncio.to_thread`. So the objects are built by a blocking client on
+    # the same socket, made on first use, and only their construction (which
+    # asks the daemon for the session) is awaited here.
+
+    async def kite(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """See :meth:`brokerd_client.Client.kite`."""
+        return await self._adapter("kite", account=account, wait=wait, **kw)
+
+    async def kite_ticker(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """See :meth:`brokerd_client.Client.kite_ticker`."""
+        return await self._adapter("kite_ticker", account=account, wait=wait, **kw)
+
+    async def neo(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """See :meth:`brokerd_client.Client.neo`."""
+        return await self._adapter("neo", account=account, wait=wait, **kw)
+
+    async def breeze(self, account: Optional[str] = None, wait: Optional[float] = None, **kw: Any) -> Any:
+        """See :meth:`brokerd_client.Client.breeze`."""
+        return await self._adapter("breeze", account=account, wait=wait, **kw)
+
+    async def xts(
+        self, account: Optional[str] = None, api: str = "interactive", wait: Optional[float] = None, **kw: Any
+    ) -> Any:
+        """See :meth:`brokerd_client.Client.xts`."""
+        return await self._adapter("xts", account=account, api=api, wait=wait, **kw)
+
+    async def _adapter(self, name: str, **kw: Any) -> Any:
+        if self._blocking is None:
+            self._blocking = BlockingClient(socket=self.socket_path)
+        return await asyncio.to_thread(getattr(self._blocking, name), **kw)
+
     async def close(self) -> None:
-        """Stops the subscription."""
+        """Stops the subscription (and the blocking client the SDK adapters use)."""
         sub, self._sub = self._sub, None
         if sub is not None:
             sub.stop()
             await asyncio.get_running_loop().run_in_executor(None, sub.join, 2)
+        blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            await asyncio.to_thread(blocking.close)
 
     async def __aenter__(self) -> "Client":
         return self
