@@ -1,10 +1,11 @@
 """The SDK adapters against the real daemon and its simulators.
 
-Kite and Breeze use the real SDK packages (kiteconnect, breeze-connect from
-requirements-test.txt). Kotak Neo and XTS use stand-ins below that mimic
-their SDKs' documented behaviour (Kotak returns error dicts; XTSConnect's
-``_request`` raises ``XTSTokenException`` on a 400 ``Invalid Token``) while
-making real HTTP calls to the simulators. Every count is the daemon's.
+Kite, Breeze and Kotak Neo use the real SDK packages (kiteconnect,
+breeze-connect, kotakneoapi from requirements-test.txt). XTS uses a stand-in
+below that mimics Symphony's XTSConnect (``_request`` raises
+``XTSTokenException`` on a 400 ``Invalid Token``) while making real HTTP
+calls to the simulator: the PyPI xts-api-client does not install on
+Python < 3.12 (see the README). Every count is the daemon's.
 """
 
 from __future__ import annotations
@@ -340,68 +341,166 @@ def test_xts_market_prefix_and_no_retry_on_5xx(daemon: Daemon):
         assert invalidations(daemon, "jainam", "current", "market") == 1
 
 
-# -- Kotak Neo: a stand-in for neo_api_client.NeoAPI ----------------------------
+# -- Kotak Neo: the real kotakneoapi (neo_api_client) ---------------------------
 
 
-class FakeNeoConfiguration:
-    edit_token = edit_sid = edit_rid = base_url = None
+def neo_sdk() -> Any:
+    """``neo_api_client`` (kotakneoapi), or a skip where it is not installed
+    (it needs Python >= 3.10)."""
+    return pytest.importorskip("neo_api_client")
 
 
-class FakeNeoAPI:
-    """``NeoAPI`` as far as the adapter uses it: ``configuration`` and
-    methods that return the broker's JSON, errors included, as dicts."""
-
-    def __init__(self, environment: str, access_token: Any, neo_fin_key: str, consumer_key: str) -> None:
-        self.configuration = FakeNeoConfiguration()
-        self.configuration.consumer_key = consumer_key
-        self.configuration.neo_fin_key = neo_fin_key
-        self.calls = 0
-        self.answer: Optional[dict] = None
-
-    def limits(self, segment: str = "ALL", exchange: str = "ALL", product: str = "ALL") -> dict:
-        self.calls += 1
-        if self.answer is not None:
-            return self.answer
-        cfg = self.configuration
-        headers = {"Auth": cfg.edit_token, "Sid": cfg.edit_sid, "neo-fin-key": cfg.neo_fin_key,
-                   "Authorization": cfg.consumer_key, "Content-Type": "application/x-www-form-urlencoded"}
-        body = urllib.parse.urlencode({"jData": json.dumps({"seg": segment, "exch": exchange, "prod": product})}).encode()
-        status, data = http("POST", f"{cfg.base_url}/quick/user/limits", body, headers)
-        return data
+def neo_requests(neo: Any) -> List[Tuple[str, str, int]]:
+    """Every request the SDK's own HTTP client sends from now on:
+    (method, path, status)."""
+    seen: List[Tuple[str, str, int]] = []
+    neo.api_client.rest_client.session.event_hooks["response"].append(
+        lambda r: seen.append((r.request.method, r.request.url.path, r.status_code))
+    )
+    return seen
 
 
-def test_neo_dead_session_dict_is_reported_once_and_retried(daemon: Daemon):
+def test_neo_real_sdk_calls_the_simulator_on_the_daemons_session(daemon: Daemon):
+    neo_sdk()
     with Client(socket=daemon.socket) as c:
-        neo = c.neo(sdk=FakeNeoAPI, wait=40)  # the first login may wait for a TOTP window
+        neo = c.neo(wait=40)  # the first login may wait for a TOTP window
+        s = neo.brokerd.session
+        cfg = neo.configuration
+        assert (cfg.edit_token, cfg.edit_sid) == (s.token, s.fields["sid"])
+        assert cfg.base_url == s.fields["base_url"] == daemon.simulator_url("kotak_neo").rstrip("/")
+        assert cfg.consumer_key == "demo-kotak-access-token" and cfg.neo_fin_key == "neotradeapi"
+        seen = neo_requests(neo)
+        limits = neo.limits()
+        assert limits["stat"] == "Ok" and limits["data"][0]["Net"] == "250000.00", limits
+        orders = neo.order_report()
+        assert orders["stat"] == "Ok" and orders["data"][0]["nOrdNo"], orders
+        assert seen == [("POST", "/quick/user/limits", 200), ("GET", "/quick/user/orders", 200)]
+        assert invalidations(daemon, "kotak_neo", "current") + invalidations(daemon, "kotak_neo", "stale") == 0
+
+
+def test_neo_real_sdk_dead_session_is_reported_once_and_retried(daemon: Daemon):
+    neo_sdk()
+    with Client(socket=daemon.socket) as c:
+        neo = c.neo(wait=40)
         assert neo.limits()["stat"] == "Ok"
+        seen = neo_requests(neo)
+        logins, current = daemon.logins("kotak_neo"), invalidations(daemon, "kotak_neo", "current")
+        old = neo.configuration.edit_token
+        http("POST", f"{daemon.simulator_url('kotak_neo')}/_sim/reject_all", b"")
+        assert neo.limits()["stat"] == "Ok"
+        # The SDK returned the 401's body as a dict; one report, one retry.
+        assert seen == [("POST", "/quick/user/limits", 401), ("POST", "/quick/user/limits", 200)]
+        assert daemon.logins("kotak_neo") == logins + 1
+        assert invalidations(daemon, "kotak_neo", "current") == current + 1
+        assert neo.configuration.edit_token == neo.brokerd.session.token != old
+        assert neo.configuration.edit_sid == neo.brokerd.session.fields["sid"]
+        assert neo.order_report()["stat"] == "Ok"
+        assert invalidations(daemon, "kotak_neo", "current") == current + 1
+
+
+class RewriteDead:
+    """An ``httpx`` transport for the SDK: the simulator's answers, except
+    that its dead-session 401 becomes another documented dead shape."""
+
+    def __init__(self, status: int, body: Dict[str, Any]) -> None:
+        import httpx
+
+        self.httpx = httpx
+        self.inner = httpx.HTTPTransport()
+        self.status, self.body = status, body
+
+    def handle_request(self, request: Any) -> Any:
+        response = self.inner.handle_request(request)
+        if response.status_code != 401:
+            return response
+        response.read()
+        response.close()
+        return self.httpx.Response(self.status, json=self.body)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# The dead shapes that come at HTTP 200, where only the body says it (a 401
+# or 403 is the simulator's own answer, above). Each costs a re-login, which
+# waits for a fresh TOTP window.
+@pytest.mark.parametrize(
+    "status,body",
+    [
+        (200, {"stCode": 100022, "errMsg": "invalid session token", "stat": "Not_Ok"}),
+        (200, {"code": "900901", "message": "Invalid Credentials",
+               "description": "Invalid JWT token. Make sure you have provided the correct security credentials"}),
+    ],
+    ids=["100022", "flattened-900901"],
+)
+def test_neo_real_sdk_dead_shapes_at_200_are_reported_once(daemon: Daemon, status: int, body: Dict[str, Any]):
+    neo_sdk()
+    with Client(socket=daemon.socket) as c:
+        neo = c.neo(wait=40, transport=RewriteDead(status, body))
+        assert neo.limits()["stat"] == "Ok"
+        seen = neo_requests(neo)
         logins, current = daemon.logins("kotak_neo"), invalidations(daemon, "kotak_neo", "current")
         http("POST", f"{daemon.simulator_url('kotak_neo')}/_sim/reject_all", b"")
         assert neo.limits()["stat"] == "Ok"
-        assert neo.calls == 3
+        assert seen == [("POST", "/quick/user/limits", status), ("POST", "/quick/user/limits", 200)]
         assert daemon.logins("kotak_neo") == logins + 1
         assert invalidations(daemon, "kotak_neo", "current") == current + 1
-        assert neo.configuration.edit_token == neo.brokerd.session.token
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        {"stCode": 100008, "errMsg": "unauthorized"},  # an IP rule
-        {"error": [{"code": "10500", "message": "Service Unavailable", "status": 503}]},
-        {"stat": "Not_Ok", "stCode": 429, "errMsg": "Too many requests"},
-    ],
-)
-def test_neo_never_retries_ip_rules_or_outages(daemon: Daemon, answer: dict):
+class Canned:
+    """An ``httpx`` transport for the SDK: the same answer to every call,
+    counted (an IP rule or an outage the simulator does not make)."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        import httpx
+
+        self.httpx = httpx
+        self.status, self.body = status, body
+        self.calls = 0
+
+    def handle_request(self, request: Any) -> Any:
+        self.calls += 1
+        if self.body == "timeout":
+            raise self.httpx.ReadTimeout("read timed out", request=request)
+        if isinstance(self.body, str):
+            return self.httpx.Response(self.status, text=self.body, headers={"content-type": "text/html"})
+        return self.httpx.Response(self.status, json=self.body)
+
+    def close(self) -> None:
+        pass
+
+
+#: What is never a dead session: IP rules and outages.
+NEO_NOT_DEAD = [
+    (200, {"stCode": 100008, "errMsg": "unauthorized"}),  # IP not whitelisted
+    (200, {"stCode": 1037, "errMsg": "session ip doesnt match with reqest ip"}),
+    (503, {"error": [{"code": "10500", "message": "Service Unavailable", "status": 503}]}),
+    (424, {"stat": "Not_Ok", "stCode": 424, "errMsg": "Failed Dependency"}),
+    (429, {"stat": "Not_Ok", "stCode": 429, "errMsg": "Too many requests"}),
+    (502, "<html>Bad Gateway</html>"),
+    (0, "timeout"),
+]
+
+
+def test_neo_real_sdk_never_retries_ip_rules_or_outages(daemon: Daemon):
+    neo_sdk()
     with Client(socket=daemon.socket) as c:
-        neo = c.neo(sdk=FakeNeoAPI, wait=40)
-        neo.answer = answer
+        c.neo(wait=40)  # one login; each case below reuses the session
         before = invalidations(daemon, "kotak_neo", "current") + invalidations(daemon, "kotak_neo", "stale")
-        assert neo.limits() == answer
-        assert neo.calls == 1
-        assert invalidations(daemon, "kotak_neo", "current") + invalidations(daemon, "kotak_neo", "stale") == before
+        for status, body in NEO_NOT_DEAD:
+            canned = Canned(status, body)
+            neo = c.neo(wait=40, transport=canned)
+            answer = neo.limits()
+            if isinstance(body, dict):
+                assert answer == body, (status, body)
+            else:
+                assert "Error" in answer or "error" in answer, (status, body, answer)  # the SDK's own error dict
+            assert canned.calls == 1, (status, body)
+            after = invalidations(daemon, "kotak_neo", "current") + invalidations(daemon, "kotak_neo", "stale")
+            assert after == before, (status, body)
 
 
 def test_missing_sdks_name_the_install_command():
     with pytest.raises(ImportError) as e:
         adapters._load("neo", [("brokerd_no_such_module", "NeoAPI")])
-    assert "kotak-neo-python" in str(e.value)
+    assert "kotakneoapi" in str(e.value)

@@ -3,7 +3,7 @@ applied, that reports a dead session and retries the call once.
 
     kite   = c.kite()                          # kiteconnect.KiteConnect
     ticker = c.kite_ticker()                   # kiteconnect.KiteTicker, reconnects on `renewed`
-    neo    = c.neo()                           # neo_api_client.NeoAPI
+    neo    = c.neo()                           # neo_api_client.NeoAPI (kotakneoapi)
     breeze = c.breeze()                        # breeze_connect.BreezeConnect, signed by the daemon
     xts    = c.xts(api="interactive")          # XTSConnect, market prefix honoured
 
@@ -56,7 +56,7 @@ __all__ = [
 INSTALL: Mapping[str, str] = {
     "kite": 'python3 -m pip install "brokerd-client[kite]"  (kiteconnect)',
     "breeze": 'python3 -m pip install "brokerd-client[breeze]"  (breeze-connect)',
-    "neo": 'python3 -m pip install "git+https://github.com/Kotak-Neo/kotak-neo-python"  (neo_api_client)',
+    "neo": 'python3 -m pip install "brokerd-client[neo]"  (kotakneoapi, Kotak\'s neo_api_client)',
     "xts": 'python3 -m pip install "git+https://github.com/symphonyfintech/xts-pythonclient-api-sdk"  '
     "(or the PyPI package xts-api-client on Python >= 3.12)",
 }
@@ -396,6 +396,12 @@ def _neo_dead_error(e: BaseException) -> Optional[Tuple[Any, Optional[int]]]:
     return (str(e), status) if status is not None else None
 
 
+def _neo_http(n: Any) -> Any:
+    """The SDK's HTTP client (``httpx.Client`` in kotakneoapi 3.x), or None."""
+    rest = getattr(getattr(n, "api_client", None), "rest_client", None)
+    return getattr(rest, "session", None)
+
+
 def neo(
     client: "Client",
     account: Optional[str] = None,
@@ -403,17 +409,40 @@ def neo(
     min_valid: float = 30,
     sdk: Optional[Callable[..., Any]] = None,
     environment: str = "prod",
+    **sdk_kwargs: Any,
 ) -> Any:
-    """A ``neo_api_client.NeoAPI`` on the daemon's session: its
-    ``configuration`` gets the trade token (``edit_token``), ``sid``,
-    ``rid``, ``base_url``, ``data_center`` and ``ucc``; the access token and
-    ``neo-fin-key`` come from the session's headers. The SDK returns errors
-    as dicts, so every public method's result is checked; login, logout and
-    websocket methods are left alone (never call the login ones)."""
+    """A ``neo_api_client.NeoAPI`` (PyPI ``kotakneoapi``, tested with 3.0.9)
+    on the daemon's session, as if ``totp_login``/``totp_validate`` had run:
+    its ``configuration`` gets the trade token (``edit_token``), ``sid``
+    (``edit_sid``), ``rid``, ``base_url`` (every later call goes there; the
+    SDK honours it only for ``environment="prod"``), ``data_center``,
+    ``ucc``, the access token (``consumer_key``) and ``neo_fin_key``.
+
+    The session's ``neo-fin-key`` also becomes a default header of the SDK's
+    HTTP client: kotakneoapi 3.0.9 sends only ``Auth`` and ``Sid`` on the
+    limits, positions and order-book calls, where Kotak's API takes
+    ``neo-fin-key`` too (and the daemon's own session check sends it).
+
+    The SDK returns errors as dicts (the HTTP status is not in them), so
+    every public method's result is checked, and the status of the SDK's
+    last response is taken from its HTTP client; login, logout and
+    websocket methods are left alone (never call the login ones).
+
+    ``sdk_kwargs`` go to ``NeoAPI`` (3.x: ``transport``, ``limits``,
+    ``http2``, ``timeout``)."""
     NeoAPI = sdk or _load("neo", [("neo_api_client", "NeoAPI")])
     binding = Binding(client, "kotak_neo", account, "interactive", wait, min_valid)
     h = binding.session.headers
-    n = NeoAPI(environment=environment, access_token=None, neo_fin_key=h.get("neo-fin-key"), consumer_key=h.get("Authorization"))
+    n = NeoAPI(environment=environment, access_token=None, neo_fin_key=h.get("neo-fin-key"), consumer_key=h.get("Authorization"), **sdk_kwargs)
+    http = _neo_http(n)
+    last = threading.local()
+
+    def record(response: Any) -> None:
+        last.status = getattr(response, "status_code", None)
+
+    hooks = getattr(http, "event_hooks", None)
+    if isinstance(hooks, Mapping) and isinstance(hooks.get("response"), list):
+        hooks["response"].append(record)
 
     def apply(s: Session) -> None:
         cfg = n.configuration
@@ -425,11 +454,26 @@ def neo(
         cfg.base_url = f.get("base_url") or f.get("api_root")
         cfg.data_center = f.get("data_center")
         cfg.ucc = f.get("ucc")
+        for attr, field in (("feed_url", "feed_url"), ("rt_url", "rt_url")):
+            if f.get(field):
+                setattr(cfg, attr, f[field])
         if hd.get("Authorization"):
             cfg.consumer_key = hd["Authorization"]
         if hd.get("neo-fin-key"):
             cfg.neo_fin_key = hd["neo-fin-key"]
+            headers = getattr(http, "headers", None)
+            if headers is not None:
+                headers["neo-fin-key"] = hd["neo-fin-key"]
         cfg.login_params = {}
+
+    def dead_result(result: Any) -> Optional[Tuple[Any, Optional[int]]]:
+        dead = _neo_dead_result(result)
+        if dead is None:
+            return None
+        status = getattr(last, "status", None)
+        # The status the answer came with when the SDK saw one (a 100022
+        # comes at 200); else the one the answer implies.
+        return dead[0], status if isinstance(status, int) and status > 0 else dead[1]
 
     binding.bind(apply)
     for name in dir(n):
@@ -437,9 +481,20 @@ def neo(
             continue
         attr = getattr(n, name, None)
         if callable(attr) and getattr(attr, "__self__", None) is n:
-            setattr(n, name, _retrying(binding, attr, _neo_dead_error, _neo_dead_result))
+            setattr(n, name, _retrying(binding, _neo_tracked(attr, last), _neo_dead_error, dead_result))
     n.brokerd = binding
     return n
+
+
+def _neo_tracked(method: Callable[..., Any], last: threading.local) -> Callable[..., Any]:
+    """``method`` with the last response status forgotten before each call."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        last.status = None
+        return method(*args, **kwargs)
+
+    call.__doc__ = method.__doc__
+    return call
 
 
 # -- ICICI Breeze ---------------------------------------------------------------
