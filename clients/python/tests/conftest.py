@@ -231,6 +231,14 @@ listen = "127.0.0.1:0"
         raise AssertionError(f"no simulator address in the log:\n{self.log_text()}")
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder: the SDKs write into the working
+    directory (breeze_connect and neo_api_client create ``logs/`` when
+    imported), and nothing of a test run belongs in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     """A running daemon with Jainam (logged in at start), Kotak Neo (logs in

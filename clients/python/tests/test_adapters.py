@@ -26,12 +26,6 @@ from brokerd_client import adapters
 from conftest import Daemon, eventually
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """breeze_connect creates ``logs/`` in the working directory at import."""
-    monkeypatch.chdir(tmp_path)
-
-
 def http(method: str, url: str, body: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
