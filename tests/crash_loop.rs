@@ -10,7 +10,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[path = "common/child.rs"]
@@ -55,23 +54,11 @@ secret_key = "{secret}"
 }
 
 fn spawn(d: &Path, key_b64: &str, run: usize) -> Daemon {
-    Daemon(
-        Command::new(env!("CARGO_BIN_EXE_brokerd"))
-            .arg("--config")
-            .arg(d.join("brokerd.toml"))
-            .env("BROKERD_KEY", key_b64)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join(format!("daemon{run}.log"))).unwrap())
-            .spawn()
-            .unwrap(),
-    )
+    Daemon(child::spawn_run(d, key_b64, run, &[]))
 }
 
 fn logs(d: &Path) -> String {
-    (0..=RESTARTS)
-        .map(|i| std::fs::read_to_string(d.join(format!("daemon{i}.log"))).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n----\n")
+    child::run_logs(d, RESTARTS + 1)
 }
 
 /// The interactive session's entry in `brokerctl status --json`, if the

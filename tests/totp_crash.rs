@@ -7,10 +7,12 @@
 //! This test waits for real 30 s TOTP windows (the daemon's TOTP uses the
 //! system clock): about a minute.
 
+#[path = "common/child.rs"]
+mod child;
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brokerd::sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser, TotpAttempt};
@@ -83,16 +85,12 @@ impl Daemon {
 }
 
 fn spawn(d: &Path, key_b64: &str, run: usize) -> Daemon {
-    let child = Command::new(env!("CARGO_BIN_EXE_brokerd"))
-        .arg("--config")
-        .arg(d.join("brokerd.toml"))
-        .env("BROKERD_KEY", key_b64)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(d.join(format!("daemon{run}.log"))).unwrap())
-        .spawn()
-        .unwrap();
-    Daemon(Some(child))
+    Daemon(Some(child::spawn_run(
+        d,
+        key_b64,
+        run,
+        &[("RUST_LOG", "debug")],
+    )))
 }
 
 /// SIGKILL (what `Child::kill` sends on Unix): no shutdown path runs.
@@ -105,10 +103,7 @@ async fn kill_9(daemon: Daemon) {
 }
 
 fn logs(d: &Path) -> String {
-    (0..3)
-        .map(|i| std::fs::read_to_string(d.join(format!("daemon{i}.log"))).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n----\n")
+    child::run_logs(d, 3)
 }
 
 /// Waits until the simulator has received `n` codes and holds the answer

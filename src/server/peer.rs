@@ -14,19 +14,14 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Reads the credentials of `stream`'s peer: uid, primary gid and pid
-    /// from `SO_PEERCRED`, supplementary groups from `SO_PEERGROUPS`. Both
-    /// are what the kernel captured when the peer connected, so a user
-    /// added to the socket group is seen as a member even when it is not
-    /// the primary group, and neither can be swapped by pid reuse or hidden
-    /// by `ProtectProc=invisible` (the `/proc/PID/status` this used to read
+    /// The peer of `stream`: uid, primary gid and pid from `cred` (its
+    /// `SO_PEERCRED`, read first by the accept loop to check the uid's
+    /// quota), supplementary groups from `SO_PEERGROUPS`. Both are what the
+    /// kernel captured when the peer connected, so a user added to the
+    /// socket group is seen as a member even when it is not the primary
+    /// group, and neither can be swapped by pid reuse or hidden by
+    /// `ProtectProc=invisible` (the `/proc/PID/status` this used to read
     /// could be both).
-    pub fn of(stream: &tokio::net::UnixStream) -> std::io::Result<Self> {
-        Self::from_cred(stream, stream.peer_cred()?)
-    }
-
-    /// Like [`Peer::of`], with the `SO_PEERCRED` part already read (the
-    /// accept loop checks the uid's quota before it asks for the groups).
     pub fn from_cred(
         stream: &tokio::net::UnixStream,
         cred: tokio::net::unix::UCred,

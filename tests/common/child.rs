@@ -76,3 +76,26 @@ secret_key = "file:{h}/ia_secret"
     std::fs::write(&path, config).unwrap();
     path
 }
+
+/// Starts the daemon on `dir/brokerd.toml` with `BROKERD_KEY` set to
+/// `key_b64` and `env` added, its stderr into `dir/daemon{run}.log` (one
+/// log per run, for tests that kill and restart it).
+pub fn spawn_run(dir: &Path, key_b64: &str, run: usize, env: &[(&str, &str)]) -> Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_brokerd"))
+        .arg("--config")
+        .arg(dir.join("brokerd.toml"))
+        .env("BROKERD_KEY", key_b64)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("daemon{run}.log"))).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The logs of runs `0..runs` of [`spawn_run`], one after the other.
+pub fn run_logs(dir: &Path, runs: usize) -> String {
+    (0..runs)
+        .map(|i| std::fs::read_to_string(dir.join(format!("daemon{i}.log"))).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n----\n")
+}
