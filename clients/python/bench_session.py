@@ -6,7 +6,7 @@ Both are measured in the same run against the same daemon: the cached call
 through a client whose subscription is up, the uncached one as the same
 client's ``session()`` with the cache bypassed (every call asks the daemon
 over a pooled connection, as a cache miss does). Run it against the demo
-(``cargo run --release --bin brokerd -- --config config/demo.toml``; the
+(``cargo run --release --bin brokerd-demo -- --config config/demo.toml``; the
 socket is then ``target/brokerd-demo/run/brokerd.sock``).
 """
 

@@ -2,7 +2,8 @@
 broker simulators, and a raw socket helper that counts at the daemon.
 
 The binary is ``$BROKERD_BIN`` (``cargo test`` sets it), else
-``<repo>/target/debug/brokerd``; ``brokerctl`` likewise (``$BROKERCTL_BIN``).
+``<repo>/target/debug/brokerd-demo`` (brokerd with its bundled simulators);
+``brokerctl`` likewise (``$BROKERCTL_BIN``).
 Nothing here talks to a real broker: every account points at a simulator.
 """
 
@@ -21,7 +22,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-BROKERD_BIN = Path(os.environ.get("BROKERD_BIN") or REPO / "target/debug/brokerd")
+BROKERD_BIN = Path(os.environ.get("BROKERD_BIN") or REPO / "target/debug/brokerd-demo")
 BROKERCTL_BIN = Path(os.environ.get("BROKERCTL_BIN") or REPO / "target/debug/brokerctl")
 
 # Most tests report rejections and force logins in quick succession: the
@@ -140,7 +141,7 @@ listen = "127.0.0.1:0"
 
     def start(self) -> None:
         """Starts the daemon and waits until it answers ``hello``."""
-        assert BROKERD_BIN.exists(), f"no brokerd binary at {BROKERD_BIN}: run `cargo build --bin brokerd` or set BROKERD_BIN"
+        assert BROKERD_BIN.exists(), f"no brokerd-demo binary at {BROKERD_BIN}: run `cargo build --bin brokerd-demo` or set BROKERD_BIN"
         log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [str(BROKERD_BIN), "--config", str(self.config)],

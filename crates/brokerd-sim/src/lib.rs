@@ -1,0 +1,13 @@
+//! Broker simulators: real HTTP servers on loopback that speak a broker's
+//! documented wire format and inject faults on demand. Tests and the demo
+//! run against these; nothing here ever reaches a real broker.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod breeze;
+mod control;
+pub mod kite;
+pub mod kotak;
+mod serve;
+pub mod xts;

@@ -1,0 +1,37 @@
+//! Session slots: one per (broker, account, api), keeping a valid session
+//! and enforcing the invariants of DESIGN.md ("the heart").
+
+mod backoff;
+mod budget;
+mod conflict;
+pub mod driver;
+pub mod error;
+pub mod events;
+mod interactive;
+pub mod live;
+mod login;
+mod registry;
+mod rejection;
+mod slot;
+mod status;
+mod store_gate;
+mod totp_record;
+
+pub use error::{ErrorCode, RequestError};
+pub use events::{Event, EventBus, EventKind};
+pub use interactive::plausible_submission;
+pub use live::Live;
+pub use registry::{Registry, ReloadReport};
+pub use slot::{Access, Report, Slot, SlotCounters, State};
+pub use status::SlotStatus;
+
+/// Milliseconds since the first call: a monotonic clock cheap to keep in an
+/// atomic.
+pub fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}

@@ -1,0 +1,387 @@
+//! All slots of the daemon, built from the config, found by (broker,
+//! account, api) without allocating on the request path.
+
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::error::{ErrorCode, RequestError};
+use super::events::EventBus;
+use super::slot::{Access, Slot};
+use crate::brokers::{Api, BrokerId, Connector, SessionKey};
+use crate::config::{AccountConfig, Config};
+use crate::store::Store;
+
+/// The slots. Shared behind an `Arc`; the set of slots changes only on reload.
+#[derive(Debug)]
+pub struct Registry {
+    // RwLock<Arc<Vec>>: every request takes a cheap snapshot; only a reload
+    // writes, swapping in a whole new list.
+    slots: RwLock<Arc<Vec<Arc<Slot>>>>,
+    events: EventBus,
+    tasks: TaskTracker,
+    store: Arc<Store>,
+    // How the config file is read again (the demo's loader points accounts
+    // at its simulators; the daemon's reads the file as written).
+    loader: crate::config::Loader,
+    // Where slot loops run: set once by `spawn_drivers`, reused by reloads.
+    drivers: OnceLock<(CancellationToken, TaskTracker)>,
+    /// The config file, read again for one account's credentials before an
+    /// operator `login` (None: configured from text, nothing to re-read).
+    source: Option<std::path::PathBuf>,
+}
+
+/// What a reload did, by session key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Sessions of accounts new in the configuration (started).
+    pub added: Vec<String>,
+    /// Sessions of accounts no longer configured (stopped; stored sessions
+    /// kept unless asked otherwise).
+    pub removed: Vec<String>,
+    /// Sessions whose settings changed (session and generation kept).
+    pub changed: Vec<String>,
+    /// Sessions left exactly as they were.
+    pub unchanged: usize,
+}
+
+/// One slot as the configuration describes it.
+struct Planned {
+    key: SessionKey,
+    access: Access,
+    connector: Connector,
+    policy: crate::config::SessionPolicy,
+}
+
+fn plan(config: &Config, store: &Arc<Store>) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for account in &config.accounts {
+        let access = Access {
+            uids: account.effective_uids(&config.daemon).to_vec(),
+            gids: account.effective_gids(&config.daemon).to_vec(),
+        };
+        for (api, connector) in connectors(account, config, store) {
+            out.push(Planned {
+                key: SessionKey::new(account.broker, account.name.clone(), api),
+                access: access.clone(),
+                connector,
+                policy: account.policy.clone(),
+            });
+        }
+    }
+    out
+}
+
+impl Registry {
+    /// Builds one slot per configured (account, api). `loader` reads the
+    /// config file again before an operator `login`.
+    pub fn build(config: &Config, store: Arc<Store>, loader: crate::config::Loader) -> Self {
+        let registry = Self {
+            slots: RwLock::new(Arc::new(Vec::new())),
+            events: EventBus::new(1024),
+            tasks: TaskTracker::new(),
+            store,
+            loader,
+            drivers: OnceLock::new(),
+            source: config.source.clone(),
+        };
+        let slots = plan(config, &registry.store)
+            .into_iter()
+            .map(|p| registry.new_slot(p))
+            .collect();
+        *registry.slots.write() = Arc::new(slots);
+        registry
+    }
+
+    fn new_slot(&self, p: Planned) -> Arc<Slot> {
+        Slot::new(
+            p.key,
+            p.access,
+            p.connector,
+            p.policy,
+            Arc::clone(&self.store),
+            self.events.clone(),
+            self.tasks.clone(),
+        )
+    }
+
+    /// Every slot, in config order (a snapshot).
+    pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
+        Arc::clone(&self.slots.read())
+    }
+
+    /// The store every slot persists to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The event bus shared by all slots.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The tracker of in-flight logins (waited on at shutdown).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Reads the config file again and applies what it now says about
+    /// `slot`'s account alone (its secret references are resolved anew), so
+    /// `login` after a lock-out uses the secret the operator fixed, not the
+    /// one the broker rejected. Other accounts are left alone. A file with
+    /// problems changes nothing and says why.
+    pub async fn reread_credentials(&self, slot: &Slot) -> Result<(), RequestError> {
+        let Some(path) = self.source.clone() else {
+            return Ok(());
+        };
+        let read = {
+            let path = path.clone();
+            let loader = self.loader.clone();
+            // Files and credentials are read from disk: off the runtime.
+            tokio::task::spawn_blocking(move || loader.load(&path))
+                .await
+                .map_err(|e| {
+                    RequestError::new(
+                        ErrorCode::Unavailable,
+                        format!("reading the config failed: {e}"),
+                    )
+                })?
+        };
+        let loaded = read.map_err(|problems| {
+            RequestError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} has problems, so {}'s credentials could not be read again; fix them, then run \
+                     `brokerctl login` again:\n{problems}",
+                    path.display(),
+                    slot.key()
+                ),
+            )
+        })?;
+        match plan(&loaded.config, &self.store)
+            .into_iter()
+            .find(|p| p.key == *slot.key())
+        {
+            Some(p) => {
+                // Only what the broker checks: policy and access changes
+                // stay for `reload`, which only the daemon's operators may run.
+                slot.reconfigure(p.connector, slot.policy(), (*slot.access()).clone());
+                Ok(())
+            }
+            None => Err(RequestError::new(
+                ErrorCode::UnknownAccount,
+                format!(
+                    "{} is no longer in {}; run `brokerctl reload` to apply the file",
+                    slot.key(),
+                    path.display()
+                ),
+            )),
+        }
+    }
+
+    /// Applies a new, already validated configuration: unchanged sessions
+    /// keep everything; changed ones keep their session and generation;
+    /// new accounts start; removed ones stop (their stored sessions are
+    /// forgotten only when `forget_removed`).
+    pub async fn reload(&self, config: &Config, forget_removed: bool) -> ReloadReport {
+        let old = self.slots();
+        let mut report = ReloadReport::default();
+        let mut next = Vec::new();
+        for p in plan(config, &self.store) {
+            if let Some(slot) = old.iter().find(|s| *s.key() == p.key) {
+                if slot.reconfigure(p.connector, p.policy, p.access) {
+                    report.changed.push(p.key.to_string());
+                } else {
+                    report.unchanged += 1;
+                }
+                next.push(Arc::clone(slot));
+                continue;
+            }
+            let slot = self.new_slot(p);
+            self.restore(&slot, true).await;
+            if let Some((cancel, tracker)) = self.drivers.get() {
+                tracker.spawn(Arc::clone(&slot).run(cancel.clone()));
+            }
+            report.added.push(slot.key().to_string());
+            next.push(slot);
+        }
+        for slot in old
+            .iter()
+            .filter(|s| !next.iter().any(|n| Arc::ptr_eq(n, s)))
+        {
+            slot.retire();
+            report.removed.push(slot.key().to_string());
+            if forget_removed && let Err(e) = self.store.forget_session(slot.key()).await {
+                tracing::error!(session = %slot.key(), error = %e, "cannot forget the stored session");
+            }
+        }
+        *self.slots.write() = Arc::new(next);
+        report
+    }
+
+    /// Finds a slot; `account` may be omitted when the broker has exactly one.
+    pub fn find(
+        &self,
+        broker: &str,
+        account: Option<&str>,
+        api: Option<&str>,
+    ) -> Result<Arc<Slot>, RequestError> {
+        let unknown = |m: String| RequestError::new(ErrorCode::UnknownAccount, m);
+        let slots = self.slots.read();
+        let broker_id = BrokerId::parse(broker).ok_or_else(|| {
+            unknown(format!(
+                "unknown broker {broker:?}; brokers are kotak_neo, breeze, zerodha, jainam"
+            ))
+        })?;
+        let api = match api {
+            None => Api::Interactive,
+            Some(a) => Api::parse(a).ok_or_else(|| {
+                RequestError::new(
+                    ErrorCode::BadRequest,
+                    format!("unknown api {a:?}; use \"interactive\" or \"market\""),
+                )
+            })?,
+        };
+        let account = match account {
+            Some(a) => a,
+            None => {
+                let mut names = slots
+                    .iter()
+                    .filter(|s| s.key().broker == broker_id)
+                    .map(|s| s.key().account.as_str());
+                let first = names
+                    .next()
+                    .ok_or_else(|| unknown(format!("no {broker} account is configured")))?;
+                if names.any(|n| n != first) {
+                    return Err(RequestError::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "several {broker} accounts are configured; name one with \"account\""
+                        ),
+                    ));
+                }
+                first
+            }
+        };
+        slots
+            .iter()
+            .find(|s| {
+                s.key().broker == broker_id && s.key().account == account && s.key().api == api
+            })
+            .cloned()
+            .ok_or_else(|| {
+                unknown(format!(
+                    "no {broker} account {account:?} with api {api} is configured"
+                ))
+            })
+    }
+
+    /// Restores stored sessions for every slot, concurrently.
+    pub async fn rehydrate(&self, validate: bool) {
+        let slots = self.slots();
+        let loads = slots.iter().map(|slot| self.restore(slot, validate));
+        futures::future::join_all(loads).await;
+    }
+
+    /// Runs a slot's startup checks and restores its stored session.
+    async fn restore(&self, slot: &Arc<Slot>, validate: bool) {
+        match self.store.load_session(slot.key()).await {
+            Ok(stored) => {
+                slot.startup_check().await;
+                slot.rehydrate(stored, validate).await;
+            }
+            Err(e) => {
+                tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")
+            }
+        }
+        // Whatever became of the session: a rejected secret stays rejected
+        // and the budget remembers the last hour's logins.
+        slot.restore_rejection().await;
+        slot.restore_budget().await;
+    }
+
+    /// Starts every slot's background loop.
+    pub fn spawn_drivers(&self, cancel: &CancellationToken, tracker: &TaskTracker) {
+        let _ = self.drivers.set((cancel.clone(), tracker.clone()));
+        for slot in self.slots().iter() {
+            tracker.spawn(Arc::clone(slot).run(cancel.clone()));
+        }
+    }
+}
+
+fn connectors(
+    account: &AccountConfig,
+    config: &Config,
+    store: &Arc<Store>,
+) -> Vec<(Api, Connector)> {
+    let timeout = config.daemon.limits.login_timeout;
+    match account.broker {
+        BrokerId::Jainam => {
+            let Some(jainam) = account.jainam.as_ref() else {
+                return Vec::new();
+            };
+            let cfg = jainam.clone();
+            let mut out = Vec::new();
+            if cfg.interactive.is_some() {
+                out.push((
+                    Api::Interactive,
+                    Connector::Jainam {
+                        cfg: cfg.clone(),
+                        api: Api::Interactive,
+                        timeout,
+                    },
+                ));
+            }
+            if cfg.market.is_some() {
+                out.push((
+                    Api::Market,
+                    Connector::Jainam {
+                        cfg,
+                        api: Api::Market,
+                        timeout,
+                    },
+                ));
+            }
+            out
+        }
+        BrokerId::KotakNeo => {
+            let Some(kotak) = account.kotak_neo.as_ref() else {
+                return Vec::new();
+            };
+            let cfg = kotak.clone();
+            // Used TOTP windows are recorded in the store before each code
+            // is sent (a reload keeps this state: `keeping_state_of`).
+            let ledger = super::totp_record::StoreLedger::new(
+                Arc::clone(store),
+                BrokerId::KotakNeo,
+                &account.name,
+            );
+            let shared = Arc::new(crate::brokers::kotak_neo::KotakShared::new(ledger));
+            vec![(
+                Api::Interactive,
+                Connector::KotakNeo {
+                    cfg,
+                    shared,
+                    timeout,
+                },
+            )]
+        }
+        BrokerId::Breeze => {
+            let Some(breeze) = account.breeze.as_ref() else {
+                return Vec::new();
+            };
+            let cfg = breeze.clone();
+            vec![(Api::Interactive, Connector::Breeze { cfg, timeout })]
+        }
+        BrokerId::Zerodha => {
+            let Some(zerodha) = account.zerodha.as_ref() else {
+                return Vec::new();
+            };
+            let cfg = zerodha.clone();
+            vec![(Api::Interactive, Connector::Zerodha { cfg, timeout })]
+        }
+    }
+}
