@@ -17,6 +17,7 @@ pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod preflight;
+pub mod protocol;
 pub mod reload;
 pub mod secret;
 pub mod server;
