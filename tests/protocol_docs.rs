@@ -89,6 +89,9 @@ fn every_example_request_reads_as_its_operation() {
                 said.as_object_mut().unwrap().remove("id");
                 let held = serde_json::to_value(&parsed.request).unwrap();
                 assert_eq!(held, said, "{line}");
+                // And `Request`'s own Deserialize reads the same.
+                let typed: protocol::Request = serde_json::from_str(line).unwrap();
+                assert_eq!(typed, parsed.request, "{line}");
             }
             Err(e) => refused.push((line.as_str(), e.error.code.as_str())),
         }

@@ -33,7 +33,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Every field a request line may have, in the order the `bad_request` for
 /// an unknown field lists them. A field of another operation is ignored; a
-/// field not in this list is refused. The server's guard spells the same
+/// field not in this list is refused. The server's reader spells the same
 /// list (a test compares them), and so does the schema's `propertyNames`.
 pub const REQUEST_FIELDS: [&str; 19] = [
     "id",

@@ -5,12 +5,11 @@
 //! contract (`docs/protocol.md`, "Unknown fields") refuses a field that no
 //! operation knows, but ignores a known field that this operation does not
 //! use. A per-variant `deny_unknown_fields` would refuse the latter, which
-//! clients may send today. So the server first reads every line through
-//! one guard that knows every field name of every operation
-//! (`server::protocol::parse`), and then deserialises the operation from
-//! the same line; the variants ignore what is not theirs. A unit test there
-//! checks that the guard's list is exactly the union of these structs'
-//! fields.
+//! clients may send today. So the server reads each line into one struct
+//! of every field of every operation, which refuses unknown ones, and moves
+//! the fields into the variant (`server::protocol::parse`); the derived
+//! `Deserialize` here ignores what is not the operation's, and a test there
+//! checks that both read the same request.
 //!
 //! Account fields (`broker`, …) and `generation` are `Option` even where the
 //! operation needs them: the daemon names what is missing in words of its
