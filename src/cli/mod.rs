@@ -10,9 +10,8 @@ mod render;
 pub use args::{Args, Command, Target};
 pub use daemon_args::{DaemonArgs, DaemonCommand};
 
-use std::process::ExitCode;
-
 use std::borrow::Cow;
+use std::process::ExitCode;
 
 use serde_json::json;
 
