@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use brokerd::protocol::{Hello, Request, Token};
 use brokerd_sim::xts::{XtsSim, XtsSimConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -24,9 +25,18 @@ use tokio::net::{UnixListener, UnixStream};
 /// Set in the re-executed child: the socket path the echo server binds.
 const ECHO_ENV: &str = "BROKERD_BENCH_ECHO";
 
-/// The request every token client sends. Account "bench" is the only one in
-/// the generated config.
-const TOKEN_REQUEST: &str = r#"{"op":"token","broker":"jainam","account":"bench"}"#;
+/// The request every token client sends, built from the wire types (the
+/// line is `{"op":"token","broker":"jainam","account":"bench"}`, as it was
+/// when the benchmark spelt it out). Account "bench" is the only one in the
+/// generated config.
+fn token_request() -> String {
+    Request::Token(Token {
+        broker: Some("jainam".into()),
+        account: Some("bench".into()),
+        ..Token::default()
+    })
+    .to_line()
+}
 
 /// The aims of the issue this benchmark answers.
 const AIM_P50_RATIO: f64 = 1.5;
@@ -397,7 +407,7 @@ async fn slice(
     measure: Duration,
     into: &mut RunResult,
 ) {
-    let request: Arc<str> = format!("{TOKEN_REQUEST}\n").into();
+    let request: Arc<str> = format!("{}\n", token_request()).into();
     // Connect everyone first so connection setup is not in any latency.
     let mut streams = Vec::with_capacity(into.clients);
     for _ in 0..into.clients {
@@ -517,7 +527,7 @@ async fn bench(timing: Timing, full: bool) {
     wait_ready(
         &mut daemon,
         &daemon_sock,
-        r#"{"op":"hello"}"#,
+        &Request::Hello(Hello {}).to_line(),
         "\"ok\":true",
         limit,
         show_log,
@@ -526,7 +536,7 @@ async fn bench(timing: Timing, full: bool) {
     wait_ready(
         &mut daemon,
         &daemon_sock,
-        TOKEN_REQUEST,
+        &token_request(),
         "\"ok\":true",
         limit,
         show_log,
@@ -535,7 +545,7 @@ async fn bench(timing: Timing, full: bool) {
     wait_ready(
         &mut echo,
         &echo_sock,
-        TOKEN_REQUEST,
+        &token_request(),
         "token",
         limit,
         String::new,
@@ -606,7 +616,7 @@ fn report(
     );
     println!(
         "request {} B (same line to both); reply: echo {} B, token {} B",
-        TOKEN_REQUEST.len() + 1,
+        token_request().len() + 1,
         find(1, Target::Echo).reply_bytes,
         find(1, Target::Token).reply_bytes,
     );

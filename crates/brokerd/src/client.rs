@@ -59,6 +59,17 @@ impl Client {
         self.next().await?.ok_or(ClientError::Closed)
     }
 
+    /// Sends one typed request and reads its reply (as JSON: brokerctl
+    /// prints parts of it, and [`crate::protocol::Reply::parse`] reads it
+    /// typed where that helps).
+    pub async fn request(
+        &mut self,
+        request: &crate::protocol::Request<'_>,
+    ) -> Result<Value, ClientError> {
+        self.send_line(&request.to_line()).await?;
+        self.next().await?.ok_or(ClientError::Closed)
+    }
+
     /// Sends a raw line (tests use it for malformed input).
     pub async fn send_line(&mut self, line: &str) -> Result<(), ClientError> {
         let mut buf = Vec::with_capacity(line.len() + 1);

@@ -17,6 +17,7 @@ pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod preflight;
+pub mod protocol;
 pub mod reload;
 // The secret types live in brokerd-core; re-exported under their old path.
 pub use brokerd_core::secret;

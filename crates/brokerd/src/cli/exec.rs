@@ -21,6 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::render;
 use crate::client::Client;
+use crate::protocol::{Request, Subscribe};
 
 /// What to do with the program when the session is renewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +77,7 @@ fn signal_named(name: &str) -> Result<Signal, String> {
 #[derive(Debug)]
 pub struct Exec {
     /// The `token` request for the session (broker, account, api, limits).
-    pub request: Value,
+    pub request: Request<'static>,
     /// What to do on `renewed`.
     pub on_renew: OnRenew,
     /// How long a restarted program gets between SIGTERM and SIGKILL.
@@ -169,8 +170,8 @@ pub async fn run(socket: &Path, exec: Exec) -> anyhow::Result<ExitCode> {
 }
 
 /// The session, or `None` after printing the daemon's refusal.
-async fn fetch(socket: &Path, request: &Value) -> anyhow::Result<Option<Value>> {
-    let reply = Client::connect(socket).await?.call(request).await?;
+async fn fetch(socket: &Path, request: &Request<'_>) -> anyhow::Result<Option<Value>> {
+    let reply = Client::connect(socket).await?.request(request).await?;
     if reply["ok"] == json!(true) {
         return Ok(Some(reply["session"].clone()));
     }
@@ -279,7 +280,9 @@ impl Events {
     async fn subscribe(&self) -> Option<Client> {
         let mut conn = Client::connect(&self.socket).await.ok()?;
         let ack = conn
-            .call(&json!({"op": "subscribe", "brokers": [self.broker]}))
+            .request(&Request::Subscribe(Subscribe {
+                brokers: Some(vec![self.broker.clone()]),
+            }))
             .await
             .ok()?;
         (ack["ok"] == json!(true)).then_some(conn)

@@ -10,11 +10,14 @@ mod render;
 pub use args::{Args, Command, Target};
 pub use daemon_args::{DaemonArgs, DaemonCommand};
 
+use std::borrow::Cow;
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::client::{self, Client};
+use crate::protocol::{self, Request};
+use crate::secret::Secret;
 use crate::store::{EncryptionKey, write_key_file};
 
 /// Runs one command; errors are one line for the operator.
@@ -33,10 +36,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         command,
     } = args.command
     {
-        let request = with_target(
-            json!({"op": "token", "min_valid_secs": min_valid, "wait_secs": wait}),
-            &target,
-        );
+        let (broker, account, api) = owned(&target);
+        let request = Request::Token(protocol::Token {
+            broker,
+            account,
+            api,
+            min_valid_secs: min_valid,
+            wait_secs: wait,
+        });
         let exec = exec::Exec {
             request,
             on_renew,
@@ -47,56 +54,96 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut conn = Client::connect(&path).await?;
     let request = match &args.command {
-        Command::Status { .. } => json!({"op": "status"}),
-        Command::Metrics => json!({"op": "metrics"}),
-        Command::Reload { forget_removed } => {
-            json!({"op": "reload", "forget_removed": forget_removed})
-        }
-        Command::Watch { brokers } if brokers.is_empty() => json!({"op": "subscribe"}),
-        Command::Watch { brokers } => json!({"op": "subscribe", "brokers": brokers}),
+        Command::Status { .. } => Request::Status(protocol::Status {}),
+        Command::Metrics => Request::Metrics(protocol::Metrics {}),
+        Command::Reload { forget_removed } => Request::Reload(protocol::Reload {
+            forget_removed: Some(*forget_removed),
+        }),
+        Command::Watch { brokers } => Request::Subscribe(protocol::Subscribe {
+            brokers: (!brokers.is_empty()).then(|| brokers.clone()),
+        }),
         Command::Token {
             target,
             min_valid,
             wait,
             ..
-        } => with_target(
-            json!({"op": "token", "min_valid_secs": min_valid, "wait_secs": wait}),
-            target,
-        ),
+        } => {
+            let (broker, account, api) = owned(target);
+            Request::Token(protocol::Token {
+                broker,
+                account,
+                api,
+                min_valid_secs: *min_valid,
+                wait_secs: *wait,
+            })
+        }
         Command::Invalidate {
             target,
             generation,
             reason,
             http_status,
             wait,
-        } => with_target(
-            json!({"op": "invalidate", "generation": generation, "reason": reason, "http_status": http_status, "wait_secs": wait}),
-            target,
-        ),
-        Command::Login { target, wait } => {
-            with_target(json!({"op": "login", "wait_secs": wait}), target)
+        } => {
+            let (broker, account, api) = owned(target);
+            Request::Invalidate(protocol::Invalidate {
+                broker,
+                account,
+                api,
+                generation: Some(*generation),
+                reason: reason.clone().map(serde_json::Value::String),
+                http_status: *http_status,
+                min_valid_secs: None,
+                wait_secs: *wait,
+            })
         }
-        Command::Logout { target } => with_target(json!({"op": "logout"}), target),
-        Command::LoginUrl { target } => with_target(json!({"op": "login_url"}), target),
+        Command::Login { target, wait } => {
+            let (broker, account, api) = owned(target);
+            Request::Login(protocol::Login {
+                broker,
+                account,
+                api,
+                wait_secs: *wait,
+            })
+        }
+        Command::Logout { target } => {
+            let (broker, account, api) = owned(target);
+            Request::Logout(protocol::Logout {
+                broker,
+                account,
+                api,
+            })
+        }
+        Command::LoginUrl { target } => {
+            let (broker, account, api) = owned(target);
+            Request::LoginUrl(protocol::LoginUrl {
+                broker,
+                account,
+                api,
+            })
+        }
         Command::Submit {
             target,
             value,
             state,
             wait,
         } => {
-            let value = match value.as_deref() {
+            let value = Secret::new(match value.as_deref() {
                 Some(v) if v != "-" => v.to_string(),
                 _ => read_stdin()?,
-            };
-            let field = if target.broker == "breeze" {
-                "api_session"
-            } else {
-                "request_token"
-            };
-            with_target(
-                json!({"op": "submit", field: value, "state": state, "wait_secs": wait}),
-                target,
-            )
+            });
+            // Each broker's browser login brings back its own field; the
+            // daemon names the right one when a person mixes them up.
+            let breeze = target.broker == "breeze";
+            let (broker, account, api) = owned(target);
+            Request::Submit(protocol::Submit {
+                broker,
+                account,
+                api,
+                request_token: (!breeze).then(|| value.clone()),
+                api_session: breeze.then_some(value),
+                state: state.clone().map(Secret::new),
+                wait_secs: *wait,
+            })
         }
         Command::Sign { target, body } => {
             let body = if body == "-" {
@@ -104,7 +151,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 body.clone()
             };
-            with_target(json!({"op": "sign", "body": body}), target)
+            let (broker, account, api) = owned(target);
+            Request::Sign(protocol::Sign {
+                broker,
+                account,
+                api,
+                body: Some(serde_json::Value::String(body)),
+                min_valid_secs: None,
+            })
         }
         Command::History {
             broker,
@@ -113,10 +167,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             since,
             limit,
             ..
-        } => without_nulls(json!({
-            "op": "history", "broker": broker, "account": account, "api": api,
-            "since_secs": since, "limit": limit,
-        })),
+        } => Request::History(protocol::History {
+            broker: broker.clone().map(Cow::Owned),
+            account: account.clone().map(Cow::Owned),
+            api: api.clone().map(Cow::Owned),
+            since_secs: *since,
+            limit: *limit,
+        }),
         Command::RotateKey { new } => {
             // The daemon has its own working folder: send an absolute path.
             let file = new
@@ -124,11 +181,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map(std::path::absolute)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("cannot resolve the --new path: {e}"))?;
-            without_nulls(json!({"op": "rotate_key", "new_key_file": file}))
+            Request::RotateKey(protocol::RotateKey {
+                new_key_file: file.map(|f| Cow::Owned(f.to_string_lossy().into_owned())),
+            })
         }
         Command::Keygen { .. } | Command::Exec { .. } => unreachable!("handled above"),
     };
-    let reply = conn.call(&request).await?;
+    let reply = conn.request(&request).await?;
     if reply["ok"] != json!(true) {
         let code = reply["error"]["code"].as_str().unwrap_or("error");
         let message = reply["error"]["message"].as_str().unwrap_or("no message");
@@ -246,23 +305,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn with_target(mut request: Value, target: &Target) -> Value {
-    request["broker"] = json!(target.broker);
-    if let Some(a) = &target.account {
-        request["account"] = json!(a);
-    }
-    if let Some(a) = &target.api {
-        request["api"] = json!(a);
-    }
-    without_nulls(request)
-}
+/// The account fields of a request, from the command line's target.
+type Owned = (
+    Option<Cow<'static, str>>,
+    Option<Cow<'static, str>>,
+    Option<Cow<'static, str>>,
+);
 
-/// Drops nulls so the daemon applies its defaults.
-fn without_nulls(mut request: Value) -> Value {
-    if let Value::Object(map) = &mut request {
-        map.retain(|_, v| !v.is_null());
-    }
-    request
+fn owned(target: &Target) -> Owned {
+    (
+        Some(Cow::Owned(target.broker.clone())),
+        target.account.clone().map(Cow::Owned),
+        target.api.clone().map(Cow::Owned),
+    )
 }
 
 /// A value piped in (so it stays out of the process list and shell history).

@@ -3,15 +3,14 @@
 //! the daemon's own rows only the daemon-wide allow-list sees), bounded and
 //! newest first.
 
-use chrono::{TimeDelta, Utc};
-use serde_json::json;
-
 use super::Shared;
 use super::peer::Peer;
-use super::protocol::{self, Request};
+use super::protocol;
 use crate::brokers::{Api, BrokerId};
+use crate::protocol::{History, HistoryAnswer};
 use crate::session::{ErrorCode, RequestError};
 use crate::store::{HistoryQuery, Visibility};
+use chrono::{TimeDelta, Utc};
 
 /// Rows answered when the request names no `limit`.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -21,10 +20,10 @@ pub const MAX_LIMIT: u32 = 1000;
 
 /// Answers a `history` request: `{"events": [...], "limit": N, "truncated": bool}`.
 pub async fn answer(
-    req: &Request<'_>,
+    req: &History<'_>,
     shared: &Shared,
     peer: &Peer,
-) -> Result<serde_json::Value, RequestError> {
+) -> Result<HistoryAnswer, RequestError> {
     let bad = |m: String| RequestError::new(ErrorCode::BadRequest, m);
     let broker = req
         .broker
@@ -85,6 +84,9 @@ pub async fn answer(
     })?;
     let truncated = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let events: Vec<_> = rows.iter().map(protocol::history_json).collect();
-    Ok(json!({ "events": events, "limit": limit, "truncated": truncated }))
+    Ok(HistoryAnswer {
+        events: rows.iter().map(protocol::history_event).collect(),
+        limit,
+        truncated,
+    })
 }

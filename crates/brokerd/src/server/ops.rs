@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::Shared;
 use super::peer::Peer;
-use super::protocol::{self, Request};
+use super::protocol;
 use crate::brokers::BrokerId;
+use crate::protocol::{
+    Answer, Empty, HelloAnswer, LoginUrlAnswer, MetricsAnswer, ReloadAnswer, Request, SignAnswer,
+    StatusAnswer, Target,
+};
 use crate::session::{ErrorCode, Report, RequestError, Slot};
 
 /// What the connection loop does after a request.
@@ -23,45 +26,42 @@ pub enum Outcome {
 
 /// Handles one line.
 pub async fn handle(line: &str, shared: &Shared, peer: &Peer) -> Outcome {
-    let req: Request = match serde_json::from_str(line) {
-        Ok(r) => r,
-        Err(e) => {
-            let id = protocol::salvage_id(line);
-            let err = RequestError::new(ErrorCode::BadRequest, format!("not a valid request: {e}"));
-            return Outcome::Reply(protocol::error_reply(id.as_deref(), &err));
-        }
+    let parsed = match protocol::parse(line) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Reply(protocol::error_reply(e.id.as_deref(), &e.error)),
     };
-    let id = req.id;
-    match dispatch(&req, shared, peer).await {
+    let id = parsed.id;
+    match dispatch(id, &parsed.request, shared, peer).await {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Reply(protocol::error_reply(id, &err)),
     }
 }
 
 async fn dispatch(
+    id: Option<&RawValue>,
     req: &Request<'_>,
     shared: &Shared,
     peer: &Peer,
 ) -> Result<Outcome, RequestError> {
-    let id = req.id;
-    let reply = |v: serde_json::Value| Ok(Outcome::Reply(protocol::ok_reply(id, v)));
-    match req.op.as_ref() {
-        "hello" => reply(json!({
-            "daemon": "brokerd",
-            "version": env!("CARGO_PKG_VERSION"),
-            "protocol": protocol::PROTOCOL_VERSION,
+    let reply = |answer: Answer| Ok(Outcome::Reply(protocol::ok_reply(id, answer)));
+    let op = req.op();
+    match req {
+        Request::Hello(_) => reply(Answer::Hello(HelloAnswer {
+            daemon: "brokerd".to_string(),
+            protocol: protocol::PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").to_string(),
         })),
-        "status" => {
+        Request::Status(_) => {
             let accounts: Vec<_> = shared
                 .registry
                 .slots()
                 .iter()
                 .filter(|s| peer.allowed(&s.access(), shared.daemon_uid))
-                .map(|s| protocol::status_json(&s.status()))
+                .map(|s| protocol::status_entry(&s.status()))
                 .collect();
-            reply(json!({ "accounts": accounts }))
+            reply(Answer::Status(StatusAnswer { accounts }))
         }
-        "metrics" => {
+        Request::Metrics(_) => {
             // Like status: a peer sees only the accounts it may use.
             let statuses: Vec<_> = shared
                 .registry
@@ -70,10 +70,12 @@ async fn dispatch(
                 .filter(|s| peer.allowed(&s.access(), shared.daemon_uid))
                 .map(|s| s.status())
                 .collect();
-            reply(json!({ "text": shared.metrics.render(&statuses) }))
+            reply(Answer::Metrics(MetricsAnswer {
+                text: shared.metrics.render(&statuses),
+            }))
         }
-        "subscribe" => {
-            if let Some(unknown) = req
+        Request::Subscribe(sub) => {
+            if let Some(unknown) = sub
                 .brokers
                 .iter()
                 .flatten()
@@ -87,41 +89,44 @@ async fn dispatch(
                 ));
             }
             Ok(Outcome::Subscribe(
-                protocol::ok_reply(id, json!({})),
-                req.brokers.clone(),
+                protocol::ok_reply(id, Answer::Empty(Empty {})),
+                sub.brokers.clone(),
             ))
         }
-        "token" => {
-            let slot = &find(req, shared, peer)?;
+        Request::Token(t) => {
+            let slot = &find(op, t.target(), shared, peer)?;
             let live = slot
-                .token(min_valid(req, slot), wait(req, shared, slot))
+                .token(
+                    min_valid(t.min_valid_secs, slot),
+                    wait(t.wait_secs, false, shared, slot),
+                )
                 .await?;
             Ok(session(id, slot, &live))
         }
-        "invalidate" => {
-            let slot = &find(req, shared, peer)?;
-            let generation = req.generation.ok_or_else(|| {
+        Request::Invalidate(inv) => {
+            let slot = &find(op, inv.target(), shared, peer)?;
+            let generation = inv.generation.ok_or_else(|| {
                 RequestError::new(
                     ErrorCode::BadRequest,
                     "invalidate needs \"generation\": the generation the broker rejected",
                 )
             })?;
-            let reason = req.reason_text();
+            let reason = inv.reason_text();
             let report = Report {
-                http_status: req.http_status,
+                http_status: inv.http_status,
                 reason: reason.as_deref(),
             };
             let live = slot
                 .invalidate(
                     generation,
                     report,
-                    min_valid(req, slot),
-                    wait(req, shared, slot),
+                    min_valid(inv.min_valid_secs, slot),
+                    wait(inv.wait_secs, false, shared, slot),
                 )
                 .await?;
             Ok(session(id, slot, &live))
         }
-        "login" => {
+        Request::Login(login) => {
             // An operator's action: it bypasses the login budget, so a
             // trading program allowed on the account must not be able to
             // loop on it (programs report dead sessions with `invalidate`).
@@ -135,21 +140,23 @@ async fn dispatch(
                     ),
                 ));
             }
-            let slot = &find(req, shared, peer)?;
+            let slot = &find(op, login.target(), shared, peer)?;
             // The operator may have fixed a secret since the daemon read it:
             // read it again, so a rejected secret is never what gets sent.
             if slot.locked_out() {
                 shared.registry.reread_credentials(slot).await?;
             }
-            let live = slot.force_login(wait(req, shared, slot)).await?;
+            let live = slot
+                .force_login(wait(login.wait_secs, false, shared, slot))
+                .await?;
             Ok(session(id, slot, &live))
         }
-        "logout" => {
-            let slot = &find(req, shared, peer)?;
+        Request::Logout(logout) => {
+            let slot = &find(op, logout.target(), shared, peer)?;
             slot.logout().await?;
-            reply(json!({}))
+            reply(Answer::Empty(Empty {}))
         }
-        "reload" => {
+        Request::Reload(r) => {
             if !peer.allowed(&shared.daemon_access, shared.daemon_uid) {
                 return Err(RequestError::new(
                     ErrorCode::Forbidden,
@@ -166,7 +173,7 @@ async fn dispatch(
                 ));
             };
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let sent = reload.send((req.forget_removed.unwrap_or(false), tx)).await;
+            let sent = reload.send((r.forget_removed.unwrap_or(false), tx)).await;
             let outcome = match (sent, rx.await) {
                 (Ok(()), Ok(outcome)) => outcome,
                 _ => {
@@ -177,37 +184,48 @@ async fn dispatch(
                 }
             };
             match outcome {
-                Ok(o) => reply(json!({
-                    "added": o.report.added,
-                    "removed": o.report.removed,
-                    "changed": o.report.changed,
-                    "unchanged": o.report.unchanged,
-                    "needs_restart": o.needs_restart,
+                Ok(o) => reply(Answer::Reload(ReloadAnswer {
+                    added: o.report.added,
+                    changed: o.report.changed,
+                    needs_restart: o.needs_restart,
+                    removed: o.report.removed,
+                    unchanged: o.report.unchanged,
                 })),
                 Err(problems) => Err(RequestError::new(ErrorCode::BadRequest, problems)),
             }
         }
-        "history" => reply(super::history::answer(req, shared, peer).await?),
-        "rotate_key" => reply(super::rotate::answer(req, shared, peer).await?),
-        "login_url" => {
-            let slot = &find(req, shared, peer)?;
+        Request::History(h) => reply(Answer::History(
+            super::history::answer(h, shared, peer).await?,
+        )),
+        Request::RotateKey(r) => reply(Answer::RotateKey(
+            super::rotate::answer(r, shared, peer).await?,
+        )),
+        Request::LoginUrl(l) => {
+            let slot = &find(op, l.target(), shared, peer)?;
             let url = slot.login_url().ok_or_else(|| not_interactive(slot))?;
-            reply(json!({
-                "login_url": url,
-                "redirect_url": shared.callback.as_ref().map(|c| c.redirect_url(slot.key().broker, &slot.key().account)),
+            reply(Answer::LoginUrl(LoginUrlAnswer {
+                login_url: url,
+                redirect_url: shared
+                    .callback
+                    .as_ref()
+                    .map(|c| c.redirect_url(slot.key().broker, &slot.key().account)),
             }))
         }
-        "submit" => {
-            let slot = &find(req, shared, peer)?;
-            let submission = submission(req, slot)?;
+        Request::Submit(sub) => {
+            let slot = &find(op, sub.target(), shared, peer)?;
+            let submission = submission(sub, slot)?;
             let live = slot
-                .submit(submission, req.state.as_deref(), wait(req, shared, slot))
+                .submit(
+                    submission,
+                    sub.state.as_ref().map(crate::secret::Secret::expose),
+                    wait(sub.wait_secs, true, shared, slot),
+                )
                 .await?;
             Ok(session(id, slot, &live))
         }
-        "sign" => {
-            let slot = &find(req, shared, peer)?;
-            let (body, echo) = match &req.body {
+        Request::Sign(sign) => {
+            let slot = &find(op, sign.target(), shared, peer)?;
+            let (body, echo) = match &sign.body {
                 Some(serde_json::Value::String(text)) => (text.clone(), false),
                 Some(serde_json::Value::Null) | None => {
                     return Err(RequestError::new(
@@ -217,26 +235,20 @@ async fn dispatch(
                 }
                 Some(value) => (value.to_string(), true),
             };
-            let (live, headers) = slot.sign(&body, min_valid(req, slot)).await?;
-            let headers: serde_json::Map<_, _> = headers
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
-                .collect();
-            let mut answer = json!({ "generation": live.generation, "headers": headers });
-            if echo {
+            let (live, headers) = slot
+                .sign(&body, min_valid(sign.min_valid_secs, slot))
+                .await?;
+            reply(Answer::Sign(SignAnswer {
                 // A JSON value was serialised here: the caller must send
                 // exactly these bytes, since the checksum covers them.
-                answer["body"] = serde_json::Value::String(body);
-            }
-            reply(answer)
+                body: echo.then_some(body),
+                generation: live.generation,
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            }))
         }
-        other => Err(RequestError::new(
-            ErrorCode::UnknownOp,
-            format!(
-                "unknown op {other:?}; ops are hello, status, token, invalidate, login, logout, login_url, submit, \
-                 sign, subscribe, metrics, reload, history, rotate_key"
-            ),
-        )),
     }
 }
 
@@ -247,16 +259,16 @@ fn session(id: Option<&RawValue>, slot: &Slot, live: &crate::session::Live) -> O
     ))
 }
 
-fn find(req: &Request<'_>, shared: &Shared, peer: &Peer) -> Result<Arc<Slot>, RequestError> {
-    let broker = req.broker.as_deref().ok_or_else(|| {
-        RequestError::new(
-            ErrorCode::BadRequest,
-            format!("{} needs \"broker\"", req.op),
-        )
+fn find(
+    op: &str,
+    target: Target<'_>,
+    shared: &Shared,
+    peer: &Peer,
+) -> Result<Arc<Slot>, RequestError> {
+    let broker = target.broker.ok_or_else(|| {
+        RequestError::new(ErrorCode::BadRequest, format!("{op} needs \"broker\""))
     })?;
-    let slot = shared
-        .registry
-        .find(broker, req.account.as_deref(), req.api.as_deref())?;
+    let slot = shared.registry.find(broker, target.account, target.api)?;
     if !peer.allowed(&slot.access(), shared.daemon_uid) {
         return Err(RequestError::new(
             ErrorCode::Forbidden,
@@ -270,20 +282,20 @@ fn find(req: &Request<'_>, shared: &Shared, peer: &Peer) -> Result<Arc<Slot>, Re
     Ok(slot)
 }
 
-fn min_valid(req: &Request<'_>, slot: &Slot) -> Duration {
-    req.min_valid_secs
-        .map_or_else(|| slot.default_min_valid(), Duration::from_secs)
+fn min_valid(min_valid_secs: Option<u64>, slot: &Slot) -> Duration {
+    min_valid_secs.map_or_else(|| slot.default_min_valid(), Duration::from_secs)
 }
 
 /// How long a request may wait. Interactive brokers answer at once unless
 /// asked to wait: their next session needs a person, who may be hours away.
-fn wait(req: &Request<'_>, shared: &Shared, slot: &Slot) -> Duration {
-    let default = if slot.interactive() && req.op != "submit" {
+/// A `submit` is that person, so it waits by default like any other.
+fn wait(wait_secs: Option<u64>, submit: bool, shared: &Shared, slot: &Slot) -> Duration {
+    let default = if slot.interactive() && !submit {
         Duration::ZERO
     } else {
         shared.limits.default_wait
     };
-    req.wait_secs
+    wait_secs
         .map_or(default, Duration::from_secs)
         .min(shared.limits.max_wait)
 }
@@ -299,7 +311,10 @@ fn not_interactive(slot: &Slot) -> RequestError {
 }
 
 /// The field a broker's browser login brings back, by its broker's name.
-fn submission(req: &Request<'_>, slot: &Slot) -> Result<crate::secret::Secret, RequestError> {
+fn submission(
+    req: &crate::protocol::Submit<'_>,
+    slot: &Slot,
+) -> Result<crate::secret::Secret, RequestError> {
     // What this broker's browser login brings back, and whether the other
     // broker's field was sent by mistake.
     let (want, other, value, wrong) = match slot.key().broker {
@@ -317,7 +332,7 @@ fn submission(req: &Request<'_>, slot: &Slot) -> Result<crate::secret::Secret, R
         ),
         BrokerId::Jainam | BrokerId::KotakNeo => return Err(not_interactive(slot)),
     };
-    match value.as_deref().map(str::trim) {
+    match value.as_ref().map(|v| v.expose().trim()) {
         Some(v) if crate::session::plausible_submission(v) => Ok(crate::secret::Secret::new(v)),
         Some(_) => Err(RequestError::new(
             ErrorCode::BadRequest,

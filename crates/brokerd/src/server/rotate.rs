@@ -4,21 +4,19 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::Shared;
 use super::peer::Peer;
-use super::protocol::Request;
+use crate::protocol::{RotateKey, RotateKeyAnswer};
 use crate::session::{ErrorCode, RequestError};
 use crate::store::rotation::{NewKey, RotationError};
 
 /// Answers a `rotate_key` request:
 /// `{"old_key_id", "new_key_id", "sessions", "unreadable": [...]}`.
 pub async fn answer(
-    req: &Request<'_>,
+    req: &RotateKey<'_>,
     shared: &Shared,
     peer: &Peer,
-) -> Result<serde_json::Value, RequestError> {
+) -> Result<RotateKeyAnswer, RequestError> {
     if !peer.allowed(&shared.daemon_access, shared.daemon_uid) {
         return Err(RequestError::new(
             ErrorCode::Forbidden,
@@ -43,12 +41,12 @@ pub async fn answer(
         }
     };
     match shared.key_rotation.rotate(new).await {
-        Ok(done) => Ok(json!({
-            "old_key_id": done.old_key_id,
-            "new_key_id": done.new_key_id,
-            "sessions": done.outcome.sessions,
-            "unreadable": done.outcome.unreadable,
-        })),
+        Ok(done) => Ok(RotateKeyAnswer {
+            new_key_id: done.new_key_id,
+            old_key_id: done.old_key_id,
+            sessions: done.outcome.sessions,
+            unreadable: done.outcome.unreadable,
+        }),
         Err(e) => {
             let code = match &e {
                 RotationError::Refused { .. } => ErrorCode::BadRequest,

@@ -12,8 +12,9 @@ use std::time::Duration;
 use brokerd::client::Client;
 use brokerd::config::{Config, Loaded};
 use brokerd::daemon::{self, Running};
+use brokerd::protocol::{self, Request};
 use brokerd_sim::xts::{XtsSim, XtsSimConfig, XtsSimUser};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A daemon plus its simulator, on a private temp dir.
 pub struct Harness {
@@ -163,14 +164,24 @@ secret_key = "demo-market-secret"
         self.client().await.call(&request).await.expect("reply")
     }
 
+    /// One typed request on a fresh connection.
+    pub async fn request(&self, request: &Request<'_>) -> Value {
+        self.client().await.request(request).await.expect("reply")
+    }
+
     pub async fn token(&self, api: &str) -> Value {
-        self.call(json!({"op": "token", "broker": "jainam", "account": "main", "api": api}))
-            .await
+        self.request(&Request::Token(protocol::Token {
+            broker: Some("jainam".into()),
+            account: Some("main".into()),
+            api: Some(api.into()),
+            ..protocol::Token::default()
+        }))
+        .await
     }
 
     /// The status line of one api of account main.
     pub async fn status_of(&self, api: &str) -> Value {
-        let st = self.call(json!({"op": "status"})).await;
+        let st = self.request(&Request::Status(protocol::Status {})).await;
         st["accounts"]
             .as_array()
             .expect("accounts")
