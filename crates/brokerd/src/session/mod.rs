@@ -1,15 +1,14 @@
 //! Session slots: one per (broker, account, api), keeping a valid session
 //! and enforcing the invariants of DESIGN.md ("the heart").
 
-mod backoff;
-mod budget;
-mod conflict;
 pub mod driver;
+mod effects;
 pub mod error;
 pub mod events;
 mod interactive;
 pub mod live;
 mod login;
+pub mod machine;
 mod registry;
 mod rejection;
 mod slot;
