@@ -49,17 +49,23 @@ impl Slot {
             });
             self.apply(effects, None).await;
             // Wake at least once per heartbeat so the watchdog can tell a
-            // live loop from a stuck one.
-            let sleep = next
-                .map_or(HEARTBEAT, |at| {
-                    (at - self.now()).to_std().unwrap_or(Duration::ZERO)
-                })
-                .min(HEARTBEAT);
+            // live loop from a stuck one, and when the clock reaches the
+            // next due time (a test's manual clock gets there by a move).
+            let clock = &*self.clock;
+            let due = async move {
+                match next {
+                    Some(at) => {
+                        brokerd_core::time::sleep_until(clock, at, tokio::time::sleep).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.retired.cancelled() => return,
                 r = changes.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep(HEARTBEAT) => {}
+                _ = due => {}
             }
         }
     }

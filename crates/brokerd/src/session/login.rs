@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use super::error::{ErrorCode, RequestError};
 use super::events::{Event, EventKind};
 use super::live::Live;
-use super::machine::{Answer, GateBy, Input};
+use super::machine::{Answer, GateBy, Input, Succeeded};
 use super::slot::{Outcome, Slot};
 use crate::brokers::{BrokerClient, BrokerError, NewSession};
 use crate::secret::Secret;
@@ -131,26 +131,19 @@ impl Slot {
             let err = BrokerError::Transient(format!("the session could not be stored: {e}"));
             return self.login_failed(err, generation, started_at).await;
         }
-        let (policy, policy_warning) = {
-            let settings = self.settings.lock();
-            (
-                settings.policy.clone(),
-                settings.connector.app_expiry_warning(),
-            )
-        };
-        let _ = policy;
+        let policy_warning = self.settings.lock().connector.app_expiry_warning();
         let fingerprint = session.material.token.fingerprint();
         let expires_at = session.meta.expires_at;
         let app_expiry = session.meta.app_expiry.clone();
         let client_serial = client.serial();
         let live = Arc::new(Live::new(generation, session, client));
-        let effects = self.feed(Input::LoginSucceeded {
+        let effects = self.feed(Input::LoginSucceeded(Succeeded {
             generation,
             session: live.clone(),
             logouts,
             jitter: rand::random::<f64>(),
             audit: format!("token {fingerprint}, expires {}", expires_at.to_rfc3339()),
-        });
+        }));
         if matches!(effects.answer, Answer::Published(false)) {
             let _ = self.store.forget_session(&self.key).await;
             return self.discard_after_logout(&live).await;

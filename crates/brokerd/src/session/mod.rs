@@ -21,7 +21,7 @@ pub use events::{Event, EventBus, EventKind};
 pub use interactive::plausible_submission;
 pub use live::Live;
 pub use registry::{Registry, ReloadReport};
-pub use slot::{Access, Report, Slot, SlotCounters, State};
+pub use slot::{Access, Report, Shared, Slot, SlotCounters, State};
 pub use status::SlotStatus;
 
 /// Milliseconds since the first call: a monotonic clock cheap to keep in an

@@ -18,6 +18,7 @@ use super::machine::{Answer, Input, Invalidation, Machine, Need, Phase};
 use crate::brokers::{self, Connector, SessionKey};
 use crate::config::SessionPolicy;
 use crate::store::Store;
+use brokerd_core::time::SharedClock;
 
 /// What the slot is doing, as `status` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +83,19 @@ pub struct Access {
     pub gids: Vec<u32>,
 }
 
+/// What every slot of one daemon shares.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// The encrypted store.
+    pub store: Arc<Store>,
+    /// Where events go to subscribers.
+    pub events: EventBus,
+    /// Where login tasks run (a shutdown lets them finish).
+    pub tasks: TaskTracker,
+    /// The daemon's one clock.
+    pub clock: SharedClock,
+}
+
 /// Settings replaced as a whole on reload.
 #[derive(Clone, Debug)]
 pub(super) struct Settings {
@@ -120,19 +134,27 @@ pub struct Slot {
     /// Breeze: one recheck of an ambiguous report at a time (held across
     /// the broker calls, hence tokio's mutex), with the last verdict.
     pub(super) recheck: tokio::sync::Mutex<super::interactive::RecheckVerdict>,
+    /// The daemon's one clock: every decision's `now`, and the due times
+    /// the driver sleeps until (a test's manual clock wakes it when moved).
+    pub(super) clock: SharedClock,
 }
 
 impl Slot {
-    /// A new, empty slot.
+    /// A new, empty slot, sharing the daemon's store, event bus, login
+    /// tasks and clock (`with`).
     pub fn new(
         key: SessionKey,
         access: Access,
         connector: Connector,
         policy: SessionPolicy,
-        store: Arc<Store>,
-        events: EventBus,
-        tasks: TaskTracker,
+        with: Shared,
     ) -> Arc<Self> {
+        let Shared {
+            store,
+            events,
+            tasks,
+            clock,
+        } = with;
         let machine = Machine::new(key.clone(), policy.clone());
         Arc::new(Self {
             key,
@@ -148,6 +170,7 @@ impl Slot {
             heartbeat: AtomicU64::new(0),
             nonce: Mutex::new(None),
             recheck: tokio::sync::Mutex::new(None),
+            clock,
         })
     }
 
@@ -221,7 +244,7 @@ impl Slot {
 
     /// The time now, as every decision of this slot sees it.
     pub(super) fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
     }
 
     /// Wakes everything waiting on this slot.

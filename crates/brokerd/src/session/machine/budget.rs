@@ -150,7 +150,7 @@ mod tests {
                 b.record(now);
                 started += 1;
             }
-            now = now + 30 * S;
+            now += 30 * S;
         }
         // 200 × 30 s = 100 min: at most 20 in the first hour, then one per
         // freed slot.
@@ -164,7 +164,7 @@ mod tests {
                 b.record(now);
                 log.push(now);
             }
-            now = now + Duration::from_millis(250 + (i * 7919) % 1000);
+            now += Duration::from_millis(250 + (i * 7919) % 1000);
         }
         for (i, &start) in log.iter().enumerate() {
             let in_hour = log[i..].iter().take_while(|&&t| t < start + HOUR).count();

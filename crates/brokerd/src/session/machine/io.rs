@@ -91,19 +91,8 @@ pub enum Input<S> {
     LoginNotStarted,
     /// The store holds a newer generation than the slot knew.
     StoredGeneration(u64),
-    /// A login produced a session and the store saved it as `generation`.
-    LoginSucceeded {
-        /// The saved generation.
-        generation: u64,
-        /// The new session.
-        session: S,
-        /// The logout count when the login began.
-        logouts: u64,
-        /// In [0, 1): the refresh's random advance.
-        jitter: f64,
-        /// The `login_ok` audit row's detail (token fingerprint, expiry).
-        audit: String,
-    },
+    /// A login produced a session and the store saved it.
+    LoginSucceeded(Succeeded<S>),
     /// A login (or its save) failed.
     LoginFailed {
         /// What went wrong.
@@ -181,6 +170,21 @@ pub enum Input<S> {
         /// The configured credentials' fingerprint.
         fingerprint: String,
     },
+}
+
+/// A login's session, saved by the store: [`Input::LoginSucceeded`].
+#[derive(Debug)]
+pub struct Succeeded<S> {
+    /// The saved generation.
+    pub generation: u64,
+    /// The new session.
+    pub session: S,
+    /// The logout count when the login began.
+    pub logouts: u64,
+    /// In [0, 1): the refresh's random advance.
+    pub jitter: f64,
+    /// The `login_ok` audit row's detail (token fingerprint, expiry).
+    pub audit: String,
 }
 
 /// What the shell must do after a `handle`, in order, outside the lock.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use super::{Answer, Current, Effect, Machine, Out, Phase, Session, Trigger, backoff};
+use super::{Answer, Current, Effect, Machine, Out, Phase, Session, Succeeded, Trigger, backoff};
 use crate::brokers::BrokerError;
 use crate::session::events::EventKind;
 use crate::session::live;
@@ -141,13 +141,16 @@ impl<S: Session> Machine<S> {
     pub(super) fn login_succeeded(
         &mut self,
         now: DateTime<Utc>,
-        generation: u64,
-        session: S,
-        logouts: u64,
-        jitter: f64,
-        audit: String,
+        succeeded: Succeeded<S>,
         out: &mut Out,
     ) -> Answer<S> {
+        let Succeeded {
+            generation,
+            session,
+            logouts,
+            jitter,
+            audit,
+        } = succeeded;
         self.generation = generation;
         if self.logouts != logouts {
             // A logout arrived while the session was being stored: it must

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use io::{Answer, Effect, Effects, GateBy, Input, Invalidation, Need, Trigger};
+pub use io::{Answer, Effect, Effects, GateBy, Input, Invalidation, Need, Succeeded, Trigger};
 pub use phase::Phase;
 pub(crate) use store::SPENT;
 
@@ -214,13 +214,7 @@ impl<S: Session> Machine<S> {
                 self.generation = self.generation.max(stored);
                 Answer::None
             }
-            Input::LoginSucceeded {
-                generation,
-                session,
-                logouts,
-                jitter,
-                audit,
-            } => self.login_succeeded(now, generation, session, logouts, jitter, audit, &mut out),
+            Input::LoginSucceeded(succeeded) => self.login_succeeded(now, succeeded, &mut out),
             Input::LoginFailed {
                 error,
                 generation,

@@ -70,7 +70,7 @@ impl Rig {
     }
 
     fn advance(&mut self, d: Duration) {
-        self.now = self.now + d;
+        self.now += d;
     }
 
     fn feed(&mut self, input: Input<Fake>) -> Effects<Fake> {
@@ -118,13 +118,13 @@ impl Rig {
 
     fn publish(&mut self, session: Fake) -> Effects<Fake> {
         let logouts = self.m.logouts;
-        self.feed(Input::LoginSucceeded {
+        self.feed(Input::LoginSucceeded(Succeeded {
             generation: session.generation,
             session,
             logouts,
             jitter: 0.0,
             audit: "token abc".into(),
-        })
+        }))
     }
 
     /// The login in flight fails with `error`.
@@ -305,13 +305,13 @@ fn invariant_3_generation_fencing_a_login_that_lands_after_a_logout_is_not_publi
         obtained_at: r.now,
         expires_at: r.now + 3600 * S,
     };
-    let e = r.feed(Input::LoginSucceeded {
+    let e = r.feed(Input::LoginSucceeded(Succeeded {
         generation,
         session,
         logouts,
         jitter: 0.0,
         audit: String::new(),
-    });
+    }));
     assert!(matches!(e.answer, Answer::Published(false)));
     assert!(!published(&e, EventKind::Renewed));
     assert!(r.m.live().is_none());
