@@ -5,6 +5,7 @@
 pub mod blackbox;
 pub mod browser;
 pub mod kotak;
+pub mod virtual_time;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
