@@ -56,7 +56,13 @@ impl Slot {
             .await;
         // Invariant 2: `Connector::login` builds a brand-new client every time.
         match connector.login(submission.as_ref()).await {
-            Ok((session, client)) => {
+            Ok((mut session, client)) => {
+                // When the daemon obtained it, by the daemon's clock: the
+                // broker module stamped its own reading of the system clock
+                // (the same instant in production), and every decision
+                // about this session (refresh floors, early deaths) must
+                // see the one clock a test may be moving.
+                session.meta.obtained_at = self.now();
                 let problem = self
                     .state
                     .lock()
