@@ -244,10 +244,9 @@ impl<S: Session> Machine<S> {
             .as_ref()
             .map_or("the login did not produce a session", |(_, m)| m.as_str());
         match self.phase {
-            Phase::StoreUnavailable { until, .. } if self.login_spent() => {
+            Phase::StoreUnavailable { .. } if self.login_spent() => {
                 // Exchanged, then refused by the store: the submission is
                 // used up, and only a new browser login can replace it.
-                let _ = until;
                 RequestError::new(
                     ErrorCode::LoginFailed,
                     format!("{message}; log in again in the browser once it can"),

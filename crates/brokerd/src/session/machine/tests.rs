@@ -319,6 +319,36 @@ fn invariant_3_generation_fencing_a_login_that_lands_after_a_logout_is_not_publi
     assert_eq!(r.m.phase(), Phase::Idle);
 }
 
+#[test]
+fn invariant_3_generation_fencing_a_login_result_behind_a_newer_stored_generation_continues_from_it()
+ {
+    let mut r = Rig::new(BrokerId::Jainam);
+    let g1 = r.logged_in(3600 * S).generation;
+    r.report(g1);
+    // The login expects g1 + 1, but the store already holds a newer row
+    // (unreadable at startup): the save continues from it.
+    assert_eq!(r.begins("creds-a"), g1 + 1);
+    r.feed(Input::StoredGeneration(g1 + 5));
+    let session = Fake {
+        generation: g1 + 6,
+        obtained_at: r.now,
+        expires_at: r.now + 3600 * S,
+    };
+    let e = r.publish(session.clone());
+    assert!(matches!(e.answer, Answer::Published(true)));
+    assert_eq!(r.m.generation(), g1 + 6);
+    // The replaced generation's late report is stale, the new one serves.
+    assert!(matches!(
+        r.report(g1).answer,
+        Answer::Invalidated(Invalidation::Stale)
+    ));
+    assert!(matches!(r.token(S, false).answer, Answer::Serve(s) if s == session));
+    // A report of a generation between the two was never issued here, yet
+    // is not above the newest: answered as stale, never a login.
+    let e = r.report(g1 + 3);
+    assert_eq!(logins(&e), 0);
+}
+
 // Invariant 5: minimum validity.
 
 #[test]
