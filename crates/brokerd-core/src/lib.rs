@@ -20,4 +20,4 @@ pub mod time;
 pub use error::{BrokerError, Report};
 pub use ids::{Api, BrokerId, SessionKey};
 pub use session::{Material, NewSession, SessionMeta};
-pub use time::{Clock, ManualClock, SharedClock, SystemClock};
+pub use time::{Clock, ManualClock, SharedClock, SystemClock, sleep_until};

@@ -19,7 +19,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::serve::Running;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use brokerd_core::time::{SharedClock, SystemClock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
@@ -180,6 +182,9 @@ struct Shared {
 }
 
 struct Inner {
+    /// The clock the sim's clock runs on (plus `clock_offset`): the system
+    /// clock, or a test's manual clock shared with the daemon.
+    clock: SharedClock,
     clock_offset: i64,
     latency: Duration,
     lifetime: Option<Duration>,
@@ -221,17 +226,19 @@ struct View {
 struct Session {
     user: usize,
     sid: String,
-    /// Monotonic, for kill-after: clock-offset changes must not move it.
-    at: Instant,
+    /// For kill-after, on the base clock: clock-offset changes must not
+    /// move it.
+    at: DateTime<Utc>,
     /// By the sim clock, like the `exp` claim.
     expires_at: DateTime<Utc>,
     revoked: bool,
 }
 
 impl Inner {
-    /// The sim clock: real time plus the offset (real time if that overflows).
+    /// The sim clock: the base clock plus the offset (the base clock if
+    /// that overflows).
     fn now(&self) -> DateTime<Utc> {
-        let real = Utc::now();
+        let real = self.clock.now();
         TimeDelta::try_seconds(self.clock_offset)
             .and_then(|d| real.checked_add_signed(d))
             .unwrap_or(real)
@@ -243,7 +250,9 @@ impl Inner {
         let s = self.sessions.get(token)?;
         let alive = !s.revoked
             && self.now() < s.expires_at
-            && self.kill_after.is_none_or(|k| s.at.elapsed() < k);
+            && self
+                .kill_after
+                .is_none_or(|k| (self.clock.now() - s.at).to_std().unwrap_or_default() < k);
         alive.then_some(s)
     }
 
@@ -332,6 +341,7 @@ impl KotakSim {
             base_url: format!("http://{addr}"),
             hold: tokio::sync::watch::Sender::new(false),
             inner: Mutex::new(Inner {
+                clock: SystemClock::shared(),
                 clock_offset: 0,
                 latency: Duration::ZERO,
                 lifetime: None,
@@ -391,6 +401,13 @@ impl KotakSim {
     /// Queues `n` failures: see [`KotakFail`] for which attempt consumes them.
     pub fn fail_next_logins(&self, n: u32, fail: KotakFail) {
         self.shared.inner.lock().queue_faults(n, fail);
+    }
+
+    /// Runs the sim on `clock` (a test's manual clock, shared with the
+    /// daemon): TOTP windows, token expiry, kill-after and latency follow
+    /// it, so a test moves time instead of waiting for it.
+    pub fn set_clock(&self, clock: SharedClock) {
+        self.shared.inner.lock().clock = clock;
     }
 
     /// Delay added before every answer, control endpoints included.

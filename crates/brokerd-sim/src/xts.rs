@@ -8,7 +8,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::serve::Running;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use brokerd_core::time::{SharedClock, SystemClock};
 
 use parking_lot::Mutex;
 use rand::Rng;
@@ -129,6 +131,9 @@ struct ApiState {
 }
 
 struct Inner {
+    /// The sim's clock: the system clock, or a test's manual clock shared
+    /// with the daemon (token deadlines, kill-after, claims, latency).
+    clock: SharedClock,
     apis: [ApiState; 2],
     /// Seconds added to the real clock for the `iat`/`exp` claims: a
     /// server clock behind the daemon's makes sessions arrive expired.
@@ -142,9 +147,9 @@ struct Inner {
 struct Issued {
     api: Api,
     user: usize,
-    at: Instant,
-    /// `None` when the lifetime overflows `Instant`: never expires.
-    deadline: Option<Instant>,
+    at: chrono::DateTime<chrono::Utc>,
+    /// `None` when the lifetime overflows: never expires.
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
     revoked: bool,
 }
 
@@ -160,12 +165,12 @@ impl Inner {
     /// is read at check time so it can be switched on for tokens already out.
     fn live(&self, token: &str, api: Option<Api>) -> Option<&Issued> {
         let t = self.tokens.get(token)?;
-        let now = Instant::now();
+        let now = self.clock.now();
         let kill = self.apis[idx(t.api)].kill_after;
         let alive = !t.revoked
             && api.is_none_or(|a| a == t.api)
             && t.deadline.is_none_or(|d| now < d)
-            && kill.is_none_or(|k| now.duration_since(t.at) < k);
+            && kill.is_none_or(|k| (now - t.at).to_std().unwrap_or_default() < k);
         alive.then_some(t)
     }
 }
@@ -190,6 +195,7 @@ impl XtsSim {
             users: cfg.users,
             key: jsonwebtoken::EncodingKey::from_secret(&secret),
             inner: Mutex::new(Inner {
+                clock: SystemClock::shared(),
                 apis: [api_state(), api_state()],
                 clock_offset_secs: 0,
                 latency: Duration::ZERO,
@@ -258,6 +264,12 @@ impl XtsSim {
         let mut g = self.shared.inner.lock();
         let q = &mut g.apis[idx(api)].faults;
         q.extend(std::iter::repeat_n(mode, n as usize));
+    }
+
+    /// Runs the sim on `clock` (a test's manual clock, shared with the
+    /// daemon): token deadlines, kill-after, the claims and latency follow it.
+    pub fn set_clock(&self, clock: SharedClock) {
+        self.shared.inner.lock().clock = clock;
     }
 
     /// Delay added before every answer, control endpoints included.

@@ -58,6 +58,11 @@ pub struct Options {
     pub env_key: Option<Secret>,
     /// How the config file is read again (reload, operator `login`).
     pub loader: crate::config::Loader,
+    /// The one clock every decision about time reads (refresh, backoff,
+    /// budget, cut-offs, reminders, Kotak's TOTP windows): the system
+    /// clock in production, a test's manual clock to move time instead of
+    /// sleeping.
+    pub clock: brokerd_core::time::SharedClock,
 }
 
 /// [`start`] with an already-listening socket (socket activation, or a
@@ -66,6 +71,16 @@ pub struct Options {
 pub async fn start_with(
     loaded: Loaded,
     listener: Option<std::os::unix::net::UnixListener>,
+) -> anyhow::Result<Running> {
+    start_on(loaded, listener, brokerd_core::time::SystemClock::shared()).await
+}
+
+/// [`start_with`] on `clock`: a test hands the daemon and the simulators
+/// the same manual clock and moves it instead of sleeping.
+pub async fn start_on(
+    loaded: Loaded,
+    listener: Option<std::os::unix::net::UnixListener>,
+    clock: brokerd_core::time::SharedClock,
 ) -> anyhow::Result<Running> {
     // In-process callers (tests) keep their environment; the binary takes
     // the variable out of it before any thread starts and passes it to [`run`].
@@ -76,6 +91,7 @@ pub async fn start_with(
             listener,
             env_key,
             loader: crate::config::file_loader(),
+            clock,
         },
     )
     .await
@@ -89,6 +105,7 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
         listener,
         env_key,
         loader,
+        clock,
     } = opts;
     let Loaded { config, warnings } = loaded;
     for w in &warnings {
@@ -145,7 +162,12 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
         Ok(_) => {}
         Err(e) => warn!(error = %e, "audit pruning failed"),
     }
-    let registry = Arc::new(Registry::build(&config, Arc::clone(&store), loader.clone()));
+    let registry = Arc::new(Registry::build(
+        &config,
+        Arc::clone(&store),
+        loader.clone(),
+        clock,
+    ));
     registry.rehydrate(true).await;
     // Bound before READY: a taken port must stop the start, not surface
     // when a person's login fails to arrive.
@@ -357,6 +379,7 @@ pub async fn run_with(
             listener: activated,
             env_key,
             loader,
+            clock: brokerd_core::time::SystemClock::shared(),
         },
     )
     .await?;

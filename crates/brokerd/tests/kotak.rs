@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use brokerd_sim::kotak::{DeadShape, IpRule, KotakFail, KotakSimUser};
 use common::kotak::Kotak;
@@ -12,13 +12,6 @@ use common::{error_code, eventually, session};
 use serde_json::json;
 
 const FLATTENED_900901: &str = r#"{"code":"900901","message":"Invalid Credentials","description":"Invalid JWT token. Make sure you have provided the correct security credentials"}"#;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_carries_what_orders_need() {
@@ -89,11 +82,12 @@ async fn feed_urls_pass_through_when_kotak_sends_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_totp_two_seconds_before_the_roll_over_is_not_used() {
     let k = Kotak::start("").await;
-    // Wait until 28 s into a window (2 s left, under the 5 s minimum).
-    let into = now_ms() % 30_000;
+    // Wait until 28 s into a window (2 s left, under the minimum), on the
+    // clock the daemon and the simulator share.
+    let into = k.now_ms() % 30_000;
     let wait = (28_000 + 30_000 - into) % 30_000;
-    tokio::time::sleep(Duration::from_millis(wait)).await;
-    let asked_step = (now_ms() / 30_000) as i64;
+    k.sleep(Duration::from_millis(wait)).await;
+    let asked_step = (k.now_ms() / 30_000) as i64;
     assert_eq!(session(&k.token().await)["generation"], 1);
     let attempts = k.sim.totp_attempts();
     assert_eq!(attempts.len(), 1, "{attempts:?}");

@@ -3,7 +3,9 @@
 //! deaths, whether each death is reported before, during or just after one
 //! of the daemon's own refreshes; then at most one login per cooldown. And
 //! a restored session bound to another IP (`1037`) gets one fenced re-login.
-//! Logins are counted at the simulator; the TOTP windows are real 30 s ones.
+//! Logins are counted at the simulator. The daemon and the simulator share
+//! a virtual clock (20× real time): TOTP windows, refresh floors, the
+//! simulator's latency and kill-after, and the cooldown all follow it.
 
 mod common;
 
@@ -104,7 +106,7 @@ async fn ends_in_conflict(k: &Kotak, max_logins: u64) {
         "{status}"
     );
     // The program keeps reporting; the cooldown holds.
-    tokio::time::sleep(Duration::from_secs(38)).await;
+    k.sleep(Duration::from_secs(38)).await;
     stop.store(true, Ordering::Relaxed);
     runner.await.unwrap();
     let after = k.sim.login_count() - at_conflict;
@@ -135,7 +137,7 @@ async fn early_deaths_reported_just_after_a_refresh_end_in_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_session_bound_to_another_ip_gets_one_fenced_relogin() {
-    let mut k = Kotak::start("").await;
+    let mut k = Kotak::start_with_limits("", "login_timeout = \"3s\"", |_| {}).await;
     let mismatch = json!(r#"{"stCode":1037,"errMsg":"session ip doesnt match with reqest ip"}"#);
     let first = session(&k.token().await).clone();
     // A session this process created: no login can fix a 1037.

@@ -293,10 +293,14 @@ async fn a_token_within_min_valid_of_expiry_is_never_handed_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_refreshed_before_they_expire() {
-    // 45 s tokens, refresh 14 s ahead: the refresh is due about 31 s in.
-    let h = Harness::start(&format!(
-        "{NO_EAGER_LOGIN}\nrefresh_margin = \"14s\"\nrefresh_jitter = \"0s\""
-    ))
+    // 45 s tokens, refresh 14 s ahead: the refresh is due about 31 s in,
+    // on the virtual clock the daemon and the simulator share (under two
+    // real seconds).
+    let time = common::virtual_time::Pump::start();
+    let h = Harness::start_virtual(
+        &format!("{NO_EAGER_LOGIN}\nrefresh_margin = \"14s\"\nrefresh_jitter = \"0s\""),
+        &time,
+    )
     .await;
     h.sim
         .set_token_lifetime(Api::Interactive, Duration::from_secs(45));
@@ -491,15 +495,19 @@ async fn a_token_without_exp_gets_the_configured_fallback_lifetime() {
 /// error, however old the current session is: never a login per request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asking_for_more_than_a_session_lasts_never_becomes_a_login_storm() {
-    let h = Harness::start(&format!(
-        "{NO_EAGER_LOGIN}\nrefresh_margin = \"1s\"\nrefresh_jitter = \"0s\""
-    ))
+    // On virtual time (the daemon and the simulator share the clock): the
+    // 32 s below pass in under two real seconds.
+    let time = common::virtual_time::Pump::start();
+    let h = Harness::start_virtual(
+        &format!("{NO_EAGER_LOGIN}\nrefresh_margin = \"1s\"\nrefresh_jitter = \"0s\""),
+        &time,
+    )
     .await;
     h.sim
         .set_token_lifetime(Api::Interactive, Duration::from_secs(50));
     assert_eq!(session(&h.token("interactive").await)["generation"], 1);
     // Past the 30 s mark the old guard no longer held.
-    tokio::time::sleep(Duration::from_secs(32)).await;
+    time.sleep(Duration::from_secs(32)).await;
     for _ in 0..5 {
         let reply = h
             .call(json!({"op": "token", "broker": "jainam", "min_valid_secs": 3600}))

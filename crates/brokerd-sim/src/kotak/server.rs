@@ -40,9 +40,14 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 /// Latency before, `Date` after: the header tells when the answer left,
 /// which is what a client comparing clocks needs (hyper keeps ours).
 async fn stamp(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let d = s.inner.lock().latency;
+    let (d, clock) = {
+        let g = s.inner.lock();
+        (g.latency, std::sync::Arc::clone(&g.clock))
+    };
     if !d.is_zero() {
-        tokio::time::sleep(d).await;
+        // By the sim's base clock: a test's manual clock moves through it.
+        let until = clock.now() + d;
+        brokerd_core::time::sleep_until(&*clock, until, tokio::time::sleep).await;
     }
     let mut resp = next.run(req).await;
     let now = s.inner.lock().now();
@@ -350,7 +355,7 @@ async fn trade_api_validate(State(s): State<Arc<Shared>>, h: HeaderMap, body: By
     let session = Session {
         user: ui,
         sid: sid.clone(),
-        at: std::time::Instant::now(),
+        at: g.clock.now(),
         expires_at,
         revoked: false,
     };

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Query, Request, State};
@@ -50,9 +49,14 @@ pub(super) fn router(shared: Arc<Shared>, prefix: &str) -> Router {
 pub(super) type Q = HashMap<String, String>;
 
 async fn latency(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let d = s.inner.lock().latency;
+    let (d, clock) = {
+        let g = s.inner.lock();
+        (g.latency, Arc::clone(&g.clock))
+    };
     if !d.is_zero() {
-        tokio::time::sleep(d).await;
+        // By the sim's clock: a test's manual clock moves through it.
+        let until = clock.now() + d;
+        brokerd_core::time::sleep_until(&*clock, until, tokio::time::sleep).await;
     }
     next.run(req).await
 }
@@ -175,7 +179,7 @@ fn issue(s: &Shared, api: Api, fields: HashMap<String, String>) -> Response {
     let user = &s.users[ui];
     let mut g = s.inner.lock();
     let (lifetime, include_exp) = (g.apis[idx(api)].lifetime, g.apis[idx(api)].include_exp);
-    let now = chrono::Utc::now() + chrono::Duration::seconds(g.clock_offset_secs);
+    let now = g.clock.now() + chrono::Duration::seconds(g.clock_offset_secs);
     let mut claims = json!({
         "userID": user.user_id, "api": api.as_str(), "iat": now.timestamp(),
         "jti": format!("{:032x}", rand::thread_rng().r#gen::<u128>()),
@@ -200,8 +204,10 @@ fn issue(s: &Shared, api: Api, fields: HashMap<String, String>) -> Response {
     {
         t.revoked = true;
     }
-    let at = Instant::now();
-    let deadline = at.checked_add(lifetime);
+    let at = g.clock.now();
+    let deadline = chrono::Duration::from_std(lifetime)
+        .ok()
+        .and_then(|l| at.checked_add_signed(l));
     g.tokens.insert(
         token.clone(),
         Issued {

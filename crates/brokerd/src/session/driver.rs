@@ -1,14 +1,15 @@
-//! The per-slot background loop: proactive refresh before expiry, retries
-//! after backoff, one login per cooldown while in conflict, and the first
-//! login at startup. It sleeps until the next due time or a state change.
+//! The per-slot background loop: feeds the machine a tick (proactive
+//! refresh, retries after backoff, one login per cooldown in conflict,
+//! store probes, the first login at startup, interactive reminders), runs
+//! what it starts, and sleeps until the next due time or a state change.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::slot::{Phase, Slot, SlotState};
+use super::machine::{Effect, Input};
+use super::slot::Slot;
 
 /// How often the loop proves it is alive, at the latest.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -41,153 +42,31 @@ impl Slot {
             } else {
                 None
             };
-            let (next, announce) = {
-                let mut st = self.state.lock();
-                let next = self.plan(&mut st);
-                let next = match &reminder {
-                    Some(r) => earliest(next, self.plan_reminders(&mut st, r)),
-                    None => next,
-                };
-                (next, std::mem::take(&mut st.announce))
-            };
-            if !announce.is_empty() {
-                self.announce(announce).await;
-            }
+            let effects = self.feed(Input::Tick { reminder }).list;
+            let next = effects.iter().find_map(|e| match e {
+                Effect::WakeAt(at) => Some(*at),
+                _ => None,
+            });
+            self.apply(effects, None).await;
             // Wake at least once per heartbeat so the watchdog can tell a
-            // live loop from a stuck one.
-            let sleep = next
-                .map_or(HEARTBEAT, |at| at.saturating_duration_since(Instant::now()))
-                .min(HEARTBEAT);
+            // live loop from a stuck one, and when the clock reaches the
+            // next due time (a test's manual clock gets there by a move).
+            let clock = &*self.clock;
+            let due = async move {
+                match next {
+                    Some(at) => {
+                        brokerd_core::time::sleep_until(clock, at, tokio::time::sleep).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.retired.cancelled() => return,
                 r = changes.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep(HEARTBEAT) => {}
+                _ = due => {}
             }
         }
-    }
-
-    /// Starts whatever login is due now; returns when to look again.
-    fn plan(self: &Arc<Self>, st: &mut SlotState) -> Option<Instant> {
-        let now = Instant::now();
-        match st.phase {
-            Phase::LoggingIn | Phase::LockedOut | Phase::AuthRequired => None,
-            Phase::Backoff { until } | Phase::Conflict { until } if until > now => Some(until),
-            // Nobody wants a session any more (logged out): no retry.
-            Phase::Backoff { .. } | Phase::Conflict { .. } if !st.want_session => {
-                st.phase = Phase::Idle;
-                None
-            }
-            Phase::Backoff { .. } => {
-                self.begin_login(st, "retry after backoff");
-                None
-            }
-            Phase::Conflict { .. } => {
-                // A session that still works is kept: logging in again would
-                // end it for the programs using it (one session per key).
-                // The idle branch logs in when it is due or reported dead.
-                st.phase = Phase::Idle;
-                if st
-                    .current
-                    .as_ref()
-                    .is_some_and(|l| !st.dead && !l.remaining(Utc::now()).is_zero())
-                {
-                    return Some(now);
-                }
-                self.begin_login(st, "conflict cooldown over");
-                None
-            }
-            // No login while the store cannot keep one; probe it instead.
-            Phase::StoreUnavailable { until, .. } if until > now => Some(until),
-            Phase::StoreUnavailable { probes, .. } => {
-                self.begin_store_probe(st, probes);
-                None
-            }
-            Phase::Idle => {
-                let usable = st.current.as_ref().filter(|_| !st.dead);
-                match usable {
-                    Some(live) => {
-                        let wait = (live.refresh_at - Utc::now())
-                            .to_std()
-                            .unwrap_or(Duration::ZERO);
-                        if wait.is_zero() {
-                            if live.remaining(Utc::now()).is_zero() && !st.want_session {
-                                return None;
-                            }
-                            self.begin_login(
-                                st,
-                                if self.interactive() {
-                                    "session reached its daily cut-off"
-                                } else {
-                                    "refresh before expiry"
-                                },
-                            );
-                            None
-                        } else {
-                            Some(now + wait)
-                        }
-                    }
-                    None if st.want_session => {
-                        self.begin_login(st, "no session");
-                        None
-                    }
-                    None => None,
-                }
-            }
-        }
-    }
-}
-
-/// The earlier of two optional due times.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// `at` on the monotonic clock (now if already past).
-fn instant_at(at: chrono::DateTime<Utc>) -> Instant {
-    Instant::now() + (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
-}
-
-impl Slot {
-    /// Interactive brokers: queues the daily reminder while waiting for a
-    /// person, and the `expiring` notice before a session's cut-off.
-    /// Returns when to look again.
-    fn plan_reminders(
-        &self,
-        st: &mut SlotState,
-        reminder: &crate::config::Reminder,
-    ) -> Option<Instant> {
-        let now = Utc::now();
-        if st.phase == Phase::AuthRequired {
-            let at = reminder.remind_at?;
-            let due = *st
-                .next_reminder
-                .get_or_insert_with(|| crate::brokers::ist::next_at(now, at));
-            if due > now {
-                return Some(instant_at(due));
-            }
-            st.announce.push(super::events::EventKind::AuthRequired);
-            let next = crate::brokers::ist::next_at(now, at);
-            st.next_reminder = Some(next);
-            return Some(instant_at(next));
-        }
-        let live = st.current.as_ref().filter(|_| !st.dead)?;
-        if st.expiring_sent >= live.generation || reminder.expiring_notice.is_zero() {
-            return None;
-        }
-        let notice = chrono::Duration::from_std(reminder.expiring_notice).ok()?;
-        let at = live.expires_at() - notice;
-        if at > now {
-            return Some(instant_at(at));
-        }
-        if live.remaining(now).is_zero() {
-            return None;
-        }
-        st.expiring_sent = live.generation;
-        st.announce.push(super::events::EventKind::Expiring);
-        None
     }
 }

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::error::{ErrorCode, RequestError};
 use super::events::{Event, EventKind};
 use super::live::Live;
-use super::slot::{Phase, Slot, SlotState};
+use super::machine::{Answer, Input};
+use super::slot::Slot;
 use crate::brokers::BrokerError;
 use crate::secret::Secret;
 use crate::store::AuditEvent;
@@ -105,26 +105,10 @@ impl Slot {
         }
     }
 
-    /// Enters `auth_required` and, once per wait for a person, queues its
-    /// announcement with a fresh login link.
-    pub(super) fn require_auth(&self, st: &mut SlotState, reason: &'static str) {
-        if st.phase == Phase::AuthRequired {
-            return;
-        }
-        st.phase = Phase::AuthRequired;
-        st.next_reminder = None;
-        if st.auth_announced {
-            return;
-        }
-        st.auth_announced = true;
-        // A fresh link for the alert: one minted earlier (by a status call
-        // while the session was alive) could expire before the person acts.
-        // (nonce is only ever taken inside the state lock, never around it.)
+    /// Retires the current login link (`Effect::RetireLink`): the next
+    /// wait gets a new one. The nonce is never taken around the state lock.
+    pub(super) fn retire_link(&self) {
         *self.nonce.lock() = None;
-        st.announce.push(EventKind::AuthRequired);
-        info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, reason,
-              "waiting for a browser login: `brokerctl login-url {} --account {}` prints the link",
-              self.key.broker, self.key.account);
     }
 
     /// The `auth_required` answer: what to do, and the link.
@@ -132,8 +116,7 @@ impl Slot {
         let last = self
             .state
             .lock()
-            .last_error
-            .as_ref()
+            .last_error()
             .map(|(_, m)| format!(" (last attempt: {m})"))
             .unwrap_or_default();
         let mut err = RequestError::new(
@@ -148,46 +131,42 @@ impl Slot {
         err
     }
 
-    /// Publishes queued announcements (`auth_required`, `expiring`) with
-    /// the login URL, so an alert can carry the link.
-    pub(super) async fn announce(&self, kinds: Vec<EventKind>) {
+    /// Publishes an announcement (`auth_required`, `expiring`) with the
+    /// login URL, so an alert can carry the link.
+    pub(super) async fn announce(&self, kind: EventKind) {
         let login_url = self.login_url();
-        for kind in kinds {
-            let (generation, expires_at) = {
-                let st = self.state.lock();
-                let live = st.current.as_ref().filter(|_| !st.dead);
-                (
-                    live.map_or(st.generation, |l| l.generation),
-                    live.map(|l| l.expires_at()),
-                )
-            };
-            match kind {
-                EventKind::Expiring => {
-                    warn!(broker = %self.key.broker, account = %self.key.account, generation,
-                          expires_at = %expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                          "session ends soon and only a browser login can renew it")
-                }
-                _ => {
-                    warn!(broker = %self.key.broker, account = %self.key.account, generation,
-                          "a browser login is needed")
-                }
+        let (generation, expires_at) = self.state.lock().announced();
+        match kind {
+            EventKind::Expiring => {
+                warn!(broker = %self.key.broker, account = %self.key.account, generation,
+                      expires_at = %expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                      "session ends soon and only a browser login can renew it")
             }
-            if kind == EventKind::AuthRequired {
-                self.audit(
-                    Some(generation),
-                    AuditEvent::AuthRequired,
-                    "waiting for a browser login",
-                )
-                .await;
+            EventKind::AuthRequired
+            | EventKind::Renewed
+            | EventKind::LockedOut
+            | EventKind::Conflict
+            | EventKind::LoggedOut
+            | EventKind::StoreUnavailable => {
+                warn!(broker = %self.key.broker, account = %self.key.account, generation,
+                      "a browser login is needed")
             }
-            self.events.publish(Event {
-                kind,
-                key: self.key.clone(),
-                generation,
-                expires_at,
-                login_url: login_url.clone(),
-            });
         }
+        if kind == EventKind::AuthRequired {
+            self.audit(
+                Some(generation),
+                AuditEvent::AuthRequired,
+                "waiting for a browser login",
+            )
+            .await;
+        }
+        self.events.publish(Event {
+            kind,
+            key: self.key.clone(),
+            generation,
+            expires_at,
+            login_url,
+        });
     }
 
     /// A person's browser login: Zerodha's `request_token` or Breeze's
@@ -212,15 +191,14 @@ impl Slot {
         }
         // Before anything is used up (the link's state, the request token at
         // the broker): a session that cannot be stored is not worth either.
-        self.store_gate(super::store_gate::GateBy::Submission)
-            .await?;
+        self.store_gate(super::machine::GateBy::Submission).await?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changed.subscribe();
-        let (done, before, nonce) = loop {
+        let (effects, before, nonce) = loop {
             changes.borrow_and_update();
             {
                 let mut st = self.state.lock();
-                if st.phase != Phase::LoggingIn {
+                if !st.logging_in() {
                     let nonce = match state {
                         None => None,
                         Some(s) => Some(self.take_nonce(s).ok_or_else(|| {
@@ -235,12 +213,13 @@ impl Slot {
                             )
                         })?),
                     };
-                    // A person acted: like `login`, this lifts a lock-out.
-                    st.failures = 0;
-                    st.early_deaths = 0;
-                    st.want_session = true;
-                    let before = st.generation;
-                    break (self.begin_exchange(&mut st, submission), before, nonce);
+                    // Under the same lock as the check: no other login can
+                    // start in between.
+                    let effects = st.handle(self.now(), Input::Submit);
+                    let Answer::Generation(before) = effects.answer else {
+                        unreachable!("a submission is answered with the generation it must beat")
+                    };
+                    break (effects.list, before, nonce);
                 }
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
@@ -261,13 +240,16 @@ impl Slot {
             }
         };
         self.notify();
+        let done = self.apply(effects, Some(submission)).await;
         // The exchange is bounded by the broker call's own timeout.
-        let _ = done.await;
+        if let Some(done) = done {
+            let _ = done.await;
+        }
         let outcome = {
             let st = self.state.lock();
-            match &st.current {
-                Some(live) if live.generation > before && !st.dead => Ok(live.clone()),
-                _ => Err(self.failed_submission(&st)),
+            match st.live() {
+                Some(live) if live.generation > before => Ok(live.clone()),
+                _ => Err(st.submission_error(self.now())),
             }
         };
         if outcome.is_err()
@@ -276,37 +258,6 @@ impl Slot {
             self.restore_nonce(n);
         }
         outcome
-    }
-
-    fn failed_submission(&self, st: &SlotState) -> RequestError {
-        let message = st
-            .last_error
-            .as_ref()
-            .map_or("the login did not produce a session", |(_, m)| m.as_str());
-        if let Phase::StoreUnavailable { until, .. } = st.phase {
-            if super::store_gate::login_spent(st) {
-                // Exchanged, then refused by the store: the submission is
-                // used up, and only a new browser login can replace it.
-                return RequestError::new(
-                    ErrorCode::LoginFailed,
-                    format!("{message}; log in again in the browser once it can"),
-                );
-            }
-            // Refused by the login's own store check: the submission was
-            // not used and works again once the store does.
-            return RequestError::new(ErrorCode::StoreUnavailable, message.to_string())
-                .retry_after(until.saturating_duration_since(Instant::now()));
-        }
-        if st.phase == Phase::LockedOut {
-            return RequestError::new(
-                ErrorCode::LockedOut,
-                format!(
-                    "{}: {message}; fix the configuration, reload, then log in again",
-                    self.key
-                ),
-            );
-        }
-        RequestError::new(ErrorCode::LoginFailed, format!("{}: {message}", self.key))
     }
 
     /// Breeze: the checksum headers of one request body, computed here so
@@ -321,7 +272,7 @@ impl Slot {
             .settings
             .lock()
             .connector
-            .sign(&live.session.material, body, Utc::now())
+            .sign(&live.session.material, body, self.now())
             .map_err(|m| RequestError::new(ErrorCode::BadRequest, format!("{}: {m}", self.key)))?;
         Ok((live, headers))
     }
@@ -365,12 +316,12 @@ impl Slot {
         min_valid: Duration,
         wait: Duration,
     ) -> Option<Result<Arc<Live>, RequestError>> {
-        let live = {
-            let st = self.state.lock();
-            st.current
-                .clone()
-                .filter(|l| l.generation == generation && !st.dead)
-        }?;
+        let live = self
+            .state
+            .lock()
+            .live()
+            .filter(|l| l.generation == generation)
+            .cloned()?;
         let verdict = self.ask_broker(&live).await;
         let (b, a) = (self.key.broker, &self.key.account);
         match verdict {
@@ -397,42 +348,17 @@ impl Slot {
             ) => {
                 let m = e.message().to_string();
                 let fingerprint = self.settings.lock().connector.credentials_fingerprint();
-                let (current, rejection) = {
-                    let mut st = self.state.lock();
-                    let current = st
-                        .current
-                        .as_ref()
-                        .is_some_and(|l| l.generation == generation);
-                    let mut rejection = None;
-                    if current {
-                        if st.phase != Phase::LoggingIn {
-                            st.phase = Phase::LockedOut;
-                        }
-                        st.last_error = Some(("locked_out", m.clone()));
-                        if matches!(e, BrokerError::Rejected(_)) {
-                            rejection = Some(Self::reject(&mut st, fingerprint, &m));
-                        }
-                    }
-                    (current, rejection)
-                };
-                if let Some(rejection) = rejection {
-                    self.persist_rejection(&rejection).await;
-                }
-                if !current {
+                let effects = self.feed(Input::SecretRefused {
+                    generation,
+                    error: e,
+                    fingerprint,
+                });
+                if matches!(effects.answer, Answer::Current(false)) {
                     // A newer session arrived meanwhile: this verdict is stale.
                     return Some(self.token(min_valid, wait).await);
                 }
                 self.notify();
-                error!(broker = %b, account = %a, generation, error = %m, "the broker refuses the app's credentials");
-                self.audit(Some(generation), AuditEvent::LockedOut, &m)
-                    .await;
-                self.events.publish(Event {
-                    kind: EventKind::LockedOut,
-                    key: self.key.clone(),
-                    generation,
-                    expires_at: None,
-                    login_url: None,
-                });
+                self.apply(effects.list, None).await;
                 Some(Err(RequestError::new(
                     ErrorCode::LockedOut,
                     format!("{}: {m}", self.key),

@@ -22,42 +22,20 @@ pub struct Live {
     pub session: NewSession,
     /// The client bound to this session; dropped with it.
     pub client: BrokerClient,
-    /// When the daemon renews it proactively.
-    pub refresh_at: DateTime<Utc>,
-    /// Restored from the store at startup rather than created by this
-    /// process (it may be bound to another IP).
-    pub restored: bool,
     /// The session's wire form, built once by the server on first use: the
     /// hot `token` path then copies bytes instead of serialising.
     wire: OnceLock<Box<RawValue>>,
 }
 
 impl Live {
-    /// Wraps a session, scheduling its refresh per `policy`.
-    pub fn new(
-        generation: u64,
-        session: NewSession,
-        client: BrokerClient,
-        policy: &SessionPolicy,
-    ) -> Self {
-        let refresh_at = refresh_time(&session, policy, rand::random::<f64>());
+    /// Wraps a session (its refresh is the session machine's to plan).
+    pub fn new(generation: u64, session: NewSession, client: BrokerClient) -> Self {
         Self {
             generation,
             session,
             client,
-            refresh_at,
-            restored: false,
             wire: OnceLock::new(),
         }
-    }
-
-    /// No proactive refresh before the session ends (a fixed cut-off), yet
-    /// never sooner than [`MIN_REFRESH_INTERVAL`] after the login: the floor
-    /// every automatic refresh keeps.
-    pub fn refresh_at_expiry(&mut self) {
-        let floor = self.session.meta.obtained_at
-            + chrono::Duration::from_std(MIN_REFRESH_INTERVAL).unwrap_or(chrono::Duration::MAX);
-        self.refresh_at = self.expires_at().max(floor);
     }
 
     /// The expiry.
@@ -90,21 +68,48 @@ impl Live {
     }
 }
 
-/// When to renew: `refresh_margin` (plus up to `refresh_jitter`) before
-/// expiry, but never sooner than half the lifetime or [`MIN_REFRESH_INTERVAL`]
-/// after the login.
-pub fn refresh_time(session: &NewSession, policy: &SessionPolicy, jitter: f64) -> DateTime<Utc> {
-    let meta = &session.meta;
-    let lifetime = (meta.expires_at - meta.obtained_at)
+/// When to renew a session obtained at `obtained_at` and ending at
+/// `expires_at`: `refresh_margin` (plus up to `refresh_jitter`) before
+/// expiry, but never sooner than half the lifetime or
+/// [`MIN_REFRESH_INTERVAL`] after the login.
+pub fn refresh_time(
+    obtained_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    policy: &SessionPolicy,
+    jitter: f64,
+) -> DateTime<Utc> {
+    let lifetime = (expires_at - obtained_at)
         .to_std()
         .unwrap_or(Duration::ZERO);
     let ahead = policy.refresh_margin + policy.refresh_jitter.mul_f64(jitter.clamp(0.0, 1.0));
-    let by_margin =
-        meta.expires_at - chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::MAX);
-    let floor = meta.obtained_at
+    let by_margin = expires_at - chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::MAX);
+    let floor = obtained_at
         + chrono::Duration::from_std((lifetime / 2).max(MIN_REFRESH_INTERVAL))
             .unwrap_or(chrono::Duration::MAX);
     by_margin.max(floor)
+}
+
+/// No proactive refresh before the session ends (a fixed cut-off), yet
+/// never sooner than [`MIN_REFRESH_INTERVAL`] after the login: the floor
+/// every automatic refresh keeps.
+pub fn refresh_at_expiry(obtained_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = obtained_at
+        + chrono::Duration::from_std(MIN_REFRESH_INTERVAL).unwrap_or(chrono::Duration::MAX);
+    expires_at.max(floor)
+}
+
+impl super::machine::Session for std::sync::Arc<Live> {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn obtained_at(&self) -> DateTime<Utc> {
+        self.session.meta.obtained_at
+    }
+
+    fn expires_at(&self) -> DateTime<Utc> {
+        self.session.meta.expires_at
+    }
 }
 
 /// Whether a new session lasts meaningfully longer than the one it

@@ -1,80 +1,25 @@
-//! The slot's login task (single flight, persist before publish, backoff,
-//! lock-out) and the other operations that talk to the broker or the store.
+//! The slot's login task (persist, then publish), logout, rehydration and
+//! audit: the IO around the machine's login decisions (`machine/login.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use chrono::Utc;
 use tracing::{error, info, warn};
 
-use super::backoff;
-use super::conflict::Trigger;
 use super::error::{ErrorCode, RequestError};
 use super::events::{Event, EventKind};
 use super::live::Live;
-use super::slot::{Invalidation, Phase, Slot, SlotState};
+use super::machine::{Answer, GateBy, Input, Succeeded};
+use super::slot::{Outcome, Slot};
 use crate::brokers::{BrokerClient, BrokerError, NewSession};
 use crate::secret::Secret;
 use crate::store::{AuditEntry, AuditEvent, StoredSession};
-use tokio::sync::oneshot;
 
 impl Slot {
-    /// Starts the one login of this slot unless one is already in flight.
-    /// Called with the state locked, so two callers cannot both start one.
-    /// Interactive brokers cannot log in by themselves: they wait for a
-    /// person instead (`auth_required`).
-    /// Automatic logins are subject to the login budget (invariant 9).
-    pub(super) fn begin_login(self: &Arc<Self>, st: &mut SlotState, reason: &'static str) {
-        self.begin_login_as(st, reason, Trigger::Automatic);
-    }
-
-    /// [`Slot::begin_login`] for a given trigger: an operator's login is
-    /// counted in the budget but never refused by it.
-    pub(super) fn begin_login_as(
-        self: &Arc<Self>,
-        st: &mut SlotState,
-        reason: &'static str,
-        trigger: Trigger,
-    ) {
-        if st.phase == Phase::LoggingIn {
-            return;
-        }
-        if self.interactive() {
-            return self.require_auth(st, reason);
-        }
-        if !self.spend_budget(st, trigger, reason) {
-            return;
-        }
-        st.phase = Phase::LoggingIn;
-        let slot = Arc::clone(self);
-        let logouts = st.logouts;
-        self.tasks
-            .spawn(async move { slot.login_task(reason, logouts, None).await });
-    }
-
-    /// Starts the exchange of a person's browser login; the receiver
-    /// resolves when it has finished (published or failed).
-    pub(super) fn begin_exchange(
-        self: &Arc<Self>,
-        st: &mut SlotState,
-        submission: Secret,
-    ) -> oneshot::Receiver<()> {
-        // A person's submission is never refused by the budget, but counts.
-        self.spend_budget(st, Trigger::Operator, "browser login submitted");
-        st.phase = Phase::LoggingIn;
-        let (tx, rx) = oneshot::channel();
-        let slot = Arc::clone(self);
-        let logouts = st.logouts;
-        self.tasks.spawn(async move {
-            slot.login_task("browser login submitted", logouts, Some(submission))
-                .await;
-            let _ = tx.send(());
-        });
-        rx
-    }
-
-    async fn login_task(
+    /// The login the machine started (`Effect::StartLogin`), with a
+    /// person's submission for an exchange.
+    pub(super) async fn login_task(
         self: Arc<Self>,
         reason: &'static str,
         logouts: u64,
@@ -82,13 +27,9 @@ impl Slot {
     ) {
         // Never spend a login (or a person's request token) whose session
         // cannot be stored: prove the save can land first.
-        if self
-            .store_gate(super::store_gate::GateBy::LoginTask)
-            .await
-            .is_err()
-        {
+        if self.store_gate(GateBy::LoginTask).await.is_err() {
             // No broker call happened: the budget gets its login back.
-            self.state.lock().budget.refund();
+            let _ = self.feed(Input::LoginNotStarted);
             return self.notify();
         }
         if submission.is_some() {
@@ -97,13 +38,15 @@ impl Slot {
         }
         let connector = self.settings.lock().connector.clone();
         let started = Instant::now();
-        let next_generation = {
-            let mut st = self.state.lock();
-            // What this login sends, for a lock-out to remember: a reload
-            // during the login must not make the fixed credentials the
-            // rejected ones.
-            st.attempt_fingerprint = connector.credentials_fingerprint();
-            st.generation + 1
+        let started_at = self.now();
+        let next_generation = match self
+            .feed(Input::LoginBegins {
+                fingerprint: connector.credentials_fingerprint(),
+            })
+            .answer
+        {
+            Answer::Generation(g) => g,
+            other => unreachable!("a login's start is answered with its generation, not {other:?}"),
         };
         info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
               generation = next_generation, reason, "login starting");
@@ -113,52 +56,35 @@ impl Slot {
             .await;
         // Invariant 2: `Connector::login` builds a brand-new client every time.
         match connector.login(submission.as_ref()).await {
-            Ok((session, client)) => match self.unusable_on_arrival(&session) {
-                None => {
-                    self.publish(next_generation, session, client, started, logouts)
+            Ok((mut session, client)) => {
+                // When the daemon obtained it, by the daemon's clock: the
+                // broker module stamped its own reading of the system clock
+                // (the same instant in production), and every decision
+                // about this session (refresh floors, early deaths) must
+                // see the one clock a test may be moving.
+                session.meta.obtained_at = self.now();
+                let problem = self
+                    .state
+                    .lock()
+                    .arrival_problem(self.now(), session.meta.expires_at);
+                match problem {
+                    None => {
+                        self.publish(
+                            next_generation,
+                            session,
+                            client,
+                            started,
+                            started_at,
+                            logouts,
+                        )
                         .await
+                    }
+                    Some(err) => self.login_failed(err, next_generation, started_at).await,
                 }
-                Some(err) => self.login_failed(err, next_generation, started).await,
-            },
-            Err(err) => self.login_failed(err, next_generation, started).await,
+            }
+            Err(err) => self.login_failed(err, next_generation, started_at).await,
         }
         self.notify();
-    }
-
-    /// A session that arrives already expired, or with less left than the
-    /// account's `min_valid`, is a failed login (transient), never
-    /// published: serving it would hand out a dead token, and logging in
-    /// again at once would storm the broker. (A person's browser login may
-    /// end minutes after it by the daily cut-off, and nothing logs in
-    /// again by itself: only an expired one is refused there.)
-    fn unusable_on_arrival(&self, session: &NewSession) -> Option<BrokerError> {
-        let min_valid = if self.interactive() {
-            std::time::Duration::ZERO
-        } else {
-            self.settings.lock().policy.min_valid
-        };
-        let now = Utc::now();
-        let left = session.meta.expires_at - now;
-        if left > chrono::Duration::zero()
-            && left >= chrono::Duration::from_std(min_valid).unwrap_or(chrono::Duration::MAX)
-        {
-            return None;
-        }
-        let how = if left <= chrono::Duration::zero() {
-            format!("already expired {}s ago", -left.num_seconds())
-        } else {
-            format!(
-                "only {}s left, less than min_valid ({}s)",
-                left.num_seconds(),
-                min_valid.as_secs()
-            )
-        };
-        Some(BrokerError::Transient(format!(
-            "the broker's session arrived {how} (it expires at {} by its `exp`); it is not used. Either this \
-             host's clock is ahead of the broker's (check NTP: `timedatectl`) or the broker issued a session \
-             that is already over",
-            session.meta.expires_at.to_rfc3339()
-        )))
     }
 
     /// A login that finished after the operator logged out: end it at the
@@ -179,6 +105,7 @@ impl Slot {
         session: NewSession,
         client: BrokerClient,
         started: Instant,
+        started_at: chrono::DateTime<chrono::Utc>,
         logouts: u64,
     ) {
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -193,10 +120,7 @@ impl Slot {
             let stored = *stored;
             warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, stored,
                   "the store holds a newer generation; continuing from it");
-            {
-                let mut st = self.state.lock();
-                st.generation = st.generation.max(stored);
-            }
+            let _ = self.feed(Input::StoredGeneration(stored));
             generation = stored + 1;
             saved = self
                 .store
@@ -211,200 +135,61 @@ impl Slot {
                 return;
             }
             let err = BrokerError::Transient(format!("the session could not be stored: {e}"));
-            return self.login_failed(err, generation, started).await;
+            return self.login_failed(err, generation, started_at).await;
         }
-        let (policy, policy_warning) = {
-            let settings = self.settings.lock();
-            (
-                settings.policy.clone(),
-                settings.connector.app_expiry_warning(),
-            )
-        };
+        let policy_warning = self.settings.lock().connector.app_expiry_warning();
         let fingerprint = session.material.token.fingerprint();
         let expires_at = session.meta.expires_at;
         let app_expiry = session.meta.app_expiry.clone();
         let client_serial = client.serial();
-        let previous_expiry = self.state.lock().current.as_ref().map(|l| l.expires_at());
-        let mut live = Live::new(generation, session, client, &policy);
-        if self.interactive() {
-            // Only a person can renew it: nothing to do before it ends,
-            // and at its end no login, only the call for a person.
-            live.refresh_at = live.expires_at();
-        } else if !super::live::extends(previous_expiry, live.expires_at(), policy.refresh_margin) {
-            // A fixed cut-off (e.g. 00:00 IST): the next login that can help
-            // is after it.
-            live.refresh_at_expiry();
-            info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
-                  "the new session ends when the old one did; no proactive refresh before it expires");
-        }
-        let live = Arc::new(live);
-        let mut forget_rejection = false;
-        let retired = {
-            let mut st = self.state.lock();
-            st.generation = generation;
-            if st.logouts != logouts {
-                // A logout arrived while the session was being stored: it
-                // must not be published (checked under the same lock).
-                st.phase = Phase::Idle;
-                None
-            } else {
-                st.dead = false;
-                st.phase = Phase::Idle;
-                st.failures = 0;
-                st.last_login_at = Some(Utc::now());
-                st.last_error = None;
-                st.want_session = true;
-                st.auth_announced = false;
-                forget_rejection = !std::mem::take(&mut st.rejected).is_empty();
-                let retired = st.current.replace(live.clone());
-                st.previous = retired
-                    .as_ref()
-                    .map(|l| (l.generation, l.session.meta.obtained_at));
-                // "In a row": a session that outlived the conflict window
-                // without being reported dead breaks the run.
-                if let Some(old) = &retired
-                    && old.generation > st.last_counted_death
-                    && old.age(Utc::now()) >= policy.conflict_window
-                {
-                    st.early_deaths = 0;
-                }
-                // Deaths counted while this login ran: `conflict` starts
-                // now, with the new session still served.
-                self.settle_conflict(&mut st, &policy);
-                Some(retired)
-            }
-        };
-        if forget_rejection {
-            self.forget_rejection().await;
-        }
-        let Some(retired) = retired else {
+        let live = Arc::new(Live::new(generation, session, client));
+        let effects = self.feed(Input::LoginSucceeded(Succeeded {
+            generation,
+            session: live.clone(),
+            logouts,
+            jitter: rand::random::<f64>(),
+            audit: format!("token {fingerprint}, expires {}", expires_at.to_rfc3339()),
+        }));
+        if matches!(effects.answer, Answer::Published(false)) {
             let _ = self.store.forget_session(&self.key).await;
             return self.discard_after_logout(&live).await;
-        };
-        // The retired client (and any rejected token) is dropped here, never reused.
-        drop(retired);
-        if self.interactive() {
-            // Any login retires the current link: the next wait gets a new one.
-            *self.nonce.lock() = None;
         }
         self.counters.logins_ok.fetch_add(1, Ordering::Relaxed);
         info!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
               duration_ms, outcome = "ok", token = %fingerprint, expires_at = %expires_at.to_rfc3339(),
               client = client_serial, app_expiry = app_expiry.as_deref().unwrap_or(""), "login ok");
         if let (Some(horizon), Some(date)) = (policy_warning, app_expiry.as_deref())
-            && let Some(warning) = super::status::app_expiry_warning(date, horizon, Utc::now())
+            && let Some(warning) = super::status::app_expiry_warning(date, horizon, self.now())
         {
             warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, "{warning}");
         }
-        self.audit(
-            Some(generation),
-            AuditEvent::LoginOk,
-            &format!("token {fingerprint}, expires {}", expires_at.to_rfc3339()),
-        )
-        .await;
-        self.events.publish(Event {
-            kind: EventKind::Renewed,
-            key: self.key.clone(),
-            generation,
-            expires_at: Some(expires_at),
-            login_url: None,
-        });
+        // The retired session (and its client) was dropped by the machine,
+        // never reused; forgetting rejections, audit and `renewed` follow.
+        self.apply(effects.list, None).await;
     }
 
-    async fn login_failed(self: &Arc<Self>, err: BrokerError, generation: u64, started: Instant) {
-        let duration_ms = started.elapsed().as_millis() as u64;
+    /// A failed login: the machine decides (backoff, a person, lock-out).
+    async fn login_failed(
+        self: &Arc<Self>,
+        err: BrokerError,
+        generation: u64,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) {
         self.counters.logins_failed.fetch_add(1, Ordering::Relaxed);
-        let policy = self.settings.lock().policy.clone();
-        let message = err.message().to_string();
-        let rejected = matches!(
-            err,
-            BrokerError::Rejected(_) | BrokerError::CodeRejected(_) | BrokerError::Config(_)
-        );
-        if self.interactive() && !rejected {
-            // Nothing to retry by itself: the person logs in again. A session
-            // that still works keeps being served.
-            {
-                let mut st = self.state.lock();
-                let usable = st
-                    .current
-                    .as_ref()
-                    .is_some_and(|l| !st.dead && !l.remaining(Utc::now()).is_zero());
-                st.last_error = Some(("login_failed", message.clone()));
-                // A logout during the exchange wants nothing any more.
-                st.phase = Phase::Idle;
-                if !usable && st.want_session {
-                    self.require_auth(&mut st, "browser login could not be completed");
-                }
-            }
-            self.notify();
-            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
-                  duration_ms, outcome = "failed", error = %message, "browser login could not be completed");
-            self.audit(None, AuditEvent::LoginFailed, &message).await;
-        } else if err.is_retryable() || matches!(err, BrokerError::DeadSession(_)) {
-            let (failures, delay) = {
-                let mut st = self.state.lock();
-                st.failures += 1;
-                let delay = backoff::delay_with_jitter(
-                    st.failures,
-                    policy.backoff_initial,
-                    policy.backoff_max,
-                );
-                st.phase = Phase::Backoff {
-                    until: Instant::now() + delay,
-                };
-                st.last_error = Some(("login_failed", message.clone()));
-                if matches!(err, BrokerError::DeadSession(_)) {
-                    // The broker killed this login's session before it was
-                    // even finished: the surest sign of another login.
-                    let login_started = Utc::now()
-                        - chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-                    self.count_death(&mut st, None, login_started, Utc::now(), &policy);
-                }
-                self.settle_conflict(&mut st, &policy);
-                (st.failures, delay)
-            };
-            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
-                  duration_ms, outcome = "transient", error = %message, failures,
-                  retry_in_ms = delay.as_millis() as u64, "login failed; backing off");
-            self.audit(None, AuditEvent::LoginFailed, &message).await;
-        } else {
-            let rejection = {
-                let mut st = self.state.lock();
-                st.phase = Phase::LockedOut;
-                st.conflict_pending = false;
-                st.last_error = Some(("locked_out", message.clone()));
-                // Only a rejected secret must never be sent again: a
-                // rejected one-time code is not resent by a new login, and a
-                // configuration error may be fixed outside brokerd. Set in
-                // this lock, so no `login` sees the lock-out without it.
-                matches!(err, BrokerError::Rejected(_)).then(|| {
-                    let fingerprint = st.attempt_fingerprint.clone();
-                    Self::reject(&mut st, fingerprint, &message)
-                })
-            };
-            if let Some(rejection) = rejection {
-                self.persist_rejection(&rejection).await;
-            }
-            error!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, generation,
-                   duration_ms, outcome = "rejected", error = %message,
-                   "login rejected; not retried automatically (brokers lock accounts after repeated wrong attempts): \
-                    fix the configuration, then run `brokerctl login {} --account {}`", self.key.broker, self.key.account);
-            self.audit(None, AuditEvent::LoginFailed, &message).await;
-            self.audit(None, AuditEvent::LockedOut, &message).await;
-            self.events.publish(Event {
-                kind: EventKind::LockedOut,
-                key: self.key.clone(),
-                generation: generation - 1,
-                expires_at: None,
-                login_url: None,
-            });
-        }
+        let effects = self.feed(Input::LoginFailed {
+            error: err,
+            generation,
+            started_at,
+            jitter: rand::random::<f64>(),
+        });
+        self.notify();
+        self.apply(effects.list, None).await;
     }
 
     /// Audit, metrics and logs for an `invalidate`.
     pub(super) async fn record_invalidation(
         &self,
-        outcome: Invalidation,
+        outcome: Outcome,
         generation: u64,
         reason: Option<&str>,
     ) {
@@ -417,47 +202,32 @@ impl Slot {
             .collect();
         let (k, b, a) = (&self.key.account, self.key.broker, self.key.api);
         match &outcome {
-            Invalidation::Current(live) => {
+            super::machine::Invalidation::Current(live) => {
                 self.counters
                     .invalidations_current
                     .fetch_add(1, Ordering::Relaxed);
-                let age_ms = live.age(Utc::now()).as_millis() as u64;
+                let age_ms = live.age(self.now()).as_millis() as u64;
                 warn!(broker = %b, account = %k, api = %a, generation, age_ms, token = %live.session.material.token.fingerprint(),
                       reason = %reason, "session rejected by the broker");
                 self.audit(Some(generation), AuditEvent::InvalidatedCurrent, &reason)
                     .await;
             }
-            Invalidation::Stale => {
+            super::machine::Invalidation::Stale => {
                 self.counters
                     .invalidations_stale
                     .fetch_add(1, Ordering::Relaxed);
                 self.audit(Some(generation), AuditEvent::InvalidatedStale, &reason)
                     .await;
             }
-            Invalidation::AlreadyDead => {}
+            super::machine::Invalidation::AlreadyDead => {}
         }
     }
 
     /// Ends the session at the broker (best effort) and forgets it.
     pub async fn logout(self: &Arc<Self>) -> Result<(), RequestError> {
-        let (old, dead) = {
-            let mut st = self.state.lock();
-            st.want_session = false;
-            st.logouts += 1;
-            st.conflict_pending = false;
-            // A logout also ends pending retries; a lock-out stays.
-            if matches!(
-                st.phase,
-                Phase::Backoff { .. } | Phase::Conflict { .. } | Phase::AuthRequired
-            ) {
-                st.phase = Phase::Idle;
-                st.failures = 0;
-                st.early_deaths = 0;
-            }
-            let dead = st.dead;
-            st.dead = false;
-            st.auth_announced = false;
-            (st.current.take(), dead)
+        let (old, dead) = match self.feed(Input::Logout).answer {
+            Answer::LoggedOut { old, dead } => (old, dead),
+            other => unreachable!("a logout is answered with the session it took, not {other:?}"),
         };
         self.notify();
         let generation = old.as_ref().map(|l| l.generation);
@@ -508,13 +278,17 @@ impl Slot {
         let connector = self.settings.lock().connector.clone();
         let policy = self.settings.lock().policy.clone();
         let key = &self.key;
-        self.state.lock().generation = stored.generation;
+        let _ = self.feed(Input::StoredRow {
+            generation: stored.generation,
+        });
         let session = match stored.session {
             None => return,
             Some(Err(e)) => {
                 error!(broker = %key.broker, account = %key.account, api = %key.api, error = %e,
                        "stored session unreadable; it will be replaced by a fresh login");
-                self.state.lock().last_error = Some(("store", e.to_string()));
+                let _ = self.feed(Input::StoredUnreadable {
+                    message: e.to_string(),
+                });
                 return;
             }
             Some(Ok(s)) => s,
@@ -522,7 +296,7 @@ impl Slot {
         // Even an expired or rejected session says when its login happened.
         connector.note_previous_login(session.meta.obtained_at);
         if session.meta.expires_at
-            <= Utc::now() + chrono::Duration::from_std(policy.min_valid).unwrap_or_default()
+            <= self.now() + chrono::Duration::from_std(policy.min_valid).unwrap_or_default()
         {
             info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
                   "stored session has expired; not reused");
@@ -538,16 +312,11 @@ impl Slot {
             if matches!(e, BrokerError::DeadSession(_)) {
                 info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
                       error = %e, "stored session is no longer accepted by the broker; not reused");
-                // Found dead by the daemon itself: it counts like a report.
-                let mut st = self.state.lock();
-                let obtained = session.meta.obtained_at;
-                self.count_death(
-                    &mut st,
-                    Some(stored.generation),
-                    obtained,
-                    Utc::now(),
-                    &policy,
-                );
+                let effects = self.feed(Input::StoredDead {
+                    generation: stored.generation,
+                    obtained_at: session.meta.obtained_at,
+                });
+                self.apply(effects.list, None).await;
                 return;
             }
             // Keep the last good session when the broker cannot answer.
@@ -555,21 +324,30 @@ impl Slot {
                   "could not check the stored session with the broker; serving it");
         }
         let fingerprint = session.material.token.fingerprint();
-        let mut live = Live::new(stored.generation, session, client, &policy);
-        live.restored = true;
-        if self.interactive() {
-            live.refresh_at = live.expires_at();
-        }
-        let live = Arc::new(live);
+        let live = Arc::new(Live::new(stored.generation, session, client));
         info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
               token = %fingerprint, expires_at = %live.expires_at().to_rfc3339(), "stored session restored without a login");
-        {
-            let mut st = self.state.lock();
-            st.last_login_at = Some(live.session.meta.obtained_at);
-            st.current = Some(live);
-            st.want_session = true;
-        }
+        let _ = self.feed(Input::Restored {
+            session: live,
+            jitter: rand::random::<f64>(),
+        });
         self.notify();
+    }
+
+    /// At startup: the logins of the last hour, from the audit trail, count
+    /// against the budget, so restarts cannot multiply it.
+    pub async fn restore_budget(&self) {
+        let since = self.now()
+            - chrono::Duration::from_std(super::machine::budget::HOUR).unwrap_or_default();
+        match self.store.login_times(&self.key, since).await {
+            Ok(times) => {
+                let _ = self.feed(Input::RecentLogins(times));
+            }
+            Err(e) => {
+                warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                      error = %e, "could not read the recent logins; the login budget starts empty")
+            }
+        }
     }
 
     pub(super) async fn audit(&self, generation: Option<u64>, event: AuditEvent, detail: &str) {

@@ -1,15 +1,14 @@
 //! Session slots: one per (broker, account, api), keeping a valid session
 //! and enforcing the invariants of DESIGN.md ("the heart").
 
-mod backoff;
-mod budget;
-mod conflict;
 pub mod driver;
+mod effects;
 pub mod error;
 pub mod events;
 mod interactive;
 pub mod live;
 mod login;
+pub mod machine;
 mod registry;
 mod rejection;
 mod slot;
@@ -22,7 +21,7 @@ pub use events::{Event, EventBus, EventKind};
 pub use interactive::plausible_submission;
 pub use live::Live;
 pub use registry::{Registry, ReloadReport};
-pub use slot::{Access, Report, Slot, SlotCounters, State};
+pub use slot::{Access, Report, Shared, Slot, SlotCounters, State};
 pub use status::SlotStatus;
 
 /// Milliseconds since the first call: a monotonic clock cheap to keep in an

@@ -19,6 +19,7 @@ use crate::brokers::zerodha::ZerodhaConnector;
 use crate::brokers::{Api, BrokerId, Connector, SessionKey};
 use crate::config::{AccountConfig, Config};
 use crate::store::Store;
+use brokerd_core::time::SharedClock;
 
 /// The slots. Shared behind an `Arc`; the set of slots changes only on reload.
 #[derive(Debug)]
@@ -37,6 +38,8 @@ pub struct Registry {
     /// The config file, read again for one account's credentials before an
     /// operator `login` (None: configured from text, nothing to re-read).
     source: Option<std::path::PathBuf>,
+    /// The daemon's one clock, handed to every slot and Kotak TOTP gate.
+    clock: SharedClock,
 }
 
 /// What a reload did, by session key.
@@ -61,14 +64,14 @@ struct Planned {
     policy: crate::config::SessionPolicy,
 }
 
-fn plan(config: &Config, store: &Arc<Store>) -> Vec<Planned> {
+fn plan(config: &Config, store: &Arc<Store>, clock: &SharedClock) -> Vec<Planned> {
     let mut out = Vec::new();
     for account in &config.accounts {
         let access = Access {
             uids: account.effective_uids(&config.daemon).to_vec(),
             gids: account.effective_gids(&config.daemon).to_vec(),
         };
-        for (api, connector) in connectors(account, config, store) {
+        for (api, connector) in connectors(account, config, store, clock) {
             out.push(Planned {
                 key: SessionKey::new(account.broker, account.name.clone(), api),
                 access: access.clone(),
@@ -82,8 +85,14 @@ fn plan(config: &Config, store: &Arc<Store>) -> Vec<Planned> {
 
 impl Registry {
     /// Builds one slot per configured (account, api). `loader` reads the
-    /// config file again before an operator `login`.
-    pub fn build(config: &Config, store: Arc<Store>, loader: crate::config::Loader) -> Self {
+    /// config file again before an operator `login`; `clock` is read by
+    /// every decision about time.
+    pub fn build(
+        config: &Config,
+        store: Arc<Store>,
+        loader: crate::config::Loader,
+        clock: SharedClock,
+    ) -> Self {
         let registry = Self {
             slots: RwLock::new(Arc::new(Vec::new())),
             events: EventBus::new(1024),
@@ -92,8 +101,9 @@ impl Registry {
             loader,
             drivers: OnceLock::new(),
             source: config.source.clone(),
+            clock,
         };
-        let slots = plan(config, &registry.store)
+        let slots = plan(config, &registry.store, &registry.clock)
             .into_iter()
             .map(|p| registry.new_slot(p))
             .collect();
@@ -107,9 +117,12 @@ impl Registry {
             p.access,
             p.connector,
             p.policy,
-            Arc::clone(&self.store),
-            self.events.clone(),
-            self.tasks.clone(),
+            super::slot::Shared {
+                store: Arc::clone(&self.store),
+                events: self.events.clone(),
+                tasks: self.tasks.clone(),
+                clock: Arc::clone(&self.clock),
+            },
         )
     }
 
@@ -166,7 +179,7 @@ impl Registry {
                 ),
             )
         })?;
-        match plan(&loaded.config, &self.store)
+        match plan(&loaded.config, &self.store, &self.clock)
             .into_iter()
             .find(|p| p.key == *slot.key())
         {
@@ -195,7 +208,7 @@ impl Registry {
         let old = self.slots();
         let mut report = ReloadReport::default();
         let mut next = Vec::new();
-        for p in plan(config, &self.store) {
+        for p in plan(config, &self.store, &self.clock) {
             if let Some(slot) = old.iter().find(|s| *s.key() == p.key) {
                 if slot.reconfigure(p.connector, p.policy, p.access) {
                     report.changed.push(p.key.to_string());
@@ -321,6 +334,7 @@ fn connectors(
     account: &AccountConfig,
     config: &Config,
     store: &Arc<Store>,
+    clock: &SharedClock,
 ) -> Vec<(Api, Connector)> {
     let timeout = config.daemon.limits.login_timeout;
     // Used TOTP windows are recorded in the store before each code is sent
@@ -335,7 +349,7 @@ fn connectors(
         ),
         BrokerId::KotakNeo => planned(
             &account.kotak_neo,
-            |c| KotakConnector::plan(c, timeout, ledger()),
+            |c| KotakConnector::plan(c, timeout, ledger(), Arc::clone(clock)),
             Connector::KotakNeo,
         ),
         BrokerId::Zerodha => planned(

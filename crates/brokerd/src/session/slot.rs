@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -12,11 +12,13 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use super::error::{ErrorCode, RequestError};
-use super::events::{EventBus, EventKind};
+use super::events::EventBus;
 use super::live::Live;
+use super::machine::{Answer, Input, Invalidation, Machine, Need, Phase};
 use crate::brokers::{self, Connector, SessionKey};
 use crate::config::SessionPolicy;
 use crate::store::Store;
+use brokerd_core::time::SharedClock;
 
 /// What the slot is doing, as `status` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,83 +58,6 @@ impl State {
     }
 }
 
-/// What the slot's login machinery is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    Idle,
-    LoggingIn,
-    Backoff {
-        until: Instant,
-    },
-    LockedOut,
-    Conflict {
-        until: Instant,
-    },
-    /// Interactive brokers: no usable session, waiting for a person's
-    /// browser login to be submitted.
-    AuthRequired,
-    /// The store refused the write that proves a session could be kept:
-    /// no login; the store is probed again at `until` (`probes` failed so
-    /// far, for the pace). See `store_gate.rs`.
-    StoreUnavailable {
-        until: Instant,
-        probes: u32,
-    },
-}
-
-/// The slot's mutable data. Only ever behind `Slot::state`.
-#[derive(Debug)]
-pub(super) struct SlotState {
-    pub current: Option<Arc<Live>>,
-    /// The broker rejected `current`: never hand it out again.
-    pub dead: bool,
-    /// Highest generation ever issued (survives logout and restarts).
-    pub generation: u64,
-    pub phase: Phase,
-    /// Whether the daemon should keep a session ready without being asked.
-    pub want_session: bool,
-    /// Bumped by every logout, so a login that was already in flight when
-    /// the operator logged out does not bring the session back.
-    pub logouts: u64,
-    pub last_login_at: Option<DateTime<Utc>>,
-    pub last_error: Option<(&'static str, String)>,
-    /// Consecutive transient login failures (drives the backoff).
-    pub failures: u32,
-    /// Consecutive sessions rejected within the conflict window.
-    pub early_deaths: u32,
-    /// Events to announce, drained by the driver loop outside the lock
-    /// (announcing needs the settings for the login URL).
-    pub announce: Vec<EventKind>,
-    /// Interactive brokers: when the next daily reminder is due while
-    /// waiting for a person.
-    pub next_reminder: Option<DateTime<Utc>>,
-    /// Interactive brokers: the generation whose `expiring` was announced.
-    pub expiring_sent: u64,
-    /// Interactive brokers: this wait for a person has been announced
-    /// (reset when a session is published or on logout), so failed
-    /// submissions do not repeat the alert.
-    pub auth_announced: bool,
-    /// The login budget (invariant 9): every login start is counted here.
-    pub budget: super::budget::LoginBudget,
-    /// The conflict threshold was reached while a login ran: `conflict`
-    /// starts when that login ends.
-    pub conflict_pending: bool,
-    /// The newest generation whose death was counted (each counts once).
-    pub last_counted_death: u64,
-    /// The generation the last login replaced, with its login time: a
-    /// death reported just after a refresh still counts.
-    pub previous: Option<(u64, DateTime<Utc>)>,
-    /// Every set of credentials (as a fingerprint, never the values) the
-    /// broker rejected since the last successful login, and when: neither
-    /// `login` nor a reload sends any of them again. Compared by
-    /// fingerprint, so changed credentials pass; kept (here and in the
-    /// store) until a login succeeds.
-    pub rejected: Vec<(String, DateTime<Utc>)>,
-    /// The credentials fingerprint of the login in flight (what a
-    /// rejection of it refers to).
-    pub attempt_fingerprint: String,
-}
-
 /// Counters for `metrics`; atomics because requests bump them concurrently.
 #[derive(Debug, Default)]
 pub struct SlotCounters {
@@ -158,6 +83,19 @@ pub struct Access {
     pub gids: Vec<u32>,
 }
 
+/// What every slot of one daemon shares.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// The encrypted store.
+    pub store: Arc<Store>,
+    /// Where events go to subscribers.
+    pub events: EventBus,
+    /// Where login tasks run (a shutdown lets them finish).
+    pub tasks: TaskTracker,
+    /// The daemon's one clock.
+    pub clock: SharedClock,
+}
+
 /// Settings replaced as a whole on reload.
 #[derive(Clone, Debug)]
 pub(super) struct Settings {
@@ -177,8 +115,9 @@ pub struct Slot {
     pub(super) settings: Mutex<Settings>,
     pub(super) store: Arc<Store>,
     pub(super) events: EventBus,
-    // parking_lot: tiny critical sections, never held across `.await`.
-    pub(super) state: Mutex<SlotState>,
+    // parking_lot: tiny critical sections, never held across `.await`. The
+    // pure state machine: every decision is its, the slot only runs effects.
+    pub(super) state: Mutex<Machine<Arc<Live>>>,
     // watch: every state change bumps it; waiters and the driver wake on it,
     // and a burst of changes coalesces into one wake.
     pub(super) changed: watch::Sender<u64>,
@@ -195,36 +134,28 @@ pub struct Slot {
     /// Breeze: one recheck of an ambiguous report at a time (held across
     /// the broker calls, hence tokio's mutex), with the last verdict.
     pub(super) recheck: tokio::sync::Mutex<super::interactive::RecheckVerdict>,
-}
-
-/// What a request needs from the session.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Need {
-    pub min_valid: Duration,
-    /// Only a generation newer than this will do (forced logins).
-    pub newer_than: u64,
-}
-
-enum Decision {
-    Serve(Arc<Live>),
-    Fail(RequestError),
-    Wait,
+    /// The daemon's one clock: every decision's `now`, and the due times
+    /// the driver sleeps until (a test's manual clock wakes it when moved).
+    pub(super) clock: SharedClock,
 }
 
 impl Slot {
-    /// A new, empty slot.
+    /// A new, empty slot, sharing the daemon's store, event bus, login
+    /// tasks and clock (`with`).
     pub fn new(
         key: SessionKey,
         access: Access,
         connector: Connector,
         policy: SessionPolicy,
-        store: Arc<Store>,
-        events: EventBus,
-        tasks: TaskTracker,
+        with: Shared,
     ) -> Arc<Self> {
-        let want_session = policy.login_at_start;
-        let budget =
-            super::budget::LoginBudget::new(policy.min_login_interval, policy.max_logins_per_hour);
+        let Shared {
+            store,
+            events,
+            tasks,
+            clock,
+        } = with;
+        let machine = Machine::new(key.clone(), policy.clone());
         Arc::new(Self {
             key,
             access: parking_lot::RwLock::new(Arc::new(access)),
@@ -232,34 +163,14 @@ impl Slot {
             settings: Mutex::new(Settings { connector, policy }),
             store,
             events,
-            state: Mutex::new(SlotState {
-                current: None,
-                dead: false,
-                generation: 0,
-                phase: Phase::Idle,
-                want_session,
-                logouts: 0,
-                last_login_at: None,
-                last_error: None,
-                failures: 0,
-                early_deaths: 0,
-                announce: Vec::new(),
-                next_reminder: None,
-                expiring_sent: 0,
-                auth_announced: false,
-                budget,
-                conflict_pending: false,
-                last_counted_death: 0,
-                previous: None,
-                rejected: Vec::new(),
-                attempt_fingerprint: String::new(),
-            }),
+            state: Mutex::new(machine),
             changed: watch::channel(0).0,
             tasks,
             counters: SlotCounters::default(),
             heartbeat: AtomicU64::new(0),
             nonce: Mutex::new(None),
             recheck: tokio::sync::Mutex::new(None),
+            clock,
         })
     }
 
@@ -283,8 +194,7 @@ impl Slot {
         if access_changed {
             *self.access.write() = Arc::new(access);
         }
-        let limits = (policy.min_login_interval, policy.max_logins_per_hour);
-        let (credentials_changed, fingerprint) = {
+        let (credentials, policy) = {
             let mut settings = self.settings.lock();
             let connector = connector.keeping_state_of(&settings.connector);
             let changed = !settings.connector.same_settings(&connector);
@@ -295,21 +205,21 @@ impl Slot {
             if !(changed || policy_changed || access_changed) {
                 return false;
             }
-            (credentials, settings.connector.credentials_fingerprint())
+            let fingerprint = settings.connector.credentials_fingerprint();
+            (credentials.then_some(fingerprint), settings.policy.clone())
         };
-        let mut st = self.state.lock();
-        st.budget.set_limits(limits.0, limits.1);
-        if credentials_changed {
-            self.apply_changed_credentials(&mut st, &fingerprint);
-        }
-        drop(st);
+        // A reload answers nothing and asks for nothing to be run.
+        let _ = self.feed(Input::Reconfigure {
+            policy,
+            credentials,
+        });
         self.notify();
         true
     }
 
     /// Whether the broker rejected the credentials and an operator must act.
     pub fn locked_out(&self) -> bool {
-        self.state.lock().phase == Phase::LockedOut
+        self.state.lock().phase() == Phase::LockedOut
     }
 
     /// Stops the slot's loop (its account left the configuration).
@@ -332,6 +242,11 @@ impl Slot {
         self.settings.lock().policy.min_valid
     }
 
+    /// The time now, as every decision of this slot sees it.
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Wakes everything waiting on this slot.
     pub(super) fn notify(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
@@ -350,7 +265,7 @@ impl Slot {
             newer_than: 0,
         };
         // Fast path: a usable session needs one short lock and no waiting.
-        if let Some(live) = usable(&self.state.lock(), need, Utc::now()) {
+        if let Some(live) = self.state.lock().usable(self.now(), need) {
             return Ok(live);
         }
         self.wait_for(need, wait).await
@@ -389,7 +304,7 @@ impl Slot {
                 // from another address (before a restart, on another host):
                 // one fresh login from here can fix that. A session this
                 // process created cannot be fixed by logging in again.
-                if !self.ip_mismatch_fixable(generation) {
+                if !self.state.lock().ip_mismatch_fixable(generation) {
                     return Err(self.ip_refused(generation, &message));
                 }
                 tracing::warn!(broker = %self.key.broker, account = %self.key.account, generation, error = %message,
@@ -401,56 +316,20 @@ impl Slot {
                 return self.token(min_valid, wait).await;
             }
         }
-        let reason = Some(reason);
-        let now = Utc::now();
-        let outcome = {
-            let (policy, ends_previous) = {
-                let settings = self.settings.lock();
-                (
-                    settings.policy.clone(),
-                    settings.connector.new_login_ends_previous(),
-                )
-            };
-            let mut st = self.state.lock();
-            if generation > st.generation {
-                return Err(RequestError::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "generation {generation} was never issued for {}; the newest is {}",
-                        self.key, st.generation
-                    ),
-                ));
-            }
-            match st.current.clone() {
-                Some(live) if live.generation == generation && !st.dead => {
-                    st.dead = true;
-                    let obtained = live.session.meta.obtained_at;
-                    self.count_death(&mut st, Some(generation), obtained, now, &policy);
-                    // Only from Idle: a lock-out must not get a second wrong
-                    // attempt, a backoff or conflict must not be cut short,
-                    // and a running login already brings the next session.
-                    if st.phase == Phase::Idle {
-                        self.begin_login(&mut st, "token rejected by the broker");
-                    }
-                    Invalidation::Current(live)
-                }
-                Some(live) if live.generation > generation => {
-                    // The generation a refresh just replaced: its death
-                    // still says whether sessions die right after login,
-                    // unless our own new login is what ended it.
-                    if let Some((previous, obtained)) = st.previous
-                        && previous == generation
-                        && !ends_previous
-                    {
-                        self.count_death(&mut st, Some(generation), obtained, now, &policy);
-                    }
-                    Invalidation::Stale
-                }
-                _ => Invalidation::AlreadyDead,
-            }
+        let ends_previous = self.settings.lock().connector.new_login_ends_previous();
+        let effects = self.feed(Input::Report {
+            generation,
+            ends_previous,
+        });
+        let outcome = match effects.answer {
+            Answer::Invalidated(outcome) => outcome,
+            Answer::Fail(err) => return Err(err),
+            other => unreachable!("a report is answered with its outcome, not {other:?}"),
         };
         self.notify();
-        self.record_invalidation(outcome, generation, reason).await;
+        self.apply(effects.list, None).await;
+        self.record_invalidation(outcome, generation, Some(reason))
+            .await;
         self.wait_for(
             Need {
                 min_valid,
@@ -467,27 +346,16 @@ impl Slot {
     /// unchanged (by fingerprint) the login is refused without a broker call.
     pub async fn force_login(self: &Arc<Self>, wait: Duration) -> Result<Arc<Live>, RequestError> {
         let fingerprint = self.settings.lock().connector.credentials_fingerprint();
-        let newer_than = {
-            let mut st = self.state.lock();
-            if let Some(refusal) = self.same_as_rejected(&st, &fingerprint) {
-                return Err(refusal);
+        let effects = self.feed(Input::OperatorLogin { fingerprint });
+        let newer_than = match effects.answer {
+            Answer::Generation(generation) => generation,
+            Answer::Fail(err) => return Err(err),
+            other => {
+                unreachable!("an operator's login is answered with a generation, not {other:?}")
             }
-            if !matches!(st.phase, Phase::LoggingIn) {
-                st.phase = Phase::Idle;
-            }
-            st.failures = 0;
-            st.early_deaths = 0;
-            st.conflict_pending = false;
-            st.want_session = true;
-            let generation = st.generation;
-            self.begin_login_as(
-                &mut st,
-                "operator request",
-                super::conflict::Trigger::Operator,
-            );
-            generation
         };
         self.notify();
+        self.apply(effects.list, None).await;
         self.wait_for(
             Need {
                 min_valid: Duration::ZERO,
@@ -511,20 +379,24 @@ impl Slot {
             // Mark what we have seen before looking, so no change is missed.
             changes.borrow_and_update();
             let was_asked = asked;
-            let decision = {
-                let mut st = self.state.lock();
-                self.decide(&mut st, need, &mut asked)
-            };
-            match decision {
-                Decision::Serve(live) => return Ok(live),
-                Decision::Fail(err) => return Err(err),
-                Decision::Wait => {}
+            let effects = self.feed(Input::Token { need, asked });
+            match effects.answer {
+                Answer::Serve(live) => return Ok(live),
+                Answer::Fail(err) => {
+                    self.apply(effects.list, None).await;
+                    return Err(err);
+                }
+                Answer::Wait { asked: now_asked } => asked = now_asked,
+                other => unreachable!(
+                    "a token request is answered to serve, fail or wait, not {other:?}"
+                ),
             }
             if asked && !was_asked {
                 // Once, when this request started a login (not every pass:
                 // our own notification would wake us straight away).
                 self.notify();
             }
+            self.apply(effects.list, None).await;
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => {
@@ -533,7 +405,7 @@ impl Slot {
                         "the daemon is shutting down",
                     ));
                 }
-                Err(_) if self.state.lock().phase == Phase::AuthRequired => {
+                Err(_) if self.state.lock().phase() == Phase::AuthRequired => {
                     return Err(self.auth_required_error());
                 }
                 Err(_) => {
@@ -550,138 +422,6 @@ impl Slot {
             }
         }
     }
-
-    fn decide(self: &Arc<Self>, st: &mut SlotState, need: Need, asked: &mut bool) -> Decision {
-        let now = Utc::now();
-        if let Some(live) = usable(st, need, now) {
-            return Decision::Serve(live);
-        }
-        let last = |fallback: &str| {
-            st.last_error
-                .as_ref()
-                .map_or_else(|| fallback.to_string(), |e| e.1.clone())
-        };
-        match st.phase {
-            // Until a submission arrives or the wait runs out (which answers
-            // `auth_required` with the login URL).
-            Phase::LoggingIn | Phase::AuthRequired => Decision::Wait,
-            Phase::LockedOut => Decision::Fail(RequestError::new(
-                ErrorCode::LockedOut,
-                format!(
-                    "{}: {}; not retried automatically; fix it, then run `brokerctl login {} --account {}`",
-                    self.key,
-                    last("credentials rejected"),
-                    self.key.broker,
-                    self.key.account
-                ),
-            )),
-            Phase::Conflict { until } => Decision::Fail(
-                RequestError::new(
-                    ErrorCode::Conflict,
-                    last("sessions keep dying right after login"),
-                )
-                .retry_after(until.saturating_duration_since(Instant::now())),
-            ),
-            Phase::StoreUnavailable { until, .. } => Decision::Fail(
-                RequestError::new(
-                    ErrorCode::StoreUnavailable,
-                    last("the store cannot take a session"),
-                )
-                .retry_after(until.saturating_duration_since(Instant::now())),
-            ),
-            Phase::Backoff { until } => {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() && !*asked {
-                    *asked = true;
-                    self.begin_login(st, "retry after backoff");
-                    return Decision::Wait;
-                }
-                // Held back by the login budget: its message says so (and
-                // names the account) itself.
-                let message = match &st.last_error {
-                    Some(("login_budget", m)) => format!("{m}; retrying automatically"),
-                    _ => format!(
-                        "{}: last login failed ({}); retrying automatically",
-                        self.key,
-                        last("transient failure")
-                    ),
-                };
-                Decision::Fail(RequestError::new(ErrorCode::Unavailable, message).retry_after(left))
-            }
-            Phase::Idle => {
-                // A live session whose whole lifetime is shorter than the
-                // caller wants: another login would get no more (brokers cut
-                // sessions at fixed times), so say so instead of logging in
-                // again for every such request. Once it expires, a login may.
-                if let Some(live) = st
-                    .current
-                    .as_ref()
-                    .filter(|_| !st.dead && need.newer_than == 0)
-                    && live.lifetime() < need.min_valid
-                    && !live.remaining(now).is_zero()
-                {
-                    return Decision::Fail(RequestError::new(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "{} issues sessions valid for only {}s, less than the {}s asked for",
-                            self.key.broker,
-                            live.lifetime().as_secs(),
-                            need.min_valid.as_secs()
-                        ),
-                    ));
-                }
-                // Interactive brokers: a new browser login would end at the
-                // same daily cut-off, so waking a person cannot help.
-                if let Some(live) = st
-                    .current
-                    .as_ref()
-                    .filter(|_| !st.dead && need.newer_than == 0)
-                    && self.interactive()
-                    && !live.remaining(now).is_zero()
-                {
-                    return Decision::Fail(RequestError::new(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "{}: the session ends at {} ({}s left), less than the {}s asked for; a new browser \
-                             login would end at the same daily cut-off, so ask for less",
-                            self.key,
-                            live.expires_at().to_rfc3339(),
-                            live.remaining(now).as_secs(),
-                            need.min_valid.as_secs()
-                        ),
-                    ));
-                }
-                if *asked {
-                    return Decision::Fail(RequestError::new(
-                        ErrorCode::LoginFailed,
-                        format!(
-                            "{}: {}",
-                            self.key,
-                            last("the login did not produce a usable session")
-                        ),
-                    ));
-                }
-                *asked = true;
-                st.want_session = true;
-                self.begin_login(
-                    st,
-                    if st.current.is_some() {
-                        "session expiring"
-                    } else {
-                        "no session"
-                    },
-                );
-                Decision::Wait
-            }
-        }
-    }
-}
-
-/// The current session if it satisfies `need` at `now`.
-fn usable(st: &SlotState, need: Need, now: DateTime<Utc>) -> Option<Arc<Live>> {
-    let live = st.current.as_ref()?;
-    (!st.dead && live.generation > need.newer_than && live.remaining(now) >= need.min_valid)
-        .then(|| live.clone())
 }
 
 /// A client's report that the broker rejected a session.
@@ -691,13 +431,6 @@ pub struct Report<'a> {
     pub http_status: Option<u16>,
     /// The broker's answer (JSON body or message), when it says.
     pub reason: Option<&'a str>,
-}
-
-/// What an `invalidate` did, for the audit trail and metrics.
-pub(super) enum Invalidation {
-    Current(Arc<Live>),
-    Stale,
-    AlreadyDead,
 }
 
 impl Slot {
@@ -713,15 +446,7 @@ impl Slot {
             ),
         )
     }
-
-    /// Whether a `1037` on `generation` goes on to the fenced path: the
-    /// current session restored from the store (one login, however many
-    /// report it), or an older generation (answered with the current one).
-    /// A session this process created is refused at once.
-    fn ip_mismatch_fixable(&self, generation: u64) -> bool {
-        let st = self.state.lock();
-        st.current.as_ref().is_some_and(|l| {
-            (l.generation == generation && l.restored) || l.generation > generation
-        })
-    }
 }
+
+/// What an `invalidate` did, for the audit trail and metrics.
+pub(super) type Outcome = Invalidation<Arc<Live>>;

@@ -1,11 +1,9 @@
 //! A point-in-time view of a slot for `status`, metrics and systemd.
 
-use std::sync::atomic::Ordering;
-use std::time::Instant;
-
 use chrono::{DateTime, Utc};
+use std::sync::atomic::Ordering;
 
-use super::slot::{Phase, Slot, State};
+use super::slot::{Slot, State};
 use crate::brokers::SessionKey;
 
 /// Everything `status` shows about one slot. Never secrets.
@@ -49,22 +47,12 @@ impl Slot {
                 settings.connector.warnings(),
             )
         };
+        let now = self.now();
         let mut st = self.state.lock();
-        let logins_last_hour = st.budget.used(Instant::now()) as u64;
-        let now = Utc::now();
-        let live = st.current.as_ref();
-        let usable = live.filter(|l| !st.dead && l.remaining(now) > std::time::Duration::ZERO);
-        let until = |t: Instant| t.saturating_duration_since(Instant::now()).as_secs().max(1);
-        let (state, retry_after_secs) = match st.phase {
-            Phase::LoggingIn => (State::Refreshing, None),
-            Phase::LockedOut => (State::LockedOut, None),
-            Phase::Conflict { until: t } => (State::Conflict, Some(until(t))),
-            Phase::Backoff { until: t } => (State::Backoff, Some(until(t))),
-            Phase::AuthRequired => (State::AuthRequired, None),
-            Phase::StoreUnavailable { until: t, .. } => (State::StoreUnavailable, Some(until(t))),
-            Phase::Idle if usable.is_some() => (State::Active, None),
-            Phase::Idle => (State::Empty, None),
-        };
+        let logins_last_hour = st.logins_last_hour(now) as u64;
+        let (state, retry_after_secs) = st.state(now);
+        let live = st.current();
+        let usable = st.valid(now);
         if let (Some(horizon), Some(date)) = (
             warning_horizon,
             live.and_then(|l| l.session.meta.app_expiry.as_deref()),
@@ -76,13 +64,10 @@ impl Slot {
         let mut status = SlotStatus {
             key: self.key.clone(),
             state,
-            generation: live.map_or(st.generation, |l| l.generation),
+            generation: live.map_or(st.generation(), |l| l.generation),
             expires_at: usable.map(|l| l.expires_at()),
-            last_login_at: st.last_login_at,
-            last_error: st
-                .last_error
-                .as_ref()
-                .map(|(c, m)| (c.to_string(), m.clone())),
+            last_login_at: st.last_login_at(),
+            last_error: st.last_error().map(|(c, m)| (c.to_string(), m.clone())),
             retry_after_secs,
             app_expiry: live.and_then(|l| l.session.meta.app_expiry.clone()),
             warnings,

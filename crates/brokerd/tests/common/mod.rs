@@ -5,6 +5,7 @@
 pub mod blackbox;
 pub mod browser;
 pub mod kotak;
+pub mod virtual_time;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,9 +41,23 @@ impl Harness {
 
     /// Like [`start`], with extra TOML appended (more accounts).
     pub async fn start_with(policy: &str, extra: &str) -> Self {
+        Self::start_on(policy, extra, None).await
+    }
+
+    /// Like [`start`], with the daemon and the simulator on `pump`'s
+    /// virtual clock (for the first boot; a restart goes back to the
+    /// system clock).
+    pub async fn start_virtual(policy: &str, pump: &virtual_time::Pump) -> Self {
+        Self::start_on(policy, "", Some(pump)).await
+    }
+
+    async fn start_on(policy: &str, extra: &str, pump: Option<&virtual_time::Pump>) -> Self {
         let mut cfg = XtsSimConfig::default();
         cfg.users.push(second_user());
         let sim = XtsSim::start(cfg).await.expect("simulator starts");
+        if let Some(pump) = pump {
+            sim.set_clock(pump.clock.clone());
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let mut h = Self {
             dir,
@@ -54,7 +69,14 @@ impl Harness {
             limits: String::new(),
             jainam: String::new(),
         };
-        h.boot().await;
+        match pump {
+            Some(pump) => {
+                let loaded = h.load(&h.config_text());
+                let running = daemon::start_on(loaded, None, pump.clock.clone()).await;
+                h.running = Some(running.expect("daemon starts"));
+            }
+            None => h.boot().await,
+        }
         h
     }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 
 use super::errors::CallClass;
@@ -26,17 +27,19 @@ pub struct KotakConnector {
 
 impl KotakConnector {
     /// The account's one (interactive) session; used TOTP windows are
-    /// recorded through `ledger` before each code is sent.
+    /// recorded through `ledger` before each code is sent, and TOTP windows
+    /// are read from `clock`.
     pub fn plan(
         cfg: &KotakNeoConfig,
         timeout: Duration,
         ledger: Arc<dyn WindowLedger>,
+        clock: SharedClock,
     ) -> Vec<(Api, Self)> {
         vec![(
             Api::Interactive,
             Self {
                 cfg: cfg.clone(),
-                shared: Arc::new(KotakShared::new(ledger)),
+                shared: Arc::new(KotakShared::with_clock(ledger, clock)),
                 timeout,
             },
         )]

@@ -47,14 +47,25 @@ pub struct KotakShared {
     pub totp: totp::TotpGate,
     /// Broker clock minus ours, in seconds, from the last check.
     pub skew_secs: Mutex<Option<i64>>,
+    /// The daemon's clock: TOTP windows, skew, a session's `obtained_at`.
+    pub clock: brokerd_core::time::SharedClock,
 }
 
 impl KotakShared {
     /// The state of one account whose used TOTP windows go to `ledger`.
     pub fn new(ledger: std::sync::Arc<dyn totp::WindowLedger>) -> Self {
+        Self::with_clock(ledger, brokerd_core::time::SystemClock::shared())
+    }
+
+    /// [`KotakShared::new`] on `clock`.
+    pub fn with_clock(
+        ledger: std::sync::Arc<dyn totp::WindowLedger>,
+        clock: brokerd_core::time::SharedClock,
+    ) -> Self {
         Self {
-            totp: totp::TotpGate::new(ledger),
+            totp: totp::TotpGate::with_clock(ledger, std::sync::Arc::clone(&clock)),
             skew_secs: Mutex::new(None),
+            clock,
         }
     }
 }
@@ -91,7 +102,7 @@ impl KotakClient {
             .await
             .ok()?;
         let date = resp.headers().get("date").and_then(|v| v.to_str().ok());
-        let skew = clock::skew_secs(date, Utc::now())?;
+        let skew = clock::skew_secs(date, shared.clock.now())?;
         *shared.skew_secs.lock() = Some(skew);
         if skew.unsigned_abs() > self.cfg.clock_skew_warning.as_secs() {
             warn!(
@@ -169,10 +180,15 @@ impl KotakClient {
             &answer.snippet(),
         )
         .map_err(from_failure)?;
-        self.map_session(trade, &view)
+        self.map_session(trade, &view, shared.clock.now())
     }
 
-    fn map_session(&self, trade: &Value, view: &Value) -> Result<NewSession, BrokerError> {
+    fn map_session(
+        &self,
+        trade: &Value,
+        view: &Value,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<NewSession, BrokerError> {
         let token = text(trade, "token");
         let sid = text(trade, "sid");
         if token.is_empty() || sid.is_empty() {
@@ -186,7 +202,6 @@ impl KotakClient {
         let data_center = Some(text(trade, "dataCenter"))
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| text(view, "dataCenter"));
-        let now = Utc::now();
         let expires_at = jwt::expiry(&token)
             // Kotak's trade tokens end at 00:00 IST when `exp` is missing.
             .unwrap_or_else(|| ist::next_at(now, chrono::NaiveTime::MIN));

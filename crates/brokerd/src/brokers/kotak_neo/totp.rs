@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use brokerd_core::time::{SharedClock, SystemClock};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -91,17 +93,32 @@ pub struct TotpGate {
     /// records land in the order the windows were reserved (the ledger
     /// keeps the last one written).
     recording: tokio::sync::Mutex<()>,
+    /// Where windows are read from: the daemon's clock (a test's manual
+    /// one moves through windows without waiting for them).
+    clock: SharedClock,
 }
 
 impl TotpGate {
-    /// A gate that records every window it hands out in `ledger`.
+    /// A gate that records every window it hands out in `ledger`, on the
+    /// system clock.
     pub fn new(ledger: Arc<dyn WindowLedger>) -> Self {
+        Self::with_clock(ledger, SystemClock::shared())
+    }
+
+    /// [`TotpGate::new`] reading windows from `clock`.
+    pub fn with_clock(ledger: Arc<dyn WindowLedger>, clock: SharedClock) -> Self {
         Self {
             last_used: Mutex::new(None),
             loaded: AtomicBool::new(false),
             ledger,
             recording: tokio::sync::Mutex::new(()),
+            clock,
         }
+    }
+
+    /// Now on the gate's clock, Unix milliseconds.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0)
     }
 
     /// Records that a login finished at `unix_ms` (e.g. a session found in
@@ -145,15 +162,21 @@ impl TotpGate {
         min_remaining: Duration,
     ) -> Result<(String, u64), BrokerError> {
         loop {
-            let plan = self.reserve(now_ms, min_remaining).await?;
+            let plan = self.reserve(|| self.now_ms(), min_remaining).await?;
             if !plan.wait.is_zero() {
                 tracing::debug!(
                     wait_ms = plan.wait.as_millis() as u64,
                     "waiting for a fresh TOTP window"
                 );
-                tokio::time::sleep(plan.wait).await;
+                // Until the window starts by the clock (a manual clock's
+                // move ends the wait, not real seconds).
+                let start = chrono::DateTime::from_timestamp_millis(
+                    i64::try_from(plan.step * STEP_SECS * 1000).unwrap_or(i64::MAX),
+                )
+                .unwrap_or_else(|| self.clock.now());
+                brokerd_core::time::sleep_until(&*self.clock, start, tokio::time::sleep).await;
             }
-            if fresh(now_ms(), plan.step, min_remaining) {
+            if fresh(self.now_ms(), plan.step, min_remaining) {
                 return Ok((code(seed, plan.step)?, plan.step));
             }
             // The record (or the wait) took so long that the window is
@@ -200,12 +223,6 @@ fn fresh(now_ms: u64, step: u64, min_remaining: Duration) -> bool {
     let step_ms = STEP_SECS * 1000;
     now_ms / step_ms == step
         && u128::from((step + 1) * step_ms - now_ms) >= min_remaining.as_millis()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

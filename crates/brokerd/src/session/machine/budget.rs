@@ -7,25 +7,27 @@
 //! virtual time and the slot decides what a refusal means for its state.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 /// The window of the hourly cap.
-pub(super) const HOUR: Duration = Duration::from_secs(3600);
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 
 /// Which limit refused a login, and when a login is allowed again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub enum Refusal {
     /// The last login started less than `interval` ago.
     TooSoon {
         /// When the interval has passed.
-        until: Instant,
+        until: DateTime<Utc>,
         /// The configured interval.
         interval: Duration,
     },
     /// `cap` logins started within the last hour.
     HourlyCap {
         /// When the oldest of them leaves the hour.
-        until: Instant,
+        until: DateTime<Utc>,
         /// The configured cap.
         cap: u32,
     },
@@ -33,7 +35,7 @@ pub(super) enum Refusal {
 
 impl Refusal {
     /// When a login is allowed again.
-    pub(super) fn until(self) -> Instant {
+    pub fn until(self) -> DateTime<Utc> {
         match self {
             Self::TooSoon { until, .. } | Self::HourlyCap { until, .. } => until,
         }
@@ -42,15 +44,15 @@ impl Refusal {
 
 /// Start times of the logins of the last hour, oldest first.
 #[derive(Debug)]
-pub(super) struct LoginBudget {
+pub struct LoginBudget {
     interval: Duration,
     cap: u32,
-    starts: VecDeque<Instant>,
+    starts: VecDeque<DateTime<Utc>>,
 }
 
 impl LoginBudget {
     /// A budget allowing one login per `interval` and `cap` per hour.
-    pub(super) fn new(interval: Duration, cap: u32) -> Self {
+    pub fn new(interval: Duration, cap: u32) -> Self {
         Self {
             interval,
             cap: cap.max(1),
@@ -59,13 +61,13 @@ impl LoginBudget {
     }
 
     /// Applies reloaded limits; the logins already counted stay counted.
-    pub(super) fn set_limits(&mut self, interval: Duration, cap: u32) {
+    pub fn set_limits(&mut self, interval: Duration, cap: u32) {
         self.interval = interval;
         self.cap = cap.max(1);
     }
 
     /// Whether an automatic login may start at `now`.
-    pub(super) fn check(&mut self, now: Instant) -> Result<(), Refusal> {
+    pub fn check(&mut self, now: DateTime<Utc>) -> Result<(), Refusal> {
         self.forget_before(now);
         if self.starts.len() >= self.cap as usize
             && let Some(&oldest) = self.starts.front()
@@ -86,26 +88,26 @@ impl LoginBudget {
 
     /// Counts a login started at `now` (operator logins too: they bypass
     /// the check but not the count).
-    pub(super) fn record(&mut self, now: Instant) {
+    pub fn record(&mut self, now: DateTime<Utc>) {
         self.forget_before(now);
         self.starts.push_back(now);
     }
 
     /// Takes back the latest login: it never reached the broker (the store
     /// could not have kept its session).
-    pub(super) fn refund(&mut self) {
+    pub fn refund(&mut self) {
         self.starts.pop_back();
     }
 
     /// Logins counted within the hour before `now`.
-    pub(super) fn used(&mut self, now: Instant) -> usize {
+    pub fn used(&mut self, now: DateTime<Utc>) -> usize {
         self.forget_before(now);
         self.starts.len()
     }
 
-    fn forget_before(&mut self, now: Instant) {
+    fn forget_before(&mut self, now: DateTime<Utc>) {
         while let Some(&first) = self.starts.front() {
-            if now.saturating_duration_since(first) >= HOUR {
+            if now - first >= chrono::Duration::from_std(HOUR).expect("an hour fits") {
                 self.starts.pop_front();
             } else {
                 break;
@@ -122,7 +124,7 @@ mod tests {
 
     #[test]
     fn one_login_per_interval() {
-        let t0 = Instant::now();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time");
         let mut b = LoginBudget::new(30 * S, 20);
         assert_eq!(b.check(t0), Ok(()));
         b.record(t0);
@@ -138,7 +140,7 @@ mod tests {
 
     #[test]
     fn the_hourly_cap_holds_over_any_hour_and_frees_as_logins_age_out() {
-        let t0 = Instant::now();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time");
         let mut b = LoginBudget::new(30 * S, 20);
         // A login every 30 s, as fast as the interval lets it.
         let mut now = t0;
@@ -172,7 +174,7 @@ mod tests {
 
     #[test]
     fn the_cap_names_when_it_frees() {
-        let t0 = Instant::now();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time");
         let mut b = LoginBudget::new(S, 3);
         for i in 0..3 {
             b.record(t0 + i * 10 * S);
@@ -190,7 +192,7 @@ mod tests {
 
     #[test]
     fn operator_logins_count_against_the_automatic_ones() {
-        let t0 = Instant::now();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time");
         let mut b = LoginBudget::new(10 * S, 2);
         b.record(t0);
         b.record(t0 + S);
