@@ -1,6 +1,7 @@
 //! The brokers: one module per broker behind one enum, pure HTTP and mapping.
 //! Brokers never touch the store, the socket or global state.
 
+pub mod angel_one;
 pub mod breeze;
 pub mod http;
 pub mod jainam;
