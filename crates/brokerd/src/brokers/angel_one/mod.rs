@@ -153,6 +153,29 @@ impl AngelOneClient {
         Ok(renewed)
     }
 
+    /// A new session for an account that may already hold one: renewal
+    /// with its refresh token when there is one, a login when there is none
+    /// or the broker no longer accepts it (`DeadSession`). Any other
+    /// renewal failure is returned as it is: after an outage the current
+    /// session still works, and a login would spend a TOTP window for
+    /// nothing.
+    pub async fn refresh(
+        &self,
+        shared: &AngelShared,
+        current: Option<(&Material, &Secret)>,
+    ) -> Result<AngelSession, BrokerError> {
+        if let Some((material, refresh_token)) = current {
+            match self.renew(material, refresh_token).await {
+                Err(BrokerError::DeadSession(why)) => {
+                    info!(client_code = %self.cfg.client_code, reason = %why,
+                          "renewal refused; logging in instead");
+                }
+                other => return other,
+            }
+        }
+        self.login(shared).await
+    }
+
     /// `getProfile`: a cheap call proving the session alive.
     pub async fn validate(&self, material: &Material) -> Result<(), BrokerError> {
         let root = self.root_of(material);

@@ -396,6 +396,42 @@ async fn renewal_and_validation_failures() {
 }
 
 #[tokio::test]
+async fn refresh_renews_and_logs_in_only_when_renewal_is_refused() {
+    let s = setup().await;
+    let c = client(&s.cfg);
+    let first = c.refresh(&s.shared, None).await.unwrap();
+    assert_eq!(s.sim.login_count(), 1, "nothing to renew: a login");
+    let current = |x: &AngelSession| {
+        (
+            x.session.material.clone(),
+            x.refresh_token.clone().expect("a refresh token"),
+        )
+    };
+    let (m, r) = current(&first);
+    let second = c.refresh(&s.shared, Some((&m, &r))).await.unwrap();
+    assert_eq!(
+        (s.sim.login_count(), s.sim.stats().successful_renewals),
+        (1, 1),
+        "renewed"
+    );
+    // An outage: returned, no login spent.
+    let (m, r) = current(&second);
+    s.sim.fail_next(Endpoint::Renew, 1, AngelFail::Ab1004);
+    let err = c.refresh(&s.shared, Some((&m, &r))).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Transient(_)), "{err:?}");
+    assert_eq!(s.sim.login_count(), 1);
+    // The refresh token is refused: one login instead. (A fresh gate: if
+    // the first login's window is still current, the simulator refuses it
+    // as reused and the retry takes the next one, as it would at Angel.)
+    s.sim
+        .fail_next(Endpoint::Renew, 1, AngelFail::RefreshExpired);
+    let fresh = AngelShared::new(s.ledger.clone());
+    let third = c.refresh(&fresh, Some((&m, &r))).await.unwrap();
+    assert!(s.sim.is_token_valid(third.session.material.token.expose()));
+    assert_eq!(s.sim.stats().renewals, 3);
+}
+
+#[tokio::test]
 async fn the_java_sdk_checksum_when_configured() {
     let mut s = setup().await;
     s.cfg.renew_checksum = true;
