@@ -29,6 +29,15 @@ impl BrokerId {
         }
     }
 
+    /// Whether a session of this broker starts only from a person's
+    /// browser login (every day), rather than unattended.
+    pub fn needs_a_person(self) -> bool {
+        match self {
+            Self::Zerodha | Self::Breeze => true,
+            Self::KotakNeo | Self::Jainam => false,
+        }
+    }
+
     /// Parses the wire / config spelling.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {

@@ -121,6 +121,9 @@ struct ApiState {
     kill_after: Option<Duration>,
     faults: VecDeque<FailMode>,
     logins: u64,
+    /// When each login request arrived, for tests of the spacing between
+    /// logins (measured here, not by polling the count).
+    login_times: Vec<std::time::Instant>,
     successes: u64,
     logouts: u64,
 }
@@ -179,6 +182,7 @@ impl XtsSim {
             kill_after: None,
             faults: VecDeque::new(),
             logins: 0,
+            login_times: Vec::new(),
             successes: 0,
             logouts: 0,
         };
@@ -270,6 +274,12 @@ impl XtsSim {
     /// Login attempts received, failed and injected-failure ones included.
     pub fn login_count(&self, api: Api) -> u64 {
         self.shared.inner.lock().apis[idx(api)].logins
+    }
+
+    /// When each login attempt arrived, in order (as [`Self::login_count`]
+    /// counts them).
+    pub fn login_times(&self, api: Api) -> Vec<std::time::Instant> {
+        self.shared.inner.lock().apis[idx(api)].login_times.clone()
     }
 
     /// Logins that issued a token.

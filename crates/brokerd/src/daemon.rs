@@ -343,6 +343,13 @@ pub async fn run_with(
     loader: crate::config::Loader,
     started: impl FnOnce(&Running),
 ) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives while the start runs (the
+    // socket is already bound, so clients and systemd may act) is kept for
+    // the loop below and ends in an orderly stop, not in death by signal.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let activated = crate::systemd::activated_listener().context("reading LISTEN_FDS")?;
     let running = start_opts(
         loaded,
@@ -354,13 +361,10 @@ pub async fn run_with(
     )
     .await?;
     started(&running);
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM"); break }
-            _ = tokio::signal::ctrl_c() => { info!("SIGINT"); break }
+            _ = int.recv() => { info!("SIGINT"); break }
             _ = hup.recv() => {
                 info!("SIGHUP: reloading the configuration");
                 // The outcome is logged by the reloader, success or not.

@@ -110,29 +110,31 @@ fn the_simulators_reach_the_daemon_only_in_its_tests() {
     );
     // And no source file of the daemon names them outside its tests.
     let mut offenders = Vec::new();
-    scan(&root().join("crates/brokerd/src"), &mut offenders);
+    scan(
+        &root().join("crates/brokerd/src"),
+        "brokerd_sim",
+        &mut offenders,
+    );
     assert!(
         offenders.is_empty(),
         "brokerd_sim named in production code: {offenders:?}"
     );
 }
 
-/// Files under `dir` that name `brokerd_sim`, except test modules (files
+/// Files under `dir` that contain `needle`, except test modules (files
 /// named `tests.rs`, `*_tests.rs` or under a `tests/` folder).
-fn scan(dir: &Path, out: &mut Vec<PathBuf>) {
+fn scan(dir: &Path, needle: &str, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if path.is_dir() {
             if name != "tests" {
-                scan(&path, out);
+                scan(&path, needle, out);
             }
         } else if name.ends_with(".rs")
             && name != "tests.rs"
             && !name.ends_with("_tests.rs")
-            && std::fs::read_to_string(&path)
-                .unwrap()
-                .contains("brokerd_sim")
+            && std::fs::read_to_string(&path).unwrap().contains(needle)
         {
             out.push(path);
         }
@@ -149,4 +151,20 @@ fn core_has_no_runtime_http_or_database() {
             "brokerd-core depends on {dep}; it must stay free of {CORE_FORBIDDEN:?}"
         );
     }
+}
+
+#[test]
+fn brokers_never_import_the_config_reader() {
+    // config/ turns TOML into each broker's own settings struct, which
+    // lives in the broker's folder: the dependency points config -> brokers.
+    let mut offenders = Vec::new();
+    scan(
+        &root().join("crates/brokerd/src/brokers"),
+        "crate::config",
+        &mut offenders,
+    );
+    assert!(
+        offenders.is_empty(),
+        "broker modules that import config: {offenders:?}"
+    );
 }

@@ -14,27 +14,6 @@ use brokerd_sim::xts::FailMode;
 use common::{Harness, error_code, session};
 use serde_json::json;
 
-/// Samples the simulator's login counter every 20 ms and returns the
-/// instants at which it went up, until `stop` is set.
-fn watch_logins(
-    sim: brokerd_sim::xts::XtsSim,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<(Instant, u64)>> {
-    tokio::spawn(async move {
-        let mut seen = sim.login_count(Api::Interactive);
-        let mut out = vec![(Instant::now(), seen)];
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let n = sim.login_count(Api::Interactive);
-            if n != seen {
-                out.push((Instant::now(), n));
-                seen = n;
-            }
-        }
-        out
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
     // A 1 s interval and a cap of 8 an hour keep the test short; the rules
@@ -46,7 +25,6 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
     .await;
     let start_logins = h.sim.login_count(Api::Interactive);
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_logins(h.sim.clone(), stop.clone());
 
     // Hostile clients: token requests that want a fresh session and reports
     // of every generation they see, as fast as they can.
@@ -112,7 +90,8 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
     let status = h.status_of("interactive").await;
     stop.store(true, Ordering::Relaxed);
     hammer.await.unwrap();
-    let seen = watcher.await.unwrap();
+    // When each login reached the simulator, stamped there on arrival.
+    let seen = h.sim.login_times(Api::Interactive)[start_logins as usize..].to_vec();
     let total = h.sim.login_count(Api::Interactive) - start_logins;
 
     // The hourly cap, at the simulator.
@@ -126,22 +105,16 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
     );
     assert!(capped(&status), "{status}");
     // The interval, at the simulator: no two logins closer than 1 s (less
-    // the sampling step).
-    for pair in seen.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
+    // 50 ms for the two requests' trips from the daemon, which a loaded
+    // machine can stretch differently).
+    for (i, pair) in seen.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
         assert!(
-            b.1 - a.1 <= 1 || a.1 == seen[0].1,
-            "two logins within one 20 ms sample: {seen:?}"
+            gap >= Duration::from_millis(950),
+            "logins {} and {} only {gap:?} apart",
+            i + 1,
+            i + 2
         );
-        if a.1 > seen[0].1 {
-            assert!(
-                b.0 - a.0 >= Duration::from_millis(950),
-                "logins {} and {} only {:?} apart",
-                a.1,
-                b.1,
-                b.0 - a.0
-            );
-        }
     }
 
     // A reload that changes what the broker checks lifts `conflict`, and

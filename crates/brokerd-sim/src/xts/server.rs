@@ -128,6 +128,7 @@ async fn login(State(s): State<Arc<Shared>>, api: Api, req: Request) -> Response
         let mut g = s.inner.lock();
         let a = &mut g.apis[idx(api)];
         a.logins += 1;
+        a.login_times.push(std::time::Instant::now());
         a.faults.pop_front()
     };
     tracing::debug!(%api, fault = ?fault, "xts sim: login attempt");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::BrokerError;
-use crate::config::urls::UrlRule;
+use super::url_rule::UrlRule;
 
 /// A fresh HTTP client with brokerd's timeouts. Every login gets its own.
 pub fn new_client(timeout: Duration) -> Result<reqwest::Client, BrokerError> {

@@ -12,6 +12,8 @@ use super::check::{Check, join};
 use super::raw::RawKotakNeo;
 use super::urls::{KOTAK_LOGIN_HOST, broker_url};
 use crate::secret::Secret;
+// Re-exported for the tests of this module; TOTP brokers share the decoder.
+pub(super) use crate::brokers::totp_seed::decode_base32;
 
 const DEFAULT_TOTP_MIN_REMAINING: Duration = Duration::from_secs(5);
 const DEFAULT_CLOCK_SKEW_WARNING: Duration = Duration::from_secs(2);
@@ -222,39 +224,4 @@ fn check_totp_seed(text: &str) -> Result<(), (&'static str, &'static str)> {
         ));
     }
     Ok(())
-}
-
-/// Decodes RFC 4648 base32: case-insensitive, whitespace and `=` ignored
-/// wherever they are. `None` for another character, or for a length that
-/// leaves a partial byte (1, 3 or 6 characters past a multiple of 8 cannot
-/// come from any byte string). Unused low bits of the last character are
-/// ignored, as most TOTP implementations do.
-pub(super) fn decode_base32(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 8);
-    let mut buffer: u32 = 0;
-    let mut bits: u32 = 0;
-    let mut chars = 0usize;
-    for ch in text.chars() {
-        if ch.is_whitespace() || ch == '=' {
-            continue;
-        }
-        let value = match ch.to_ascii_uppercase() {
-            up @ 'A'..='Z' => u32::from(up) - u32::from('A'),
-            digit @ '2'..='7' => u32::from(digit) - u32::from('2') + 26,
-            _ => return None,
-        };
-        buffer = (buffer << 5) | value;
-        bits += 5;
-        chars += 1;
-        if bits >= 8 {
-            bits -= 8;
-            // The mask keeps the byte; the bits below it are still pending.
-            out.push(((buffer >> bits) & 0xff) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    if matches!(chars % 8, 1 | 3 | 6) {
-        return None;
-    }
-    Some(out)
 }

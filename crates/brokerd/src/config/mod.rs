@@ -12,14 +12,19 @@
 
 mod account;
 mod check;
-mod interactive;
 mod interactive_check;
 mod kotak_neo;
 mod raw;
 pub mod urls;
 mod validate;
 
-pub use interactive::{BreezeConfig, Reminder, ZerodhaConfig};
+// Each broker's settings live in its own folder under `brokers/` (config
+// depends on brokers, never the reverse); this module turns TOML into them.
+pub use crate::brokers::breeze::BreezeConfig;
+pub use crate::brokers::jainam::{AppKeyPair, JainamConfig};
+pub use crate::brokers::kotak_neo::KotakNeoConfig;
+pub use crate::brokers::reminder::Reminder;
+pub use crate::brokers::zerodha::ZerodhaConfig;
 
 #[cfg(test)]
 mod tests;
@@ -372,6 +377,16 @@ pub struct AccountConfig {
 }
 
 impl AccountConfig {
+    /// Whether a browser login as any user of the app would be taken as
+    /// this account's (an interactive broker without `user_id`).
+    pub fn login_user_unchecked(&self) -> bool {
+        match self.broker {
+            BrokerId::Zerodha => self.zerodha.as_ref().is_some_and(|z| z.user_id.is_none()),
+            BrokerId::Breeze => self.breeze.as_ref().is_some_and(|b| b.user_id.is_none()),
+            BrokerId::Jainam | BrokerId::KotakNeo => false,
+        }
+    }
+
     /// The uids allowed on this account, after inheriting the daemon's list
     /// when the account has none.
     pub fn effective_uids<'a>(&'a self, daemon: &'a DaemonConfig) -> &'a [u32] {
@@ -423,74 +438,6 @@ pub struct SessionPolicy {
     /// The login budget: at most this many logins of one session in any
     /// hour (operator logins count too, but are never refused).
     pub max_logins_per_hour: u32,
-}
-
-/// `[account.jainam]`: Jainam (Symphony XTS) settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JainamConfig {
-    /// Server root without trailing slash, e.g. `https://jtrade.jainam.in:5000`.
-    pub root: String,
-    /// Path prefix of the market-data API, starting with `/`.
-    pub market_prefix: String,
-    /// `source` sent at login.
-    pub source: String,
-    /// App key pair of the interactive (trading) API.
-    pub interactive: Option<AppKeyPair>,
-    /// App key pair of the market-data API. At least one of the two is set.
-    pub market: Option<AppKeyPair>,
-    /// Dealer ("Pro") logins: the client code sent as `clientID`.
-    pub client_id: Option<String>,
-    /// Lifetime assumed for a token without an `exp` claim.
-    pub fallback_lifetime: Duration,
-    /// Warn when the app key's `application_expiry_date` is nearer than this.
-    pub app_expiry_warning: Duration,
-}
-
-/// `[account.kotak_neo]`: Kotak Neo Trade API settings and credentials.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KotakNeoConfig {
-    /// Host of the two login calls, without trailing slash (default
-    /// `https://mis.kotaksecurities.com`). Later calls go to the `baseUrl`
-    /// the login returns.
-    pub login_host: String,
-    /// The API access token from the Neo app's Trade API dashboard (the
-    /// SDK's `consumer_key`), sent raw as `Authorization`.
-    pub access_token: Secret,
-    /// The registered mobile number, always `+91` and 10 digits.
-    pub mobile: String,
-    /// The client code (UCC): 1 to 10 ASCII letters and digits, uppercase.
-    pub ucc: String,
-    /// The 6-digit login MPIN (checked to be exactly 6 ASCII digits).
-    pub mpin: Secret,
-    /// The TOTP seed as written (base32, checked to decode to at least 10
-    /// bytes); [`KotakNeoConfig::totp_key`] gives the decoded key.
-    pub totp_seed: Secret,
-    /// When fewer than this remain in the current 30 s TOTP window, wait
-    /// for the next window before logging in. Below 25 s.
-    pub totp_min_remaining: Duration,
-    /// Warn when the local clock and the broker's `Date` header differ by
-    /// more than this (TOTP codes depend on the clock). At least 1 s.
-    pub clock_skew_warning: Duration,
-    /// The `neo-fin-key` header value.
-    pub neo_fin_key: String,
-}
-
-impl KotakNeoConfig {
-    /// The TOTP key: `totp_seed` decoded from base32 (RFC 4648; case,
-    /// whitespace and `=` padding ignored), the HMAC-SHA1 key of the codes.
-    /// `None` only for a seed that did not come through validation.
-    pub fn totp_key(&self) -> Option<Vec<u8>> {
-        kotak_neo::decode_base32(self.totp_seed.expose())
-    }
-}
-
-/// An app key and its secret, resolved. `Debug` masks both.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppKeyPair {
-    /// The app key.
-    pub app_key: Secret,
-    /// The secret key.
-    pub secret_key: Secret,
 }
 
 /// What `check-config` prints, and whether the configuration passed.

@@ -19,116 +19,12 @@
 use toml::Value;
 
 use super::check::Check;
-
-/// One broker URL key and the path its value must have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UrlRule {
-    /// The broker table, e.g. `kotak_neo`.
-    pub table: &'static str,
-    /// The key in that table, e.g. `login_host`.
-    pub name: &'static str,
-    /// brokerd's default value (no trailing slash).
-    pub default: &'static str,
-    /// The path the value must have: `""` for a bare host (and port).
-    /// A trailing slash is always allowed and dropped.
-    pub path: &'static str,
-    /// What brokerd appends to the value itself, for messages.
-    pub appends: &'static str,
-    /// The official SDK's own setting for this URL, for messages.
-    pub sdk: &'static str,
-    /// What would cross the network unencrypted over plain http.
-    pub carries: &'static str,
-}
-
-impl UrlRule {
-    /// The key's path as written in a file, without the account index:
-    /// `account.kotak_neo.login_host`.
-    pub fn key(&self) -> String {
-        format!("account.{}.{}", self.table, self.name)
-    }
-
-    /// The form a value must take, e.g. `a host only, like
-    /// "https://api.kite.trade"`.
-    pub fn expected(&self) -> String {
-        if self.path.is_empty() {
-            format!("a host only (no path), like \"{}\"", self.default)
-        } else {
-            format!(
-                "a host followed by {}, like \"{}\"",
-                self.path, self.default
-            )
-        }
-    }
-}
-
-/// `[account.jainam] root`: the XTS server; brokerd appends `/interactive`
-/// and `market_prefix`.
-pub const JAINAM_ROOT: UrlRule = UrlRule {
-    table: "jainam",
-    name: "root",
-    default: "https://jtrade.jainam.in:5000",
-    path: "",
-    appends: "/interactive/... and market_prefix",
-    sdk: "the XTS SDK's root (config.ini), https://jtrade.jainam.in:5000 for Jainam retail",
-    carries: "app keys and tokens",
-};
-
-/// `[account.kotak_neo] login_host`: the host of the two login calls.
-pub const KOTAK_LOGIN_HOST: UrlRule = UrlRule {
-    table: "kotak_neo",
-    name: "login_host",
-    default: "https://mis.kotaksecurities.com",
-    path: "",
-    appends: "/login/1.0/tradeApiLogin and /login/1.0/tradeApiValidate",
-    sdk: "the Neo SDK posts to https://mis.kotaksecurities.com/login/1.0/tradeApiLogin",
-    carries: "the access token, MPIN, TOTP codes and session tokens",
-};
-
-/// `[account.zerodha] api_root`: Kite Connect's REST root.
-pub const ZERODHA_API_ROOT: UrlRule = UrlRule {
-    table: "zerodha",
-    name: "api_root",
-    default: "https://api.kite.trade",
-    path: "",
-    appends: "/session/token and /user/profile",
-    sdk: "pykiteconnect's _default_root_uri is https://api.kite.trade",
-    carries: "the app key, request tokens and session tokens",
-};
-
-/// `[account.zerodha] login_root`: where the browser login page lives.
-pub const ZERODHA_LOGIN_ROOT: UrlRule = UrlRule {
-    table: "zerodha",
-    name: "login_root",
-    default: "https://kite.zerodha.com",
-    path: "",
-    appends: "/connect/login",
-    sdk: "pykiteconnect's _default_login_uri is https://kite.zerodha.com/connect/login; \
-          brokerd adds the /connect/login part itself",
-    carries: "the app key",
-};
-
-/// `[account.breeze] api_root`: Breeze's REST v1 base.
-pub const BREEZE_API_ROOT: UrlRule = UrlRule {
-    table: "breeze",
-    name: "api_root",
-    default: "https://api.icicidirect.com/breezeapi/api/v1",
-    path: "/breezeapi/api/v1",
-    appends: "/customerdetails and /funds",
-    sdk: "breeze_connect's API_URL is https://api.icicidirect.com/breezeapi/api/v1/",
-    carries: "the app key, session keys and session tokens",
-};
-
-/// `[account.breeze] login_root`: where the browser login page lives.
-pub const BREEZE_LOGIN_ROOT: UrlRule = UrlRule {
-    table: "breeze",
-    name: "login_root",
-    default: "https://api.icicidirect.com/apiuser",
-    path: "/apiuser",
-    appends: "/login?api_key=...",
-    sdk: "the SDKs' login link is https://api.icicidirect.com/apiuser/login?api_key=...; \
-          brokerd adds the /login part itself",
-    carries: "the app key",
-};
+// The rules themselves are facts of each broker, kept in its folder.
+pub use crate::brokers::breeze::{API_ROOT as BREEZE_API_ROOT, LOGIN_ROOT as BREEZE_LOGIN_ROOT};
+pub use crate::brokers::jainam::ROOT as JAINAM_ROOT;
+pub use crate::brokers::kotak_neo::LOGIN_HOST as KOTAK_LOGIN_HOST;
+pub use crate::brokers::url_rule::{UrlRule, check_path};
+pub use crate::brokers::zerodha::{API_ROOT as ZERODHA_API_ROOT, LOGIN_ROOT as ZERODHA_LOGIN_ROOT};
 
 /// Every rule, for tests and documentation checks.
 pub const ALL: [UrlRule; 6] = [
@@ -181,39 +77,6 @@ pub(super) fn broker_url(
         c.problem(key, message, fix);
     }
     clean
-}
-
-/// Checks the path of a URL that passed [`check_root`] (so it has a scheme
-/// and no trailing slash) against `rule`; the error is (message, fix).
-pub fn check_path(rule: &UrlRule, clean: &str) -> Result<(), (String, String)> {
-    let (scheme, rest) = clean.split_once("://").unwrap_or(("https", clean));
-    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-    if path == rule.path {
-        return Ok(());
-    }
-    let name = rule.name;
-    let want = format!("{scheme}://{authority}{}", rule.path);
-    let message = match (rule.path.is_empty(), path.is_empty()) {
-        (true, _) => format!(
-            "{clean:?} has the path {path}, but {name} is a host only: brokerd appends {} \
-             itself, so this path would be sent twice or in the wrong place",
-            rule.appends
-        ),
-        (false, true) => format!(
-            "{clean:?} has no path, but {name} must end in {}: brokerd appends {} to it",
-            rule.path, rule.appends
-        ),
-        (false, false) => format!(
-            "{clean:?} has the path {path}, but {name}'s path must be exactly {} \
-             (brokerd appends {} itself)",
-            rule.path, rule.appends
-        ),
-    };
-    let fix = format!(
-        "write {want:?} ({}); a trailing slash is fine. Remove the key for the default {:?}",
-        rule.sdk, rule.default
-    );
-    Err((message, fix))
 }
 
 /// Checks an http(s) base URL; returns it without one trailing slash, and

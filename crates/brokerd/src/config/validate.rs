@@ -83,12 +83,7 @@ pub(super) fn config(text: &str, base_dir: &Path, env: &SecretEnv) -> Result<Loa
     let http = http(&mut c, file.http);
     if callback.is_some() {
         for (i, a) in accounts.iter().enumerate() {
-            let unchecked = match (&a.zerodha, &a.breeze) {
-                (Some(z), _) => z.user_id.is_none(),
-                (_, Some(b)) => b.user_id.is_none(),
-                _ => false,
-            };
-            if unchecked {
+            if a.login_user_unchecked() {
                 c.warn(
                     &format!("account[{i}].{}.user_id", a.broker),
                     "not set: with the callback listener on, a browser login as any user of this app \

@@ -14,7 +14,7 @@ use super::error::{ErrorCode, RequestError};
 use super::events::{Event, EventKind};
 use super::live::Live;
 use super::slot::{Phase, Slot, SlotState};
-use crate::brokers::{BrokerError, BrokerId};
+use crate::brokers::BrokerError;
 use crate::secret::Secret;
 use crate::store::AuditEvent;
 
@@ -67,7 +67,7 @@ fn same(a: &str, b: &str) -> bool {
 impl Slot {
     /// Whether this slot needs a person's browser login (Zerodha, Breeze).
     pub fn interactive(&self) -> bool {
-        matches!(self.key.broker, BrokerId::Zerodha | BrokerId::Breeze)
+        self.key.broker.needs_a_person()
     }
 
     /// Where a person logs in (interactive brokers only). Zerodha's URL

@@ -11,6 +11,11 @@ use tokio_util::task::TaskTracker;
 use super::error::{ErrorCode, RequestError};
 use super::events::EventBus;
 use super::slot::{Access, Slot};
+use super::totp_record::StoreLedger;
+use crate::brokers::breeze::BreezeConnector;
+use crate::brokers::jainam::JainamConnector;
+use crate::brokers::kotak_neo::KotakConnector;
+use crate::brokers::zerodha::ZerodhaConnector;
 use crate::brokers::{Api, BrokerId, Connector, SessionKey};
 use crate::config::{AccountConfig, Config};
 use crate::store::Store;
@@ -318,70 +323,41 @@ fn connectors(
     store: &Arc<Store>,
 ) -> Vec<(Api, Connector)> {
     let timeout = config.daemon.limits.login_timeout;
+    // Used TOTP windows are recorded in the store before each code is sent
+    // (a reload keeps this state: `keeping_state_of`).
+    let ledger = || StoreLedger::new(Arc::clone(store), account.broker, &account.name);
+    // A missing table is refused by the config reader; nothing to plan.
     match account.broker {
-        BrokerId::Jainam => {
-            let Some(jainam) = account.jainam.as_ref() else {
-                return Vec::new();
-            };
-            let cfg = jainam.clone();
-            let mut out = Vec::new();
-            if cfg.interactive.is_some() {
-                out.push((
-                    Api::Interactive,
-                    Connector::Jainam {
-                        cfg: cfg.clone(),
-                        api: Api::Interactive,
-                        timeout,
-                    },
-                ));
-            }
-            if cfg.market.is_some() {
-                out.push((
-                    Api::Market,
-                    Connector::Jainam {
-                        cfg,
-                        api: Api::Market,
-                        timeout,
-                    },
-                ));
-            }
-            out
-        }
-        BrokerId::KotakNeo => {
-            let Some(kotak) = account.kotak_neo.as_ref() else {
-                return Vec::new();
-            };
-            let cfg = kotak.clone();
-            // Used TOTP windows are recorded in the store before each code
-            // is sent (a reload keeps this state: `keeping_state_of`).
-            let ledger = super::totp_record::StoreLedger::new(
-                Arc::clone(store),
-                BrokerId::KotakNeo,
-                &account.name,
-            );
-            let shared = Arc::new(crate::brokers::kotak_neo::KotakShared::new(ledger));
-            vec![(
-                Api::Interactive,
-                Connector::KotakNeo {
-                    cfg,
-                    shared,
-                    timeout,
-                },
-            )]
-        }
-        BrokerId::Breeze => {
-            let Some(breeze) = account.breeze.as_ref() else {
-                return Vec::new();
-            };
-            let cfg = breeze.clone();
-            vec![(Api::Interactive, Connector::Breeze { cfg, timeout })]
-        }
-        BrokerId::Zerodha => {
-            let Some(zerodha) = account.zerodha.as_ref() else {
-                return Vec::new();
-            };
-            let cfg = zerodha.clone();
-            vec![(Api::Interactive, Connector::Zerodha { cfg, timeout })]
-        }
+        BrokerId::Jainam => planned(
+            &account.jainam,
+            |c| JainamConnector::plan(c, timeout),
+            Connector::Jainam,
+        ),
+        BrokerId::KotakNeo => planned(
+            &account.kotak_neo,
+            |c| KotakConnector::plan(c, timeout, ledger()),
+            Connector::KotakNeo,
+        ),
+        BrokerId::Zerodha => planned(
+            &account.zerodha,
+            |c| ZerodhaConnector::plan(c, timeout),
+            Connector::Zerodha,
+        ),
+        BrokerId::Breeze => planned(
+            &account.breeze,
+            |c| BreezeConnector::plan(c, timeout),
+            Connector::Breeze,
+        ),
     }
+}
+
+/// One broker's planned connectors, wrapped as [`Connector`]s.
+fn planned<C, B>(
+    cfg: &Option<C>,
+    plan: impl FnOnce(&C) -> Vec<(Api, B)>,
+    wrap: fn(B) -> Connector,
+) -> Vec<(Api, Connector)> {
+    cfg.as_ref().map_or_else(Vec::new, |c| {
+        plan(c).into_iter().map(|(api, b)| (api, wrap(b))).collect()
+    })
 }

@@ -8,6 +8,11 @@ mod sign;
 #[cfg(test)]
 mod tests;
 
+mod config;
+mod connector;
+pub use config::{API_ROOT, BreezeConfig, LOGIN_ROOT};
+pub use connector::BreezeConnector;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -21,7 +26,7 @@ use tracing::{info, warn};
 
 use super::http;
 use super::{BrokerError, Material, NewSession, SessionMeta, ist};
-use crate::config::{BreezeConfig, urls};
+
 use crate::secret::{Secret, fingerprint};
 use errors::Fault;
 
@@ -82,7 +87,7 @@ impl BreezeClient {
         http::check_login_url(
             &answer,
             "GET customerdetails",
-            &urls::BREEZE_API_ROOT,
+            &API_ROOT,
             &self.cfg.api_root,
         )?;
         let success =

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::config::BreezeConfig;
+use super::BreezeConfig;
 
 /// `{login_root}/login?api_key=<URL-encoded app key>`. App keys contain
 /// `+ = ^ # %`, so the key is always form-encoded (by `reqwest::Url`).

@@ -2,6 +2,11 @@
 //! market-data session, each independent (own keys, token and expiry).
 //! Facts: `shared/brokers/jainam.md`. Pure HTTP and mapping.
 
+mod config;
+mod connector;
+pub use config::{AppKeyPair, JainamConfig, ROOT};
+pub use connector::JainamConnector;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -10,11 +15,11 @@ use serde_json::{Value, json};
 
 use super::http::{self, Answer};
 use super::{Api, BrokerError, Material, NewSession, SessionMeta, jwt};
-use crate::config::{AppKeyPair, JainamConfig};
+
 use crate::secret::Secret;
 
 /// The default retail root; overridable per account.
-pub const DEFAULT_ROOT: &str = crate::config::urls::JAINAM_ROOT.default;
+pub const DEFAULT_ROOT: &str = ROOT.default;
 
 /// One login's client: a brand-new HTTP client bound to one session.
 #[derive(Debug)]
@@ -104,7 +109,7 @@ impl JainamClient {
     /// A login URL that does not exist is the root's fault, or for market
     /// data the root's or the prefix's: the key names both.
     fn check_login_endpoint(&self, answer: &Answer, path: &str) -> Result<(), BrokerError> {
-        let rule = &crate::config::urls::JAINAM_ROOT;
+        let rule = &ROOT;
         match self.api {
             Api::Interactive => http::check_login_url(
                 answer,

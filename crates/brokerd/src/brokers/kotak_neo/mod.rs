@@ -8,6 +8,11 @@ pub mod errors;
 mod ledger_tests;
 pub mod totp;
 
+mod config;
+mod connector;
+pub use config::{KotakNeoConfig, LOGIN_HOST};
+pub use connector::KotakConnector;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -18,8 +23,7 @@ use tracing::{info, warn};
 
 use super::http::{self, Answer};
 use super::{BrokerError, Material, NewSession, SessionMeta, clock, ist, jwt};
-use crate::config::KotakNeoConfig;
-use crate::config::urls::KOTAK_LOGIN_HOST as LOGIN_HOST;
+
 use crate::secret::Secret;
 use errors::{CallClass, LoginFailure, Step};
 

@@ -8,6 +8,11 @@ mod errors;
 #[cfg(test)]
 mod tests;
 
+mod config;
+mod connector;
+pub use config::{API_ROOT, LOGIN_ROOT, ZerodhaConfig};
+pub use connector::ZerodhaConnector;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,7 +24,7 @@ use tracing::{info, warn};
 
 use super::http::{self, Answer};
 use super::{BrokerError, Material, NewSession, Report, SessionMeta, ist};
-use crate::config::{ZerodhaConfig, urls};
+
 use crate::secret::{Secret, fingerprint};
 use errors::KiteError;
 
@@ -87,7 +92,7 @@ impl ZerodhaClient {
         http::check_login_url(
             &answer,
             "POST /session/token",
-            &urls::ZERODHA_API_ROOT,
+            &API_ROOT,
             &self.cfg.api_root,
         )?;
         let Some(data) = success_data(&answer) else {
