@@ -73,13 +73,13 @@ pub struct AngelSimUser {
 
 impl AngelSimUser {
     /// Fixed demo account: API key `demo-angel-api-key`, client code
-    /// `D12345`, PIN `1234`, TOTP seed `MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U`
+    /// `D12345`, PIN `7391`, TOTP seed `MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U`
     /// (20 bytes).
     pub fn demo() -> Self {
         Self {
             api_key: "demo-angel-api-key".into(),
             client_code: "D12345".into(),
-            pin: "1234".into(),
+            pin: "7391".into(),
             totp_seed: "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U".into(),
             name: "DEMO ANGEL".into(),
         }

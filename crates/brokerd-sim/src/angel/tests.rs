@@ -70,7 +70,7 @@ async fn login_with(sim: &AngelSim, body: Value) -> (u16, Value) {
 async fn login(sim: &AngelSim, totp: &str) -> (u16, Value) {
     login_with(
         sim,
-        json!({"clientcode": "D12345", "password": "1234", "totp": totp, "state": "s1"}),
+        json!({"clientcode": "D12345", "password": "7391", "totp": totp, "state": "s1"}),
     )
     .await
 }
@@ -138,7 +138,7 @@ async fn login_calls_renew_and_logout() {
     let header = jsonwebtoken::decode_header(jwt).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::HS512);
     let text = c.to_string();
-    assert!(!text.contains("1234\"") && !text.contains("MFRGGZDF"));
+    assert!(!text.contains("7391\"") && !text.contains("MFRGGZDF"));
     let exp = c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap();
     assert_eq!(exp, 24 * 3600);
 
@@ -211,7 +211,7 @@ async fn login_calls_renew_and_logout() {
 async fn every_call_checks_the_sdk_headers() {
     let sim = sim().await;
     let off = pin(&sim, 0);
-    let body = json!({"clientcode": "D12345", "password": "1234", "totp": code(step_now(off))});
+    let body = json!({"clientcode": "D12345", "password": "7391", "totp": code(step_now(off))});
     let url = format!("{}{LOGIN}", sim.base_url());
     let bad_key = headers_but(Client::new().post(&url), "X-PrivateKey", "not-the-key").json(&body);
     assert_eq!(
@@ -438,7 +438,7 @@ async fn every_injected_shape() {
     let raw = |fail: AngelFail| {
         sim.fail_next(Endpoint::Login, 1, fail);
         with_headers(Client::new().post(&url))
-            .json(&json!({"clientcode": "D12345", "password": "1234", "totp": good}))
+            .json(&json!({"clientcode": "D12345", "password": "7391", "totp": good}))
             .send()
     };
     let r = raw(AngelFail::RateLimit).await.unwrap();
@@ -491,7 +491,7 @@ async fn a_timed_out_login_is_processed_and_spends_the_code() {
     let url = format!("{}{LOGIN}", sim.base_url());
     let r = with_headers(Client::new().post(&url))
         .timeout(Duration::from_millis(200))
-        .json(&json!({"clientcode": "D12345", "password": "1234", "totp": good}))
+        .json(&json!({"clientcode": "D12345", "password": "7391", "totp": good}))
         .send()
         .await;
     assert!(r.unwrap_err().is_timeout());

@@ -24,7 +24,7 @@ pub struct Request<'a> {
     /// The operation.
     #[serde(borrow)]
     pub op: Cow<'a, str>,
-    /// `kotak_neo` | `breeze` | `zerodha` | `jainam`.
+    /// `kotak_neo` | `breeze` | `zerodha` | `jainam` | `angel_one`.
     #[serde(default, borrow)]
     pub broker: Option<Cow<'a, str>>,
     /// Account name; optional when the broker has one account.

@@ -114,14 +114,11 @@ impl Slot {
                             if live.remaining(Utc::now()).is_zero() && !st.want_session {
                                 return None;
                             }
-                            self.begin_login(
-                                st,
-                                if self.interactive() {
-                                    "session reached its daily cut-off"
-                                } else {
-                                    "refresh before expiry"
-                                },
-                            );
+                            if self.interactive() {
+                                self.begin_login(st, "session reached its daily cut-off");
+                            } else {
+                                self.begin_refresh(st, "refresh before expiry");
+                            }
                             None
                         } else {
                             Some(now + wait)

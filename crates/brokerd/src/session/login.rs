@@ -37,6 +37,23 @@ impl Slot {
         reason: &'static str,
         trigger: Trigger,
     ) {
+        self.start_login(st, reason, trigger, false);
+    }
+
+    /// [`Slot::begin_login`] for a proactive refresh of a live session: a
+    /// broker that can renew it (Angel One's `generateTokens`) does that
+    /// instead of logging in. Same single flight, budget and publication.
+    pub(super) fn begin_refresh(self: &Arc<Self>, st: &mut SlotState, reason: &'static str) {
+        self.start_login(st, reason, Trigger::Automatic, true);
+    }
+
+    fn start_login(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        reason: &'static str,
+        trigger: Trigger,
+        renew: bool,
+    ) {
         if st.phase == Phase::LoggingIn {
             return;
         }
@@ -50,7 +67,7 @@ impl Slot {
         let slot = Arc::clone(self);
         let logouts = st.logouts;
         self.tasks
-            .spawn(async move { slot.login_task(reason, logouts, None).await });
+            .spawn(async move { slot.login_task(reason, logouts, None, renew).await });
     }
 
     /// Starts the exchange of a person's browser login; the receiver
@@ -67,7 +84,7 @@ impl Slot {
         let slot = Arc::clone(self);
         let logouts = st.logouts;
         self.tasks.spawn(async move {
-            slot.login_task("browser login submitted", logouts, Some(submission))
+            slot.login_task("browser login submitted", logouts, Some(submission), false)
                 .await;
             let _ = tx.send(());
         });
@@ -79,6 +96,7 @@ impl Slot {
         reason: &'static str,
         logouts: u64,
         submission: Option<Secret>,
+        renew: bool,
     ) {
         // Never spend a login (or a person's request token) whose session
         // cannot be stored: prove the save can land first.
@@ -111,8 +129,24 @@ impl Slot {
         // restarted daemon counts it even if this process dies mid-login.
         self.audit(Some(next_generation), AuditEvent::LoginStarted, reason)
             .await;
-        // Invariant 2: `Connector::login` builds a brand-new client every time.
-        match connector.login(submission.as_ref()).await {
+        // A renewal needs the live session (its refresh token); one the
+        // broker rejected meanwhile can only be replaced by a login.
+        let current = renew
+            .then(|| {
+                let st = self.state.lock();
+                st.current
+                    .as_ref()
+                    .filter(|_| !st.dead)
+                    .map(|live| live.session.material.clone())
+            })
+            .flatten();
+        // Invariant 2: `Connector::login` and `Connector::refresh` build a
+        // brand-new client every time.
+        let result = match &current {
+            Some(material) => connector.refresh(material).await,
+            None => connector.login(submission.as_ref()).await,
+        };
+        match result {
             Ok((session, client)) => match self.unusable_on_arrival(&session) {
                 None => {
                     self.publish(next_generation, session, client, started, logouts)

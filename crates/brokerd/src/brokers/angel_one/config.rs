@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::brokers::url_rule::UrlRule;
 use crate::secret::Secret;
 
 /// The REST root brokerd uses unless told otherwise (the SDKs' current one).
@@ -26,8 +27,20 @@ pub const DEFAULT_PUBLIC_IP: &str = "106.193.147.98";
 /// (the SDKs send the host's own, which a daemon has no reason to expose).
 pub const DEFAULT_MAC_ADDRESS: &str = "02:00:00:00:00:00";
 
+/// `[account.angel_one] api_root`: the SmartAPI REST root.
+pub const API_ROOT: UrlRule = UrlRule {
+    table: "angel_one",
+    name: "api_root",
+    default: DEFAULT_API_ROOT,
+    path: "",
+    appends: "/rest/auth/angelbroking/user/v1/loginByPassword and the other SmartAPI paths",
+    sdk: "the SDKs' root is https://apiconnect.angelone.in (the Go SDK's is \
+          https://apiconnect.angelbroking.com)",
+    carries: "the API key, PIN, TOTP codes and session tokens",
+};
+
 /// One Angel One SmartAPI account, secrets resolved.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AngelOneConfig {
     /// The REST root, without trailing slash: [`DEFAULT_API_ROOT`] or
     /// [`LEGACY_API_ROOT`] (which host is current is uncertain).

@@ -2,10 +2,14 @@
 //! that is never reused, through Kotak's window gate), renewal with the
 //! refresh token (`generateTokens`), validation (`getProfile`) and logout.
 //! Every answer shape is classified in `errors.rs`; the session mapping is
-//! in `session.rs`, the settings in `config.rs`.
+//! in `session.rs`, the settings in `config.rs`, the [`Broker`] interface
+//! in `connector.rs`.
+//!
+//! [`Broker`]: super::broker::Broker
 //! Facts: `shared/brokers/angel_one.md`. Pure HTTP and mapping.
 
 pub mod config;
+mod connector;
 pub mod errors;
 #[cfg(test)]
 mod errors_tests;
@@ -25,7 +29,8 @@ use super::http::{self, Answer};
 use super::kotak_neo::totp::{TotpGate, WindowLedger};
 use super::{BrokerError, Material, Report};
 use crate::secret::Secret;
-pub use config::AngelOneConfig;
+pub use config::{API_ROOT, AngelOneConfig};
+pub use connector::AngelConnector;
 use errors::{Class, LoginFailure};
 pub use session::AngelSession;
 
@@ -34,9 +39,6 @@ const LOGIN: &str = "/rest/auth/angelbroking/user/v1/loginByPassword";
 const RENEW: &str = "/rest/auth/angelbroking/jwt/v1/generateTokens";
 const PROFILE: &str = "/rest/secure/angelbroking/user/v1/getProfile";
 const LOGOUT: &str = "/rest/secure/angelbroking/user/v1/logout";
-
-/// The config key of the REST root, named when the login endpoint is missing.
-const API_ROOT_KEY: &str = "account.angel_one.api_root";
 
 /// What all logins of one account share: the TOTP windows already used.
 #[derive(Debug)]
@@ -236,11 +238,11 @@ fn check_endpoint(answer: &Answer, call: &str, root: &str) -> Result<(), BrokerE
     http::check_login_endpoint(
         answer,
         call,
-        API_ROOT_KEY,
+        &API_ROOT.key(),
         root,
         &format!(
-            "a host only (no path), like \"{}\" (or the older \"{}\")",
-            config::DEFAULT_API_ROOT,
+            "{} (or the older \"{}\")",
+            API_ROOT.expected(),
             config::LEGACY_API_ROOT
         ),
     )

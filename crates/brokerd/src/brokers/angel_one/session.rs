@@ -13,7 +13,8 @@ use crate::secret::Secret;
 
 /// What a login or renewal produced: the session clients get, and the
 /// refresh token, which only the daemon keeps (a client holding it could
-/// renew and replace the daemon's tokens).
+/// renew and replace the daemon's tokens): it is also in the session's
+/// [`Material::private`] under [`REFRESH_TOKEN`], so a restart can renew.
 #[derive(Debug)]
 pub struct AngelSession {
     /// The session served to clients.
@@ -21,6 +22,9 @@ pub struct AngelSession {
     /// `refreshToken`, for `generateTokens`; `None` when the answer had none.
     pub refresh_token: Option<Secret>,
 }
+
+/// The key of the refresh token in [`Material::private`].
+pub const REFRESH_TOKEN: &str = "refresh_token";
 
 /// `X-UserType`, as every SDK sends it.
 pub const USER_TYPE: &str = "USER";
@@ -99,12 +103,18 @@ pub fn map(
     // The market-data WebSocket's `x-feed-token`; a session value, renewed
     // with the jwtToken, not a credential of the account.
     fields.insert("feed_token".into(), json!(feed_token));
+    let refresh_token = Some(refresh).filter(|r| !r.is_empty()).map(Secret::new);
+    let private = refresh_token
+        .iter()
+        .map(|r| (REFRESH_TOKEN.to_string(), r.clone()))
+        .collect();
     Ok(AngelSession {
         session: NewSession {
             material: Material {
                 token: Secret::new(jwt_token),
                 headers,
                 fields,
+                private,
             },
             meta: SessionMeta {
                 expires_at,
@@ -113,6 +123,6 @@ pub fn map(
                 app_expiry: None,
             },
         },
-        refresh_token: Some(refresh).filter(|r| !r.is_empty()).map(Secret::new),
+        refresh_token,
     })
 }

@@ -222,6 +222,7 @@ impl KotakClient {
                 token: Secret::new(token),
                 headers,
                 fields,
+                private: Default::default(),
             },
             meta: SessionMeta {
                 expires_at,
