@@ -4,8 +4,9 @@
 //! two traits in its folder and adding one arm to each dispatch (the
 //! compiler lists them, since no dispatch has a wildcard arm).
 //!
-//! The methods about per-account state (`keeping_state_of`,
-//! `note_previous_login`) have no default on purpose: a broker with a TOTP
+//! Capabilities only some brokers have (a login page, signing, warnings)
+//! default to "none". The methods about per-account state
+//! (`keeping_state_of`, `note_previous_login`) have no default on purpose: a broker with a TOTP
 //! ledger that inherited "nothing to keep" would reuse a window after a
 //! reload or a restart (invariants 8 and 10), and would still compile.
 
@@ -56,35 +57,50 @@ pub(crate) trait Broker: Clone + fmt::Debug + Send + Sync + Sized {
     /// account's previous connector) carried over.
     fn keeping_state_of(self, old: &Self) -> Self;
 
-    /// Checks worth doing at startup.
-    async fn startup_check(&self);
+    /// Checks worth doing at startup (none by default).
+    async fn startup_check(&self) {}
 
     /// A login finished at `at` (a stored session found at startup).
     fn note_previous_login(&self, at: DateTime<Utc>);
 
-    /// Operator warnings this broker knows of right now.
-    fn warnings(&self) -> Vec<String>;
+    /// Operator warnings this broker knows of right now (none by default).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// What a client's report of a rejection means: `status` is the HTTP
     /// status it saw (when it says), `reason` the broker's body or message.
     fn classify_report(&self, status: Option<u16>, reason: &str) -> Report;
 
-    /// Where a person logs in, for brokers that need one.
-    fn login_url(&self, state: &str) -> Option<String>;
+    /// Where a person logs in, for brokers that need one (`None` by default).
+    fn login_url(&self, state: &str) -> Option<String> {
+        let _ = state;
+        None
+    }
 
-    /// The reminder settings of brokers that need a person every day.
-    fn reminder(&self) -> Option<Reminder>;
+    /// The reminder settings of brokers that need a person every day
+    /// (`None` by default).
+    fn reminder(&self) -> Option<Reminder> {
+        None
+    }
 
-    /// The checksum headers of one request body, for brokers that sign calls.
+    /// The checksum headers of one request body, for brokers that sign
+    /// calls (the others refuse, by default).
     fn sign(
         &self,
         material: &Material,
         body: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, String)>, String>;
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        let _ = (material, body, now);
+        Err(does_not_sign())
+    }
 
-    /// The app key's expiry warning horizon, for brokers whose app keys expire.
-    fn app_expiry_warning(&self) -> Option<Duration>;
+    /// The app key's expiry warning horizon, for brokers whose app keys
+    /// expire (`None` by default).
+    fn app_expiry_warning(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The client bound to one session.
@@ -111,6 +127,6 @@ pub(crate) fn needs_a_person() -> BrokerError {
 }
 
 /// The refusal of `sign` by a broker that does not sign calls.
-pub(crate) fn does_not_sign() -> String {
+fn does_not_sign() -> String {
     "only breeze signs requests; send this broker's headers as they are".into()
 }

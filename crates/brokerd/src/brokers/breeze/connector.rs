@@ -76,14 +76,8 @@ impl Broker for BreezeConnector {
         self
     }
 
-    async fn startup_check(&self) {}
-
     /// No one-time codes: an earlier login constrains nothing.
     fn note_previous_login(&self, _at: DateTime<Utc>) {}
-
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
-    }
 
     fn classify_report(&self, status: Option<u16>, reason: &str) -> Report {
         match super::classify_report(status, reason) {
@@ -115,10 +109,6 @@ impl Broker for BreezeConnector {
             body,
             now,
         ))
-    }
-
-    fn app_expiry_warning(&self) -> Option<Duration> {
-        None
     }
 }
 

@@ -6,8 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{JainamClient, JainamConfig};
-use crate::brokers::broker::{Broker, SessionClient, does_not_sign, nothing_to_submit};
-use crate::brokers::reminder::Reminder;
+use crate::brokers::broker::{Broker, SessionClient, nothing_to_submit};
 use crate::brokers::{Api, BrokerError, Material, NewSession, Report};
 use crate::secret::Secret;
 
@@ -109,35 +108,12 @@ impl Broker for JainamConnector {
         self
     }
 
-    async fn startup_check(&self) {}
-
     /// No one-time codes: an earlier login constrains nothing.
     fn note_previous_login(&self, _at: DateTime<Utc>) {}
-
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
-    }
 
     /// XTS has one dead-session answer and the client saw it.
     fn classify_report(&self, _status: Option<u16>, reason: &str) -> Report {
         Report::DeadSession(reason.to_string())
-    }
-
-    fn login_url(&self, _state: &str) -> Option<String> {
-        None
-    }
-
-    fn reminder(&self) -> Option<Reminder> {
-        None
-    }
-
-    fn sign(
-        &self,
-        _material: &Material,
-        _body: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, String)>, String> {
-        Err(does_not_sign())
     }
 
     fn app_expiry_warning(&self) -> Option<Duration> {

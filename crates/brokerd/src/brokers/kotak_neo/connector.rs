@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::errors::CallClass;
 use super::{KotakClient, KotakNeoConfig, KotakShared, totp::WindowLedger};
-use crate::brokers::broker::{Broker, SessionClient, does_not_sign, nothing_to_submit};
-use crate::brokers::reminder::Reminder;
+use crate::brokers::broker::{Broker, SessionClient, nothing_to_submit};
 use crate::brokers::{Api, BrokerError, Material, NewSession, Report};
 use crate::secret::Secret;
 
@@ -134,27 +133,6 @@ impl Broker for KotakConnector {
             // Unrecognised answers count as dead: one fenced re-login.
             (CallClass::DeadSession | CallClass::Other, m) => Report::DeadSession(m),
         }
-    }
-
-    fn login_url(&self, _state: &str) -> Option<String> {
-        None
-    }
-
-    fn reminder(&self) -> Option<Reminder> {
-        None
-    }
-
-    fn sign(
-        &self,
-        _material: &Material,
-        _body: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, String)>, String> {
-        Err(does_not_sign())
-    }
-
-    fn app_expiry_warning(&self) -> Option<Duration> {
-        None
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{ZerodhaClient, ZerodhaConfig};
-use crate::brokers::broker::{Broker, SessionClient, does_not_sign, needs_a_person};
+use crate::brokers::broker::{Broker, SessionClient, needs_a_person};
 use crate::brokers::reminder::Reminder;
 use crate::brokers::{Api, BrokerError, Material, NewSession, Report};
 use crate::secret::Secret;
@@ -75,14 +75,8 @@ impl Broker for ZerodhaConnector {
         self
     }
 
-    async fn startup_check(&self) {}
-
     /// No one-time codes: an earlier login constrains nothing.
     fn note_previous_login(&self, _at: DateTime<Utc>) {}
-
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
-    }
 
     fn classify_report(&self, status: Option<u16>, reason: &str) -> Report {
         super::classify_report(status, reason)
@@ -94,19 +88,6 @@ impl Broker for ZerodhaConnector {
 
     fn reminder(&self) -> Option<Reminder> {
         Some(self.cfg.reminder.clone())
-    }
-
-    fn sign(
-        &self,
-        _material: &Material,
-        _body: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, String)>, String> {
-        Err(does_not_sign())
-    }
-
-    fn app_expiry_warning(&self) -> Option<Duration> {
-        None
     }
 }
 
