@@ -12,9 +12,8 @@ use chrono::{DateTime, Utc};
 use super::config::DEFAULT_PUBLIC_IP;
 use super::session::REFRESH_TOKEN;
 use super::{AngelOneClient, AngelOneConfig, AngelSession, AngelShared};
-use crate::brokers::broker::{Broker, SessionClient, does_not_sign, nothing_to_submit};
+use crate::brokers::broker::{Broker, SessionClient, nothing_to_submit};
 use crate::brokers::kotak_neo::totp::WindowLedger;
-use crate::brokers::reminder::Reminder;
 use crate::brokers::{Api, BrokerError, Material, NewSession, Report};
 use crate::secret::Secret;
 
@@ -143,27 +142,6 @@ impl Broker for AngelConnector {
 
     fn classify_report(&self, status: Option<u16>, reason: &str) -> Report {
         super::classify_report(status, reason)
-    }
-
-    fn login_url(&self, _state: &str) -> Option<String> {
-        None
-    }
-
-    fn reminder(&self) -> Option<Reminder> {
-        None
-    }
-
-    fn sign(
-        &self,
-        _material: &Material,
-        _body: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(&'static str, String)>, String> {
-        Err(does_not_sign())
-    }
-
-    fn app_expiry_warning(&self) -> Option<Duration> {
-        None
     }
 }
 
