@@ -16,6 +16,8 @@ pub enum BrokerId {
     Zerodha,
     /// Jainam (Symphony XTS).
     Jainam,
+    /// Angel One SmartAPI.
+    AngelOne,
 }
 
 impl BrokerId {
@@ -26,6 +28,7 @@ impl BrokerId {
             Self::Breeze => "breeze",
             Self::Zerodha => "zerodha",
             Self::Jainam => "jainam",
+            Self::AngelOne => "angel_one",
         }
     }
 
@@ -34,7 +37,7 @@ impl BrokerId {
     pub fn needs_a_person(self) -> bool {
         match self {
             Self::Zerodha | Self::Breeze => true,
-            Self::KotakNeo | Self::Jainam => false,
+            Self::KotakNeo | Self::Jainam | Self::AngelOne => false,
         }
     }
 
@@ -45,6 +48,7 @@ impl BrokerId {
             "breeze" => Self::Breeze,
             "zerodha" => Self::Zerodha,
             "jainam" => Self::Jainam,
+            "angel_one" => Self::AngelOne,
             _ => return None,
         })
     }

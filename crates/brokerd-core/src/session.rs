@@ -20,6 +20,13 @@ pub struct Material {
     /// per broker as tabled in docs/protocol.md. Never a secret or a copy of
     /// the token; stored encrypted because Kotak's session id is here.
     pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Secrets the daemon keeps for itself and never hands to a client
+    /// (Angel One's refresh token: a client holding it could renew the
+    /// session and replace the daemon's tokens). Stored encrypted with the
+    /// rest, absent from the socket's session object; empty for most
+    /// brokers, and absent from rows stored before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub private: BTreeMap<String, Secret>,
 }
 
 impl fmt::Debug for Material {
@@ -28,6 +35,7 @@ impl fmt::Debug for Material {
             .field("token", &self.token.fingerprint())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field("private", &self.private.keys().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -27,6 +27,8 @@ pub struct Roots {
     /// The Breeze simulator (API under `/breezeapi/api/v1`, login page
     /// under `/apiuser`).
     pub breeze: String,
+    /// The Angel One SmartAPI simulator (REST root).
+    pub angel_one: String,
 }
 
 impl Roots {
@@ -38,7 +40,8 @@ impl Roots {
             jainam: nowhere.clone(),
             kotak_neo: nowhere.clone(),
             zerodha: nowhere.clone(),
-            breeze: nowhere,
+            breeze: nowhere.clone(),
+            angel_one: nowhere,
         }
     }
 
@@ -56,6 +59,7 @@ impl Roots {
                 ("api_root", format!("{}/breezeapi/api/v1", self.breeze)),
                 ("login_root", format!("{}/apiuser", self.breeze)),
             ],
+            BrokerId::AngelOne => vec![("api_root", self.angel_one.clone())],
         }
     }
 }
@@ -174,6 +178,7 @@ root = "simulator"
             kotak_neo: "http://127.0.0.1:1002".into(),
             zerodha: "http://127.0.0.1:1003".into(),
             breeze: "http://127.0.0.1:1004".into(),
+            angel_one: "http://127.0.0.1:1005".into(),
         }
     }
 

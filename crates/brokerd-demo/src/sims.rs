@@ -1,9 +1,10 @@
-//! The four bundled broker simulators, started together for the demo.
+//! The five bundled broker simulators, started together for the demo.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use brokerd::config::{CallbackConfig, Config};
+use brokerd_sim::angel::{AngelSim, AngelSimConfig};
 use brokerd_sim::breeze::{BreezeSim, BreezeSimConfig};
 use brokerd_sim::kite::{KiteSim, KiteSimConfig};
 use brokerd_sim::kotak::{KotakSim, KotakSimConfig};
@@ -18,10 +19,11 @@ pub struct Simulators {
     kotak: KotakSim,
     kite: KiteSim,
     breeze: BreezeSim,
+    angel: AngelSim,
 }
 
 impl Simulators {
-    /// Starts all four: Jainam on `listen`, the others on the next ports
+    /// Starts all five: Jainam on `listen`, the others on the next ports
     /// (each on any free port when `listen` asks for port 0).
     pub async fn start(listen: SocketAddr) -> anyhow::Result<Self> {
         let xts = XtsSim::start(XtsSimConfig {
@@ -48,14 +50,22 @@ impl Simulators {
         })
         .await
         .context("starting the bundled Breeze simulator")?;
+        let angel = AngelSim::start(AngelSimConfig {
+            listen: next_port(listen, 4),
+            ..AngelSimConfig::default()
+        })
+        .await
+        .context("starting the bundled Angel One simulator")?;
         // The Python client's tests read the addresses from this line.
         info!(jainam = %xts.base_url(), kotak_neo = %kotak.base_url(), zerodha = %kite.base_url(),
-              breeze = %breeze.base_url(), "bundled broker simulators listening");
+              breeze = %breeze.base_url(), angel_one = %angel.base_url(),
+              "bundled broker simulators listening");
         Ok(Self {
             xts,
             kotak,
             kite,
             breeze,
+            angel,
         })
     }
 
@@ -66,6 +76,7 @@ impl Simulators {
             kotak_neo: self.kotak.base_url(),
             zerodha: self.kite.base_url(),
             breeze: self.breeze.base_url(),
+            angel_one: self.angel.base_url(),
         }
     }
 
@@ -89,12 +100,13 @@ impl Simulators {
         }
     }
 
-    /// Stops all four.
+    /// Stops all five.
     pub async fn shutdown(&self) {
         self.xts.shutdown().await;
         self.kotak.shutdown().await;
         self.kite.shutdown().await;
         self.breeze.shutdown().await;
+        self.angel.shutdown().await;
     }
 }
 

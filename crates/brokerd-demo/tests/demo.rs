@@ -131,6 +131,14 @@ async fn the_demo_serves_its_simulated_accounts_and_reloads_through_its_rewrite(
     // The session came from the bundled simulator, on loopback.
     assert!(root.starts_with("http://127.0.0.1:"), "{token}");
     let generation = token["session"]["generation"].as_u64().unwrap();
+    // Angel One logs in by itself too (a TOTP login: up to a window's wait).
+    let angel = demo
+        .call(json!({"op": "token", "broker": "angel_one", "wait_secs": 60}))
+        .await;
+    let angel_root = angel["session"]["fields"]["api_root"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{angel}"));
+    assert!(angel_root.starts_with("http://127.0.0.1:"), "{angel}");
 
     // The interactive accounts wait for a person at the simulators' pages.
     let url = demo

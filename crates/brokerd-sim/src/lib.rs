@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod angel;
 pub mod breeze;
 mod control;
 pub mod kite;

@@ -227,9 +227,9 @@ fn store_unavailable_text(key: &crate::brokers::SessionKey, e: &RequestError) ->
             ("session key", "ICICI", "ICICI's session keys expire too")
         }
         // No browser login for these; kept exhaustive on purpose.
-        crate::brokers::BrokerId::Jainam | crate::brokers::BrokerId::KotakNeo => {
-            ("login", "the broker", "logins expire")
-        }
+        crate::brokers::BrokerId::Jainam
+        | crate::brokers::BrokerId::KotakNeo
+        | crate::brokers::BrokerId::AngelOne => ("login", "the broker", "logins expire"),
     };
     format!(
         "brokerd cannot store a session right now (disk full?), so your login was not used: the {what} was \

@@ -32,6 +32,14 @@ pub(crate) trait Broker: Clone + fmt::Debug + Send + Sync + Sized {
         submission: Option<&Secret>,
     ) -> Result<(NewSession, Self::Client), BrokerError>;
 
+    /// A new session for an account whose session `current` is still
+    /// alive (a proactive refresh), with a brand-new client. Brokers that
+    /// can renew a session do it here; the others log in again.
+    async fn refresh(&self, current: &Material) -> Result<(NewSession, Self::Client), BrokerError> {
+        let _ = current;
+        self.login(None).await
+    }
+
     /// A fresh client around a session read back from the store.
     fn rehydrate(&self, material: &Material) -> Result<Self::Client, BrokerError>;
 

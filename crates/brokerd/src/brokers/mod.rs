@@ -1,6 +1,7 @@
 //! The brokers: one module per broker behind one enum, pure HTTP and mapping.
 //! Brokers never touch the store, the socket or global state.
 
+pub mod angel_one;
 pub mod breeze;
 mod broker;
 pub mod http;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use angel_one::AngelConnector;
 use breeze::BreezeConnector;
 use broker::{Broker, SessionClient};
 use jainam::JainamConnector;
@@ -44,6 +46,8 @@ pub enum Connector {
     Zerodha(ZerodhaConnector),
     /// ICICI Breeze (a person's browser login every day).
     Breeze(BreezeConnector),
+    /// Angel One SmartAPI.
+    AngelOne(AngelConnector),
 }
 
 /// A login's answer with its client wrapped.
@@ -62,6 +66,7 @@ impl Connector {
             Self::KotakNeo(_) => BrokerId::KotakNeo,
             Self::Zerodha(_) => BrokerId::Zerodha,
             Self::Breeze(_) => BrokerId::Breeze,
+            Self::AngelOne(_) => BrokerId::AngelOne,
         }
     }
 
@@ -77,6 +82,23 @@ impl Connector {
             Self::KotakNeo(c) => logged_in(c.login(submission).await, BrokerClientKind::KotakNeo),
             Self::Zerodha(c) => logged_in(c.login(submission).await, BrokerClientKind::Zerodha),
             Self::Breeze(c) => logged_in(c.login(submission).await, BrokerClientKind::Breeze),
+            Self::AngelOne(c) => logged_in(c.login(submission).await, BrokerClientKind::AngelOne),
+        }
+    }
+
+    /// A new session for a slot whose session `current` is still alive (a
+    /// proactive refresh), with a brand-new client: a renewal where the
+    /// broker has one (Angel One's `generateTokens`), else a login.
+    pub async fn refresh(
+        &self,
+        current: &Material,
+    ) -> Result<(NewSession, BrokerClient), BrokerError> {
+        match self {
+            Self::Jainam(c) => logged_in(c.refresh(current).await, BrokerClientKind::Jainam),
+            Self::KotakNeo(c) => logged_in(c.refresh(current).await, BrokerClientKind::KotakNeo),
+            Self::Zerodha(c) => logged_in(c.refresh(current).await, BrokerClientKind::Zerodha),
+            Self::Breeze(c) => logged_in(c.refresh(current).await, BrokerClientKind::Breeze),
+            Self::AngelOne(c) => logged_in(c.refresh(current).await, BrokerClientKind::AngelOne),
         }
     }
 
@@ -87,6 +109,7 @@ impl Connector {
             Self::KotakNeo(c) => BrokerClientKind::KotakNeo(c.rehydrate(material)?),
             Self::Zerodha(c) => BrokerClientKind::Zerodha(c.rehydrate(material)?),
             Self::Breeze(c) => BrokerClientKind::Breeze(c.rehydrate(material)?),
+            Self::AngelOne(c) => BrokerClientKind::AngelOne(c.rehydrate(material)?),
         };
         Ok(BrokerClient::new(kind))
     }
@@ -99,6 +122,7 @@ impl Connector {
             Self::KotakNeo(a) => matches!(other, Self::KotakNeo(b) if a.same_settings(b)),
             Self::Zerodha(a) => matches!(other, Self::Zerodha(b) if a.same_settings(b)),
             Self::Breeze(a) => matches!(other, Self::Breeze(b) if a.same_settings(b)),
+            Self::AngelOne(a) => matches!(other, Self::AngelOne(b) if a.same_settings(b)),
         }
     }
 
@@ -118,6 +142,7 @@ impl Connector {
             Self::KotakNeo(c) => c.new_login_ends_previous(),
             Self::Zerodha(c) => c.new_login_ends_previous(),
             Self::Breeze(c) => c.new_login_ends_previous(),
+            Self::AngelOne(c) => c.new_login_ends_previous(),
         }
     }
 
@@ -136,6 +161,7 @@ impl Connector {
             Self::KotakNeo(c) => c.login_identity(),
             Self::Zerodha(c) => c.login_identity(),
             Self::Breeze(c) => c.login_identity(),
+            Self::AngelOne(c) => c.login_identity(),
         }
     }
 
@@ -148,7 +174,15 @@ impl Connector {
             (Self::KotakNeo(new), Self::KotakNeo(old)) => Self::KotakNeo(new.keeping_state_of(old)),
             (Self::Zerodha(new), Self::Zerodha(old)) => Self::Zerodha(new.keeping_state_of(old)),
             (Self::Breeze(new), Self::Breeze(old)) => Self::Breeze(new.keeping_state_of(old)),
-            (new, Self::Jainam(_) | Self::KotakNeo(_) | Self::Zerodha(_) | Self::Breeze(_)) => new,
+            (Self::AngelOne(new), Self::AngelOne(old)) => Self::AngelOne(new.keeping_state_of(old)),
+            (
+                new,
+                Self::Jainam(_)
+                | Self::KotakNeo(_)
+                | Self::Zerodha(_)
+                | Self::Breeze(_)
+                | Self::AngelOne(_),
+            ) => new,
         }
     }
 
@@ -160,6 +194,7 @@ impl Connector {
             Self::KotakNeo(c) => c.startup_check().await,
             Self::Zerodha(c) => c.startup_check().await,
             Self::Breeze(c) => c.startup_check().await,
+            Self::AngelOne(c) => c.startup_check().await,
         }
     }
 
@@ -171,6 +206,7 @@ impl Connector {
             Self::KotakNeo(c) => c.note_previous_login(at),
             Self::Zerodha(c) => c.note_previous_login(at),
             Self::Breeze(c) => c.note_previous_login(at),
+            Self::AngelOne(c) => c.note_previous_login(at),
         }
     }
 
@@ -181,6 +217,7 @@ impl Connector {
             Self::KotakNeo(c) => c.warnings(),
             Self::Zerodha(c) => c.warnings(),
             Self::Breeze(c) => c.warnings(),
+            Self::AngelOne(c) => c.warnings(),
         }
     }
 
@@ -192,6 +229,7 @@ impl Connector {
             Self::KotakNeo(c) => c.classify_report(status, reason),
             Self::Zerodha(c) => c.classify_report(status, reason),
             Self::Breeze(c) => c.classify_report(status, reason),
+            Self::AngelOne(c) => c.classify_report(status, reason),
         }
     }
 
@@ -203,6 +241,7 @@ impl Connector {
             Self::KotakNeo(c) => c.login_url(state),
             Self::Zerodha(c) => c.login_url(state),
             Self::Breeze(c) => c.login_url(state),
+            Self::AngelOne(c) => c.login_url(state),
         }
     }
 
@@ -213,6 +252,7 @@ impl Connector {
             Self::KotakNeo(c) => c.reminder(),
             Self::Zerodha(c) => c.reminder(),
             Self::Breeze(c) => c.reminder(),
+            Self::AngelOne(c) => c.reminder(),
         }
     }
 
@@ -228,6 +268,7 @@ impl Connector {
             Self::KotakNeo(c) => c.sign(material, body, now),
             Self::Zerodha(c) => c.sign(material, body, now),
             Self::Breeze(c) => c.sign(material, body, now),
+            Self::AngelOne(c) => c.sign(material, body, now),
         }
     }
 
@@ -238,6 +279,7 @@ impl Connector {
             Self::KotakNeo(c) => c.app_expiry_warning(),
             Self::Zerodha(c) => c.app_expiry_warning(),
             Self::Breeze(c) => c.app_expiry_warning(),
+            Self::AngelOne(c) => c.app_expiry_warning(),
         }
     }
 }
@@ -258,6 +300,7 @@ enum BrokerClientKind {
     KotakNeo(kotak_neo::KotakClient),
     Zerodha(zerodha::ZerodhaClient),
     Breeze(breeze::BreezeClient),
+    AngelOne(angel_one::AngelOneClient),
 }
 
 impl BrokerClient {
@@ -278,6 +321,7 @@ impl BrokerClient {
             BrokerClientKind::KotakNeo(c) => SessionClient::validate(c, material).await,
             BrokerClientKind::Zerodha(c) => SessionClient::validate(c, material).await,
             BrokerClientKind::Breeze(c) => SessionClient::validate(c, material).await,
+            BrokerClientKind::AngelOne(c) => SessionClient::validate(c, material).await,
         }
     }
 
@@ -289,6 +333,7 @@ impl BrokerClient {
             BrokerClientKind::KotakNeo(c) => SessionClient::check_secret(c, material).await,
             BrokerClientKind::Zerodha(c) => SessionClient::check_secret(c, material).await,
             BrokerClientKind::Breeze(c) => SessionClient::check_secret(c, material).await,
+            BrokerClientKind::AngelOne(c) => SessionClient::check_secret(c, material).await,
         }
     }
 
@@ -299,6 +344,7 @@ impl BrokerClient {
             BrokerClientKind::KotakNeo(c) => SessionClient::logout(c, material).await,
             BrokerClientKind::Zerodha(c) => SessionClient::logout(c, material).await,
             BrokerClientKind::Breeze(c) => SessionClient::logout(c, material).await,
+            BrokerClientKind::AngelOne(c) => SessionClient::logout(c, material).await,
         }
     }
 }

@@ -28,7 +28,7 @@ pub struct Args {
 /// Which session a command is about.
 #[derive(Debug, clap::Args)]
 pub struct Target {
-    /// kotak_neo, breeze, zerodha or jainam.
+    /// kotak_neo, breeze, zerodha, jainam or angel_one.
     pub broker: String,
     /// Account name (optional when the broker has one account).
     #[arg(long)]

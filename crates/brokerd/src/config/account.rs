@@ -7,6 +7,7 @@ use std::time::Duration;
 use humantime::format_duration;
 use toml::Value;
 
+use super::angel_one::angel_one;
 use super::check::{Check, join};
 use super::interactive_check::{breeze, zerodha};
 use super::kotak_neo::kotak_neo;
@@ -68,6 +69,9 @@ pub(super) fn accounts(c: &mut Check<'_>, value: Option<Value>) -> Vec<AccountCo
     // Kotak account is the conflict brokerd exists to prevent: each would
     // renew its own session, and TOTP/MPIN attempts would double.
     let mut uccs: BTreeMap<String, String> = BTreeMap::new();
+    // Angel One client code → key of its first use, for the same reason
+    // (and two TOTP gates on one seed would reuse each other's windows).
+    let mut angel_codes: BTreeMap<String, String> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let key = format!("account[{i}]");
         let Some(account) = account(c, item, &key) else {
@@ -117,6 +121,20 @@ pub(super) fn accounts(c: &mut Check<'_>, value: Option<Value>) -> Vec<AccountCo
                 uccs.insert(k.ucc.clone(), here);
             }
         }
+        if let Some(a) = &account.angel_one {
+            let here = format!("{key}.angel_one.client_code");
+            if let Some(first) = angel_codes.get(&a.client_code) {
+                c.problem(
+                    here,
+                    format!("the same client code is used by {first}"),
+                    "configure each Angel One login once: two accounts logging into one client \
+                     code would fight over its sessions and TOTP windows; remove the duplicate \
+                     or correct the client_code",
+                );
+            } else {
+                angel_codes.insert(a.client_code.clone(), here);
+            }
+        }
         out.push(account);
     }
     out
@@ -136,7 +154,7 @@ fn account(c: &mut Check<'_>, value: Value, key: &str) -> Option<AccountConfig> 
                 c.problem(
                     &broker_key,
                     format!("unknown broker {text:?}"),
-                    "use one of \"jainam\", \"kotak_neo\", \"zerodha\", \"breeze\"",
+                    "use one of \"jainam\", \"kotak_neo\", \"zerodha\", \"breeze\", \"angel_one\"",
                 );
             }
             parsed
@@ -172,6 +190,7 @@ fn account(c: &mut Check<'_>, value: Value, key: &str) -> Option<AccountConfig> 
         (BrokerId::Zerodha, raw.zerodha.is_some()),
         (BrokerId::Breeze, raw.breeze.is_some()),
         (BrokerId::Jainam, raw.jainam.is_some()),
+        (BrokerId::AngelOne, raw.angel_one.is_some()),
     ];
     if let Some(named) = named {
         for (b, present) in tables {
@@ -240,12 +259,27 @@ fn account(c: &mut Check<'_>, value: Value, key: &str) -> Option<AccountConfig> 
         _ => None,
     };
 
+    let angel_one = match (broker, raw.angel_one) {
+        (Some(BrokerId::AngelOne), Some(table)) => angel_one(c, table, &join(key, "angel_one")),
+        (Some(BrokerId::AngelOne), None) => {
+            c.problem(
+                join(key, "angel_one"),
+                "broker = \"angel_one\" needs an [account.angel_one] table",
+                "add [account.angel_one] with api_key, client_code, pin and totp_seed after \
+                 this [[account]] (config/brokerd.example.toml shows one)",
+            );
+            None
+        }
+        _ => None,
+    };
+
     let broker = broker?;
     let has_table = match broker {
         BrokerId::Jainam => jainam.is_some(),
         BrokerId::KotakNeo => kotak_neo.is_some(),
         BrokerId::Zerodha => zerodha.is_some(),
         BrokerId::Breeze => breeze.is_some(),
+        BrokerId::AngelOne => angel_one.is_some(),
     };
     if !has_table {
         return None;
@@ -260,6 +294,7 @@ fn account(c: &mut Check<'_>, value: Value, key: &str) -> Option<AccountConfig> 
         kotak_neo,
         zerodha,
         breeze,
+        angel_one,
     })
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use super::raw::{RawAccount, RawAppKeyPair, RawDaemon, RawJainam, RawKotakNeo, RawLimits};
+use super::raw::{
+    RawAccount, RawAngelOne, RawAppKeyPair, RawDaemon, RawJainam, RawKotakNeo, RawLimits,
+};
 use super::{ConfigProblem, FILE_KEY};
 use crate::secret::{Secret, SecretEnv, SecretError, SecretRef};
 
@@ -74,6 +76,7 @@ fn home_of(name: &str) -> Option<String> {
             "[account.jainam.interactive] / [account.jainam.market]",
         ),
         (has::<RawKotakNeo>(name), "[account.kotak_neo]"),
+        (has::<RawAngelOne>(name), "[account.angel_one]"),
     ]
     .into_iter()
     .filter_map(|(known, home)| known.then_some(home))

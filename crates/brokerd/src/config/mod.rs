@@ -11,6 +11,7 @@
 //! ever appears in a problem, a warning or `Debug` output.
 
 mod account;
+mod angel_one;
 mod check;
 mod interactive_check;
 mod kotak_neo;
@@ -20,6 +21,7 @@ mod validate;
 
 // Each broker's settings live in its own folder under `brokers/` (config
 // depends on brokers, never the reverse); this module turns TOML into them.
+pub use crate::brokers::angel_one::AngelOneConfig;
 pub use crate::brokers::breeze::BreezeConfig;
 pub use crate::brokers::jainam::{AppKeyPair, JainamConfig};
 pub use crate::brokers::kotak_neo::KotakNeoConfig;
@@ -374,6 +376,8 @@ pub struct AccountConfig {
     pub zerodha: Option<ZerodhaConfig>,
     /// ICICI Breeze settings (broker = "breeze").
     pub breeze: Option<BreezeConfig>,
+    /// `[account.angel_one]`: present exactly when `broker` is Angel One.
+    pub angel_one: Option<AngelOneConfig>,
 }
 
 impl AccountConfig {
@@ -383,7 +387,7 @@ impl AccountConfig {
         match self.broker {
             BrokerId::Zerodha => self.zerodha.as_ref().is_some_and(|z| z.user_id.is_none()),
             BrokerId::Breeze => self.breeze.as_ref().is_some_and(|b| b.user_id.is_none()),
-            BrokerId::Jainam | BrokerId::KotakNeo => false,
+            BrokerId::Jainam | BrokerId::KotakNeo | BrokerId::AngelOne => false,
         }
     }
 

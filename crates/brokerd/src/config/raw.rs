@@ -109,6 +109,8 @@ pub(super) struct RawAccount {
     pub zerodha: Option<Value>,
     /// `[account.breeze]`, read as [`RawBreeze`].
     pub breeze: Option<Value>,
+    /// `[account.angel_one]`, read as [`RawAngelOne`].
+    pub angel_one: Option<Value>,
 }
 
 /// `[account.jainam]`.
@@ -148,6 +150,24 @@ pub(super) struct RawKotakNeo {
     pub totp_min_remaining: Option<Value>,
     pub clock_skew_warning: Option<Value>,
     pub neo_fin_key: Option<Value>,
+}
+
+/// `[account.angel_one]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAngelOne {
+    pub api_root: Option<Value>,
+    pub api_key: Option<Value>,
+    pub client_code: Option<Value>,
+    pub pin: Option<Value>,
+    pub totp_seed: Option<Value>,
+    pub totp_min_remaining: Option<Value>,
+    pub lifetime_fallback: Option<Value>,
+    pub local_ip: Option<Value>,
+    pub public_ip: Option<Value>,
+    pub mac_address: Option<Value>,
+    pub renew_checksum: Option<Value>,
+    pub login_ends_previous: Option<Value>,
 }
 
 /// `[account.zerodha]`.

@@ -20,6 +20,7 @@ use toml::Value;
 
 use super::check::Check;
 // The rules themselves are facts of each broker, kept in its folder.
+pub use crate::brokers::angel_one::API_ROOT as ANGEL_API_ROOT;
 pub use crate::brokers::breeze::{API_ROOT as BREEZE_API_ROOT, LOGIN_ROOT as BREEZE_LOGIN_ROOT};
 pub use crate::brokers::jainam::ROOT as JAINAM_ROOT;
 pub use crate::brokers::kotak_neo::LOGIN_HOST as KOTAK_LOGIN_HOST;
@@ -27,13 +28,14 @@ pub use crate::brokers::url_rule::{UrlRule, check_path};
 pub use crate::brokers::zerodha::{API_ROOT as ZERODHA_API_ROOT, LOGIN_ROOT as ZERODHA_LOGIN_ROOT};
 
 /// Every rule, for tests and documentation checks.
-pub const ALL: [UrlRule; 6] = [
+pub const ALL: [UrlRule; 7] = [
     JAINAM_ROOT,
     KOTAK_LOGIN_HOST,
     ZERODHA_API_ROOT,
     ZERODHA_LOGIN_ROOT,
     BREEZE_API_ROOT,
     BREEZE_LOGIN_ROOT,
+    ANGEL_API_ROOT,
 ];
 
 /// Reads a broker URL key at `key`: the rule's default when absent,

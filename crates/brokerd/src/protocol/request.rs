@@ -107,7 +107,7 @@ impl Request<'_> {
 /// Which session an account operation is about.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Target<'r> {
-    /// `jainam`, `kotak_neo`, `zerodha` or `breeze`; `None` when the
+    /// `jainam`, `kotak_neo`, `zerodha`, `breeze` or `angel_one`; `None` when the
     /// request left it out (the daemon then answers `bad_request`).
     pub broker: Option<&'r str>,
     /// The account; `None`: the broker's only one.
@@ -151,7 +151,7 @@ pub struct Metrics {}
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(transform = require_broker)]
 pub struct Token<'a> {
-    /// The broker (required): `jainam`, `kotak_neo`, `zerodha` or `breeze`.
+    /// The broker (required): `jainam`, `kotak_neo`, `zerodha`, `breeze` or `angel_one`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub broker: Option<Cow<'a, str>>,
     /// The account; may be left out when the broker has exactly one.

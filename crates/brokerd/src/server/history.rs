@@ -31,7 +31,7 @@ pub async fn answer(
         .map(|b| {
             BrokerId::parse(b).map(BrokerId::as_str).ok_or_else(|| {
                 bad(format!(
-                    "unknown broker {b:?}; brokers are kotak_neo, breeze, zerodha, jainam"
+                    "unknown broker {b:?}; brokers are kotak_neo, breeze, zerodha, jainam, angel_one"
                 ))
             })
         })

@@ -84,7 +84,7 @@ async fn dispatch(
                 return Err(RequestError::new(
                     ErrorCode::BadRequest,
                     format!(
-                        "unknown broker {unknown:?} in \"brokers\"; brokers are kotak_neo, breeze, zerodha, jainam"
+                        "unknown broker {unknown:?} in \"brokers\"; brokers are kotak_neo, breeze, zerodha, jainam, angel_one"
                     ),
                 ));
             }
@@ -330,7 +330,9 @@ fn submission(
             &req.api_session,
             req.request_token.is_some(),
         ),
-        BrokerId::Jainam | BrokerId::KotakNeo => return Err(not_interactive(slot)),
+        BrokerId::Jainam | BrokerId::KotakNeo | BrokerId::AngelOne => {
+            return Err(not_interactive(slot));
+        }
     };
     match value.as_ref().map(|v| v.expose().trim()) {
         Some(v) if crate::session::plausible_submission(v) => Ok(crate::secret::Secret::new(v)),

@@ -47,6 +47,7 @@ impl Slot {
                     reason,
                     logouts,
                     exchange,
+                    renew,
                 } => {
                     let slot = Arc::clone(self);
                     let submission = if exchange { submission.take() } else { None };
@@ -57,7 +58,7 @@ impl Slot {
                     // Tracked: a shutdown lets an in-flight login finish and
                     // persist instead of dropping it halfway.
                     self.tasks.spawn(async move {
-                        slot.login_task(reason, logouts, submission).await;
+                        slot.login_task(reason, logouts, submission, renew).await;
                         let _ = tx.send(());
                     });
                 }

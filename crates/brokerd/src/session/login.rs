@@ -24,6 +24,7 @@ impl Slot {
         reason: &'static str,
         logouts: u64,
         submission: Option<Secret>,
+        renew: bool,
     ) {
         // Never spend a login (or a person's request token) whose session
         // cannot be stored: prove the save can land first.
@@ -54,8 +55,25 @@ impl Slot {
         // restarted daemon counts it even if this process dies mid-login.
         self.audit(Some(next_generation), AuditEvent::LoginStarted, reason)
             .await;
-        // Invariant 2: `Connector::login` builds a brand-new client every time.
-        match connector.login(submission.as_ref()).await {
+        // A renewal needs the live session (its refresh token); one the
+        // broker rejected, or that expired, meanwhile can only be replaced
+        // by a login.
+        let current = if renew {
+            let now = self.now();
+            self.state
+                .lock()
+                .valid(now)
+                .map(|live| live.session.material.clone())
+        } else {
+            None
+        };
+        // Invariant 2: `Connector::login` and `Connector::refresh` build a
+        // brand-new client every time.
+        let result = match &current {
+            Some(material) => connector.refresh(material).await,
+            None => connector.login(submission.as_ref()).await,
+        };
+        match result {
             Ok((mut session, client)) => {
                 // When the daemon obtained it, by the daemon's clock: the
                 // broker module stamped its own reading of the system clock

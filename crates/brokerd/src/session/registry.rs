@@ -12,6 +12,7 @@ use super::error::{ErrorCode, RequestError};
 use super::events::EventBus;
 use super::slot::{Access, Slot};
 use super::totp_record::StoreLedger;
+use crate::brokers::angel_one::AngelConnector;
 use crate::brokers::breeze::BreezeConnector;
 use crate::brokers::jainam::JainamConnector;
 use crate::brokers::kotak_neo::KotakConnector;
@@ -251,7 +252,7 @@ impl Registry {
         let slots = self.slots.read();
         let broker_id = BrokerId::parse(broker).ok_or_else(|| {
             unknown(format!(
-                "unknown broker {broker:?}; brokers are kotak_neo, breeze, zerodha, jainam"
+                "unknown broker {broker:?}; brokers are kotak_neo, breeze, zerodha, jainam, angel_one"
             ))
         })?;
         let api = match api {
@@ -361,6 +362,11 @@ fn connectors(
             &account.breeze,
             |c| BreezeConnector::plan(c, timeout),
             Connector::Breeze,
+        ),
+        BrokerId::AngelOne => planned(
+            &account.angel_one,
+            |c| AngelConnector::plan(c, timeout, ledger()),
+            Connector::AngelOne,
         ),
     }
 }

@@ -25,6 +25,7 @@ fn big_session() -> NewSession {
             token: Secret::new(token),
             headers,
             fields: serde_json::Map::new(),
+            private: Default::default(),
         },
         meta: SessionMeta {
             expires_at: Utc::now() + chrono::Duration::hours(8),

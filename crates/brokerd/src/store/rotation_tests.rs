@@ -30,6 +30,7 @@ fn sample(n: usize) -> NewSession {
             token: Secret::new(format!("TOKEN-SENTINEL-{n}")),
             headers,
             fields: serde_json::Map::new(),
+            private: Default::default(),
         },
         meta: SessionMeta {
             expires_at: Utc::now() + chrono::Duration::hours(8),

@@ -37,6 +37,7 @@ fn sample(n: u32) -> NewSession {
             token: Secret::new(format!("TOKEN-SENTINEL-{n}-8f3a")),
             headers,
             fields,
+            private: Default::default(),
         },
         meta: SessionMeta {
             // Utc::now() has sub-millisecond precision, so this also checks

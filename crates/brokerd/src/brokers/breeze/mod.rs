@@ -140,6 +140,7 @@ impl BreezeClient {
                 token: Secret::new(token),
                 headers,
                 fields,
+                private: Default::default(),
             },
             meta: SessionMeta {
                 expires_at,

@@ -208,6 +208,7 @@ impl JainamClient {
                 token: Secret::new(token),
                 headers,
                 fields,
+                private: Default::default(),
             },
             meta: SessionMeta {
                 expires_at,

@@ -237,6 +237,7 @@ impl KotakClient {
                 token: Secret::new(token),
                 headers,
                 fields,
+                private: Default::default(),
             },
             meta: SessionMeta {
                 expires_at,

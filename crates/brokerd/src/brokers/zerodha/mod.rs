@@ -162,6 +162,7 @@ impl ZerodhaClient {
                 token: Secret::new(access_token),
                 headers,
                 fields,
+                private: Default::default(),
             },
             meta: SessionMeta {
                 expires_at,

@@ -295,6 +295,7 @@ async fn overload_broken_answers_and_network_trouble_are_transient() {
         token: Secret::new("tok"),
         headers: BTreeMap::new(),
         fields: serde_json::Map::new(),
+        private: Default::default(),
     };
     let e = nobody.validate(&material).await.unwrap_err();
     assert!(matches!(e, BrokerError::Transient(_)), "{e:?}");

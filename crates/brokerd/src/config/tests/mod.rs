@@ -3,6 +3,7 @@
 //! Section-specific cases are in `daemon.rs` and `account.rs`.
 
 mod account;
+mod angel_one;
 mod daemon;
 mod interactive;
 mod kotak_neo;
@@ -21,6 +22,10 @@ pub(super) const KOTAK_MPIN_VALUE: &str = "482913";
 /// 20 bytes in base32, lowercase and grouped as some apps show it.
 pub(super) const KOTAK_SEED_VALUE: &str = "jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp";
 
+pub(super) const ANGEL_KEY_VALUE: &str = "angel-key-3f8e";
+pub(super) const ANGEL_PIN_VALUE: &str = "7391";
+pub(super) const ANGEL_SEED_VALUE: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
+
 pub(super) const KITE_KEY_VALUE: &str = "kite-key-value";
 pub(super) const KITE_SECRET_VALUE: &str = "kite-secret-value";
 
@@ -37,6 +42,9 @@ pub(super) fn env() -> SecretEnv {
             ("KOTAK_MPIN", KOTAK_MPIN_VALUE),
             ("KOTAK_SEED", KOTAK_SEED_VALUE),
             ("KITE_KEY", KITE_KEY_VALUE),
+            ("ANGEL_KEY", ANGEL_KEY_VALUE),
+            ("ANGEL_PIN", ANGEL_PIN_VALUE),
+            ("ANGEL_SEED", ANGEL_SEED_VALUE),
             ("KITE_SECRET", KITE_SECRET_VALUE),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
@@ -64,6 +72,18 @@ mobile = "9876543210"
 ucc = "ab12c"
 mpin = "env:KOTAK_MPIN"
 totp_seed = "env:KOTAK_SEED"
+"#;
+
+/// The smallest valid Angel One account; its secrets are in [`env`].
+pub(super) const ANGEL: &str = r#"
+[[account]]
+broker = "angel_one"
+name = "main"
+[account.angel_one]
+api_key = "env:ANGEL_KEY"
+client_code = "d12345"
+pin = "env:ANGEL_PIN"
+totp_seed = "env:ANGEL_SEED"
 "#;
 
 /// [`ACCOUNT`] with `extra` lines on the account table itself (appending
@@ -123,6 +143,9 @@ pub(super) fn assert_no_secrets(text: &str) {
         KOTAK_TOKEN_VALUE,
         KOTAK_MPIN_VALUE,
         KOTAK_SEED_VALUE,
+        ANGEL_KEY_VALUE,
+        ANGEL_PIN_VALUE,
+        ANGEL_SEED_VALUE,
     ] {
         assert!(!text.contains(v), "secret value leaked into: {text}");
     }
@@ -154,6 +177,12 @@ pub(super) fn load_example() -> (Loaded, tempfile::TempDir) {
         ("zerodha-main-api-secret", "kite-secret".to_string()),
         ("breeze-main-app-key", "breeze+key=".to_string()),
         ("breeze-main-secret-key", "breeze-secret".to_string()),
+        ("angel-main-api-key", "angel-key".to_string()),
+        ("angel-main-pin", "7391\n".to_string()),
+        (
+            "angel-main-totp-seed",
+            "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U\n".to_string(),
+        ),
     ] {
         write_secret(&creds.path().join(name), &value);
     }
@@ -180,7 +209,7 @@ fn example_config_loads_with_its_credentials() {
     );
     assert_eq!(c.daemon.key, Some(SecretRef::Cred("brokerd-key".into())));
     assert!(!c.daemon.create_key_if_missing);
-    assert_eq!(c.accounts.len(), 4);
+    assert_eq!(c.accounts.len(), 5);
     assert_eq!(
         c.daemon.notify.as_ref().map(|n| n.argv.clone()),
         Some(vec!["/usr/local/bin/brokerd-alert".to_string()])
@@ -222,6 +251,15 @@ fn example_config_loads_with_its_credentials() {
     assert_eq!(k.ucc, "AB123");
     assert_eq!(k.mpin.expose(), "123456");
     assert_eq!(k.totp_key().map(|key| key.len()), Some(20));
+
+    let a = c.account(BrokerId::AngelOne, "main").unwrap();
+    let g = a.angel_one.as_ref().unwrap();
+    assert_eq!(g.api_root, "https://apiconnect.angelone.in");
+    assert_eq!(
+        (g.api_key.expose(), g.pin.expose(), g.client_code.as_str()),
+        ("angel-key", "7391", "D12345")
+    );
+    assert_eq!(g.totp_seed.expose(), "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U");
 }
 
 /// The example documents the defaults: writing them out must change nothing.

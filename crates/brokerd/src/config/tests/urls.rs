@@ -31,6 +31,7 @@ fn with(rule: &UrlRule, url: &str) -> (String, String) {
         "kotak_neo" => format!("{KOTAK}{line}"),
         "zerodha" => format!("{ZERODHA}{line}"),
         "breeze" => format!("{BREEZE}{line}"),
+        "angel_one" => format!("{ANGEL}{line}"),
         other => panic!("no test account for {other}"),
     };
     (text, format!("account[0].{}.{}", rule.table, rule.name))
@@ -46,6 +47,7 @@ fn value_of(loaded: &Loaded, rule: &UrlRule) -> String {
         ("zerodha", "login_root") => a.zerodha.as_ref().unwrap().login_root.clone(),
         ("breeze", "api_root") => a.breeze.as_ref().unwrap().api_root.clone(),
         ("breeze", "login_root") => a.breeze.as_ref().unwrap().login_root.clone(),
+        ("angel_one", "api_root") => a.angel_one.as_ref().unwrap().api_root.clone(),
         other => panic!("unknown key {other:?}"),
     }
 }

@@ -198,6 +198,10 @@ pub enum Effect {
         logouts: u64,
         /// Whether this is the exchange of a person's submission.
         exchange: bool,
+        /// Whether this is the proactive refresh of a live session, which a
+        /// broker that can renew one (Angel One's `generateTokens`) does
+        /// instead of a login; the budget counts it the same.
+        renew: bool,
     },
     /// Spawn a store probe; its outcome is fed back with this stamp.
     StartProbe {

@@ -25,6 +25,29 @@ impl<S: Session> Machine<S> {
         trigger: Trigger,
         out: &mut Out,
     ) {
+        self.start_login(now, reason, trigger, false, out);
+    }
+
+    /// [`Machine::begin_login`] for the proactive refresh of a live
+    /// session: a broker that can renew it does that instead of logging in.
+    /// Same single flight, budget and publication.
+    pub(super) fn begin_refresh(
+        &mut self,
+        now: DateTime<Utc>,
+        reason: &'static str,
+        out: &mut Out,
+    ) {
+        self.start_login(now, reason, Trigger::Automatic, true, out);
+    }
+
+    fn start_login(
+        &mut self,
+        now: DateTime<Utc>,
+        reason: &'static str,
+        trigger: Trigger,
+        renew: bool,
+        out: &mut Out,
+    ) {
         if self.phase == Phase::LoggingIn {
             return;
         }
@@ -39,6 +62,7 @@ impl<S: Session> Machine<S> {
             reason,
             logouts: self.logouts,
             exchange: false,
+            renew,
         });
     }
 

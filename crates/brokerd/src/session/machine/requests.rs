@@ -233,6 +233,7 @@ impl<S: Session> Machine<S> {
             reason: "browser login submitted",
             logouts: self.logouts,
             exchange: true,
+            renew: false,
         });
         Answer::Generation(before)
     }

@@ -76,12 +76,12 @@ impl<S: Session> Machine<S> {
                         if current.remaining(now).is_zero() && !self.want_session {
                             return None;
                         }
-                        let reason = if self.interactive {
-                            "session reached its daily cut-off"
+                        if self.interactive {
+                            let reason = "session reached its daily cut-off";
+                            self.begin_login(now, reason, Trigger::Automatic, out);
                         } else {
-                            "refresh before expiry"
-                        };
-                        self.begin_login(now, reason, Trigger::Automatic, out);
+                            self.begin_refresh(now, "refresh before expiry", out);
+                        }
                         None
                     }
                     None if self.want_session => {

@@ -890,7 +890,8 @@ fn invariant_14_interactive_a_submission_lifts_a_lock_out_and_a_failed_one_keeps
     assert!(e.list.contains(&Effect::StartLogin {
         reason: "browser login submitted",
         logouts: 0,
-        exchange: true
+        exchange: true,
+        renew: false
     }));
     r.fails(BrokerError::BadSubmission("token used".into()));
     assert_eq!(r.m.phase(), Phase::Idle);
