@@ -13,7 +13,7 @@ use super::config::DEFAULT_PUBLIC_IP;
 use super::session::REFRESH_TOKEN;
 use super::{AngelOneClient, AngelOneConfig, AngelSession, AngelShared};
 use crate::brokers::broker::{Broker, SessionClient, nothing_to_submit};
-use crate::brokers::kotak_neo::totp::WindowLedger;
+use crate::brokers::totp_gate::WindowLedger;
 use crate::brokers::{Api, BrokerError, Material, NewSession, Report};
 use crate::secret::Secret;
 

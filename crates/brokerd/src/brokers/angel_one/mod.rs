@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::http::{self, Answer};
-use super::kotak_neo::totp::{TotpGate, WindowLedger};
+use super::totp_gate::{TotpGate, WindowLedger};
 use super::{BrokerError, Material, Report};
 use crate::secret::Secret;
 pub use config::{API_ROOT, AngelOneConfig};
