@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 
 use super::config::DEFAULT_PUBLIC_IP;
@@ -30,17 +31,19 @@ pub struct AngelConnector {
 
 impl AngelConnector {
     /// The account's one (interactive) session; used TOTP windows are
-    /// recorded through `ledger` before each code is sent.
+    /// recorded through `ledger` before each code is sent, and read from
+    /// `clock` (the daemon's).
     pub fn plan(
         cfg: &AngelOneConfig,
         timeout: Duration,
         ledger: Arc<dyn WindowLedger>,
+        clock: SharedClock,
     ) -> Vec<(Api, Self)> {
         vec![(
             Api::Interactive,
             Self {
                 cfg: cfg.clone(),
-                shared: Arc::new(AngelShared::new(ledger)),
+                shared: Arc::new(AngelShared::with_clock(ledger, clock)),
                 timeout,
             },
         )]

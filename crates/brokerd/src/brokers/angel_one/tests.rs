@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -133,7 +134,7 @@ async fn login_renew_validate_logout() {
     );
 
     c.validate(m).await.unwrap();
-    let renewed = c.renew(m, &refresh).await.unwrap();
+    let renewed = c.renew(&s.shared, m, &refresh).await.unwrap();
     let n = &renewed.session.material;
     assert_ne!(n.token.expose(), jwt);
     assert_ne!(n.fields["feed_token"], m.fields["feed_token"]);
@@ -142,7 +143,7 @@ async fn login_renew_validate_logout() {
     assert_eq!(s.sim.checksums_seen(), 0, "no checksum unless configured");
     c.validate(n).await.unwrap();
     // The old refresh token is spent: only a login can help.
-    let err = c.renew(n, &refresh).await.unwrap_err();
+    let err = c.renew(&s.shared, n, &refresh).await.unwrap_err();
     assert!(
         matches!(&err, BrokerError::DeadSession(m) if m.contains("AB8050")),
         "{err:?}"
@@ -339,18 +340,27 @@ async fn renewal_and_validation_failures() {
         |e: &BrokerError, code: &str| matches!(e, BrokerError::DeadSession(m) if m.contains(code));
     s.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::RefreshExpired);
-    assert!(dead(&c.renew(m, &refresh).await.unwrap_err(), "AB8051"));
+    assert!(dead(
+        &c.renew(&s.shared, m, &refresh).await.unwrap_err(),
+        "AB8051"
+    ));
     s.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::RefreshInvalid);
-    assert!(dead(&c.renew(m, &refresh).await.unwrap_err(), "AB8050"));
+    assert!(dead(
+        &c.renew(&s.shared, m, &refresh).await.unwrap_err(),
+        "AB8050"
+    ));
     s.sim.fail_next(Endpoint::Renew, 1, AngelFail::RateLimit);
     assert!(matches!(
-        c.renew(m, &refresh).await.unwrap_err(),
+        c.renew(&s.shared, m, &refresh).await.unwrap_err(),
         BrokerError::Transient(_)
     ));
     s.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::Dead(DeadCode::Ag8002));
-    assert!(dead(&c.renew(m, &refresh).await.unwrap_err(), "AG8002"));
+    assert!(dead(
+        &c.renew(&s.shared, m, &refresh).await.unwrap_err(),
+        "AG8002"
+    ));
 
     for code in [
         DeadCode::Ag8001,
@@ -439,7 +449,11 @@ async fn the_java_sdk_checksum_when_configured() {
     let c = client(&s.cfg);
     let got = c.login(&s.shared).await.unwrap();
     let renewed = c
-        .renew(&got.session.material, got.refresh_token.as_ref().unwrap())
+        .renew(
+            &s.shared,
+            &got.session.material,
+            got.refresh_token.as_ref().unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(s.sim.checksums_seen(), 1);
