@@ -17,8 +17,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use brokerd_core::time::{SharedClock, SystemClock};
 use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 use rand::Rng;
@@ -104,6 +105,9 @@ struct Shared {
 }
 
 struct Inner {
+    /// The clock the sim's clock runs on (plus `clock_offset`): the system
+    /// clock, or a test's manual clock shared with the daemon.
+    clock: SharedClock,
     clock_offset: i64,
     latency: Duration,
     /// Lifetime of the jwtToken (its `exp` and the server's check).
@@ -138,8 +142,9 @@ struct Session {
     /// When the refresh token stops working, by the sim clock.
     refresh_expires_at: DateTime<Utc>,
     refresh_used: bool,
-    /// Monotonic, for kill-after: clock-offset changes must not move it.
-    at: Instant,
+    /// For kill-after, on the base clock: clock-offset changes must not
+    /// move it.
+    at: DateTime<Utc>,
     /// By the sim clock, like the `exp` claim.
     expires_at: DateTime<Utc>,
     revoked: bool,
@@ -154,9 +159,10 @@ enum Refusal {
 }
 
 impl Inner {
-    /// The sim clock: real time plus the offset (real time if that overflows).
+    /// The sim clock: the base clock plus the offset (the base clock if
+    /// that overflows).
     fn now(&self) -> DateTime<Utc> {
-        let real = Utc::now();
+        let real = self.clock.now();
         TimeDelta::try_seconds(self.clock_offset)
             .and_then(|d| real.checked_add_signed(d))
             .unwrap_or(real)
@@ -169,7 +175,10 @@ impl Inner {
             .sessions
             .get(jwt.ok_or(Refusal::Missing)?)
             .ok_or(Refusal::Invalid)?;
-        if s.revoked || self.kill_after.is_some_and(|k| s.at.elapsed() >= k) {
+        let killed = self
+            .kill_after
+            .is_some_and(|k| (self.clock.now() - s.at).to_std().unwrap_or_default() >= k);
+        if s.revoked || killed {
             return Err(Refusal::Invalid);
         }
         if self.now() >= s.expires_at {
@@ -261,6 +270,7 @@ impl AngelSim {
             key: jsonwebtoken::EncodingKey::from_secret(&secret),
             base_url: format!("http://{addr}"),
             inner: Mutex::new(Inner {
+                clock: SystemClock::shared(),
                 clock_offset: 0,
                 latency: Duration::ZERO,
                 lifetime: Duration::from_secs(24 * 3600),
@@ -334,7 +344,16 @@ impl AngelSim {
         self.shared.inner.lock().latency = d;
     }
 
-    /// Sets the sim clock to real time plus `secs`: it drives the TOTP
+    /// Runs the sim on `clock` (a test's manual clock, shared with the
+    /// daemon): TOTP windows, token and refresh-token expiry, kill-after
+    /// and latency follow it, so a test moves time instead of waiting for
+    /// it. Injected `Timeout`s stay in real time: they outlast a client's
+    /// real HTTP timeout.
+    pub fn set_clock(&self, clock: SharedClock) {
+        self.shared.inner.lock().clock = clock;
+    }
+
+    /// Sets the sim clock to its base clock plus `secs`: it drives the TOTP
     /// check, `iat`/`exp`, the server's expiry checks and `Date`.
     pub fn set_clock_offset(&self, secs: i64) {
         self.shared.inner.lock().clock_offset = secs;

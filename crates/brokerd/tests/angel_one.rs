@@ -4,6 +4,10 @@
 //! re-login, a TOTP refused twice locking out after exactly two attempts,
 //! no TOTP window ever sent twice, and a restart serving the stored
 //! session without a login.
+//!
+//! The daemon and the simulator share one manual clock moved 20× faster
+//! than real time (`common::virtual_time`): TOTP windows, refresh due
+//! times and token lifetimes pass without waiting for them.
 
 mod common;
 
@@ -14,6 +18,7 @@ use brokerd::config::Config;
 use brokerd::daemon::{self, Running};
 use brokerd::secret::SecretEnv;
 use brokerd_sim::angel::{AngelFail, AngelSim, AngelSimConfig, AngelSimUser, Endpoint};
+use common::virtual_time::Pump;
 use common::{error_code, eventually, session};
 use serde_json::{Value, json};
 
@@ -26,6 +31,8 @@ struct Angel {
     sim: AngelSim,
     running: Option<Running>,
     text: String,
+    /// The virtual time the daemon and the simulator share.
+    time: Pump,
 }
 
 impl Angel {
@@ -33,6 +40,8 @@ impl Angel {
     /// `policy` lines on the account and `extra` lines in `[account.angel_one]`.
     async fn start(policy: &str, extra: &str, prepare: impl FnOnce(&AngelSim)) -> Self {
         let sim = AngelSim::start(AngelSimConfig::default()).await.unwrap();
+        let time = Pump::start();
+        sim.set_clock(time.clock.clone());
         prepare(&sim);
         let dir = tempfile::tempdir().unwrap();
         let u = AngelSimUser::demo();
@@ -58,7 +67,9 @@ api_key = "{key}"
 client_code = "{code}"
 pin = "{pin}"
 totp_seed = "{seed}"
-totp_min_remaining = "2s"
+# Virtual time runs 20x faster: 15 s of the window left is 750 ms of
+# real time for the code to reach the simulator, even on a busy machine.
+totp_min_remaining = "15s"
 public_ip = "203.0.113.7"
 {extra}
 "#,
@@ -74,6 +85,7 @@ public_ip = "203.0.113.7"
             sim,
             running: None,
             text,
+            time,
         };
         a.boot().await;
         a
@@ -82,7 +94,10 @@ public_ip = "203.0.113.7"
     async fn boot(&mut self) {
         let loaded =
             Config::from_toml_str(&self.text, self.dir.path(), &SecretEnv::process()).unwrap();
-        self.running = Some(daemon::start(loaded).await.unwrap());
+        // A restart stays on the same virtual clock, as a real daemon
+        // restarts on the same wall clock.
+        let clock = self.time.clock.clone();
+        self.running = Some(daemon::start_on(loaded, None, clock).await.unwrap());
     }
 
     async fn restart(&mut self) {
@@ -196,7 +211,8 @@ async fn a_totp_refused_twice_locks_out_after_exactly_two_attempts() {
             .contains("AB1050"),
         "{reply}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A whole TOTP window later (virtual), still no further attempt.
+    a.time.sleep(Duration::from_secs(30)).await;
     assert_eq!(a.sim.login_count(), 2, "no further attempt");
     assert_eq!(a.status().await["state"], "locked_out");
     let w = a.windows();
@@ -247,6 +263,10 @@ async fn the_refresh_renews_through_generate_tokens() {
     )
     .await;
     let first = session(&a.token().await).clone();
+    // Renewed tokens live 10 minutes: the next refresh is 9.5 virtual
+    // minutes (about 28 s of real time) away, so the session served below
+    // is surely the renewed one, however slow the machine.
+    a.sim.set_jwt_lifetime(Duration::from_secs(600));
     assert!(
         eventually(Duration::from_secs(60), || a
             .sim
@@ -269,6 +289,11 @@ async fn the_refresh_renews_through_generate_tokens() {
     a.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::RefreshExpired);
     a.restart().await;
+    // Eight virtual minutes on: the refresh (due 9.5 minutes after the
+    // renewal, before the token ends at 10) comes within seconds instead
+    // of half a minute.
+    a.time.clock.advance(chrono::Duration::minutes(8));
     assert!(eventually(Duration::from_secs(60), || a.sim.login_count() == 2).await);
+    assert_eq!(a.sim.stats().renewals, 2, "the renewal was tried first");
     assert_eq!(session(&a.token().await)["generation"], 3);
 }

@@ -45,9 +45,14 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 
 /// Latency before, `Date` (by the sim clock) after.
 async fn stamp(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let d = s.inner.lock().latency;
+    let (d, clock) = {
+        let g = s.inner.lock();
+        (g.latency, Arc::clone(&g.clock))
+    };
     if !d.is_zero() {
-        tokio::time::sleep(d).await;
+        // By the sim's base clock: a test's manual clock moves through it.
+        let until = clock.now() + d;
+        brokerd_core::time::sleep_until(&*clock, until, tokio::time::sleep).await;
     }
     let mut resp = next.run(req).await;
     let now = s.inner.lock().now();
@@ -200,7 +205,7 @@ impl Shared {
             refresh_token: refresh.clone(),
             refresh_expires_at: after(now, g.refresh_lifetime),
             refresh_used: false,
-            at: std::time::Instant::now(),
+            at: g.clock.now(),
             expires_at,
             revoked: false,
         };

@@ -665,3 +665,57 @@ async fn a_bad_seed_fails_start_without_echoing_it() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(!err.to_string().contains("SECRETVALUE"), "{err}");
 }
+
+/// On a manual clock the sim reads no real time: the TOTP window, token
+/// expiry, refresh-token expiry and kill-after all follow the clock's moves.
+#[tokio::test]
+async fn a_manual_clock_drives_windows_expiry_and_kill_after() {
+    use brokerd_core::time::{Clock, ManualClock};
+    let sim = sim().await;
+    // A day back from real time, 10 s into a step: a real-time sim would
+    // refuse every code below.
+    let start = Utc::now() - chrono::Duration::days(1);
+    let start = start - chrono::Duration::seconds(start.timestamp().rem_euclid(STEP_SECS) - 10);
+    let clock = ManualClock::new(start);
+    sim.set_clock(clock.clone());
+    sim.set_jwt_lifetime(Duration::from_secs(60));
+    sim.set_refresh_lifetime(Duration::from_secs(30));
+    let (status, body) = login(&sim, &code(step_of(clock.now()))).await;
+    assert_eq!(status, 200, "{body}");
+    let first = body["data"].clone();
+    let jwt = first["jwtToken"].as_str().unwrap();
+    assert_eq!(sim.totp_attempts()[0].matched_step, Some(step_of(start)));
+    // The next window's code is good once the clock, not real time, is there.
+    clock.advance(chrono::Duration::seconds(STEP_SECS));
+    let (status, body) = login(&sim, &code(step_of(clock.now()))).await;
+    assert_eq!(status, 200, "{body}");
+    // The first login's refresh token lasts 30 s by the same clock.
+    clock.set(start + chrono::Duration::seconds(31));
+    let (status, body) = renew(&sim, jwt, json!({"refreshToken": first["refreshToken"]})).await;
+    assert_eq!(body["errorcode"], "AB8051", "{status} {body}");
+    // 59 s after the first login its token lives; at 60 s it is over.
+    clock.set(start + chrono::Duration::seconds(59));
+    assert!(sim.is_token_valid(jwt));
+    clock.set(start + chrono::Duration::seconds(60));
+    assert!(!sim.is_token_valid(jwt));
+    // Kill-after counts from the issue on the clock.
+    let second = body_of_login(&sim, &clock).await;
+    let jwt = second["jwtToken"].as_str().unwrap();
+    sim.set_kill_after(Some(Duration::from_secs(10)));
+    clock.advance(chrono::Duration::seconds(9));
+    assert!(sim.is_token_valid(jwt));
+    clock.advance(chrono::Duration::seconds(1));
+    assert!(!sim.is_token_valid(jwt));
+}
+
+/// A login in the manual clock's current window, 10 s into it first.
+async fn body_of_login(sim: &AngelSim, clock: &brokerd_core::time::ManualClock) -> Value {
+    use brokerd_core::time::Clock;
+    let now = clock.now();
+    clock.advance(chrono::Duration::seconds(
+        STEP_SECS + 10 - now.timestamp().rem_euclid(STEP_SECS),
+    ));
+    let (status, body) = login(sim, &code(step_of(clock.now()))).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}

@@ -8,6 +8,7 @@ pub mod http;
 pub mod jainam;
 pub mod kotak_neo;
 pub mod reminder;
+pub mod totp_gate;
 pub mod totp_seed;
 pub mod url_rule;
 pub mod zerodha;

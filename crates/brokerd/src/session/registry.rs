@@ -39,7 +39,8 @@ pub struct Registry {
     /// The config file, read again for one account's credentials before an
     /// operator `login` (None: configured from text, nothing to re-read).
     source: Option<std::path::PathBuf>,
-    /// The daemon's one clock, handed to every slot and Kotak TOTP gate.
+    /// The daemon's one clock, handed to every slot and to the TOTP gates
+    /// of Kotak and Angel One.
     clock: SharedClock,
 }
 
@@ -365,7 +366,7 @@ fn connectors(
         ),
         BrokerId::AngelOne => planned(
             &account.angel_one,
-            |c| AngelConnector::plan(c, timeout, ledger()),
+            |c| AngelConnector::plan(c, timeout, ledger(), Arc::clone(clock)),
             Connector::AngelOne,
         ),
     }

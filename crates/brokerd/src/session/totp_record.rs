@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::brokers::BrokerId;
-use crate::brokers::kotak_neo::totp::WindowLedger;
+use crate::brokers::totp_gate::WindowLedger;
 use crate::store::Store;
 
 /// The used TOTP windows of one account, kept in the store.

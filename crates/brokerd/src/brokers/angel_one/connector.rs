@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 
 use super::config::DEFAULT_PUBLIC_IP;
 use super::session::REFRESH_TOKEN;
 use super::{AngelOneClient, AngelOneConfig, AngelSession, AngelShared};
 use crate::brokers::broker::{Broker, SessionClient, nothing_to_submit};
-use crate::brokers::kotak_neo::totp::WindowLedger;
+use crate::brokers::totp_gate::WindowLedger;
 use crate::brokers::{Api, BrokerError, Material, NewSession, Report};
 use crate::secret::Secret;
 
@@ -30,17 +31,19 @@ pub struct AngelConnector {
 
 impl AngelConnector {
     /// The account's one (interactive) session; used TOTP windows are
-    /// recorded through `ledger` before each code is sent.
+    /// recorded through `ledger` before each code is sent, and read from
+    /// `clock` (the daemon's).
     pub fn plan(
         cfg: &AngelOneConfig,
         timeout: Duration,
         ledger: Arc<dyn WindowLedger>,
+        clock: SharedClock,
     ) -> Vec<(Api, Self)> {
         vec![(
             Api::Interactive,
             Self {
                 cfg: cfg.clone(),
-                shared: Arc::new(AngelShared::new(ledger)),
+                shared: Arc::new(AngelShared::with_clock(ledger, clock)),
                 timeout,
             },
         )]

@@ -1,5 +1,5 @@
 //! Angel One SmartAPI: the unattended login (client code, PIN and a TOTP
-//! that is never reused, through Kotak's window gate), renewal with the
+//! that is never reused, through the shared window gate), renewal with the
 //! refresh token (`generateTokens`), validation (`getProfile`) and logout.
 //! Every answer shape is classified in `errors.rs`; the session mapping is
 //! in `session.rs`, the settings in `config.rs`, the [`Broker`] interface
@@ -20,13 +20,13 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use brokerd_core::time::{SharedClock, SystemClock};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::http::{self, Answer};
-use super::kotak_neo::totp::{TotpGate, WindowLedger};
+use super::totp_gate::{TotpGate, WindowLedger};
 use super::{BrokerError, Material, Report};
 use crate::secret::Secret;
 pub use config::{API_ROOT, AngelOneConfig};
@@ -40,18 +40,29 @@ const RENEW: &str = "/rest/auth/angelbroking/jwt/v1/generateTokens";
 const PROFILE: &str = "/rest/secure/angelbroking/user/v1/getProfile";
 const LOGOUT: &str = "/rest/secure/angelbroking/user/v1/logout";
 
-/// What all logins of one account share: the TOTP windows already used.
+/// What all logins of one account share: the TOTP windows already used,
+/// and the clock they are read from.
 #[derive(Debug)]
 pub struct AngelShared {
     /// Never the same TOTP window twice, across logins and crashes.
     pub totp: TotpGate,
+    /// The daemon's clock: TOTP windows and a session's `obtained_at`, so a
+    /// test's manual clock moves through windows instead of waiting.
+    pub clock: SharedClock,
 }
 
 impl AngelShared {
-    /// The state of one account whose used TOTP windows go to `ledger`.
+    /// The state of one account whose used TOTP windows go to `ledger`, on
+    /// the system clock.
     pub fn new(ledger: Arc<dyn WindowLedger>) -> Self {
+        Self::with_clock(ledger, SystemClock::shared())
+    }
+
+    /// [`AngelShared::new`] on `clock`: the gate and `obtained_at` read it.
+    pub fn with_clock(ledger: Arc<dyn WindowLedger>, clock: SharedClock) -> Self {
         Self {
-            totp: TotpGate::new(ledger),
+            totp: TotpGate::with_clock(ledger, Arc::clone(&clock)),
+            clock,
         }
     }
 }
@@ -126,17 +137,18 @@ impl AngelOneClient {
                 Err(other) => return Err(from_failure(other)),
             }
         };
-        let session = session::map(&self.cfg, root, &data, Utc::now())?;
+        let session = session::map(&self.cfg, root, &data, shared.clock.now())?;
         info!(client_code = %self.cfg.client_code,
               token = %session.session.material.token.fingerprint(), "Angel One session obtained");
         Ok(session)
     }
 
     /// `generateTokens`: a new jwtToken, refresh token and feed token from
-    /// the current ones. `DeadSession` when either token is no longer
-    /// accepted: only a new login can help then.
+    /// the current ones, obtained at `shared`'s clock. `DeadSession` when
+    /// either token is no longer accepted: only a new login can help then.
     pub async fn renew(
         &self,
+        shared: &AngelShared,
         material: &Material,
         refresh_token: &Secret,
     ) -> Result<AngelSession, BrokerError> {
@@ -149,7 +161,7 @@ impl AngelOneClient {
         let req = self.post(root, RENEW).bearer_auth(jwt).json(&body);
         let answer = http::send(req).await?;
         let data = call_result(&answer, "generateTokens")?;
-        let renewed = session::map(&self.cfg, root, data, Utc::now())?;
+        let renewed = session::map(&self.cfg, root, data, shared.clock.now())?;
         info!(client_code = %self.cfg.client_code,
               token = %renewed.session.material.token.fingerprint(), "Angel One session renewed");
         Ok(renewed)
@@ -167,7 +179,7 @@ impl AngelOneClient {
         current: Option<(&Material, &Secret)>,
     ) -> Result<AngelSession, BrokerError> {
         if let Some((material, refresh_token)) = current {
-            match self.renew(material, refresh_token).await {
+            match self.renew(shared, material, refresh_token).await {
                 Err(BrokerError::DeadSession(why)) => {
                     info!(client_code = %self.cfg.client_code, reason = %why,
                           "renewal refused; logging in instead");

@@ -2,14 +2,16 @@
 //! and logout; every error shape as the slot sees it; the TOTP window
 //! recorded before its code leaves and never sent twice.
 //!
-//! The simulator's clock is real time here (the gate reads the system
-//! clock). Each test that must not wait for a TOTP window gets a fresh
-//! gate; the tests that prove a window is not reused wait for the next one
-//! (up to 30 s), and run in parallel with the rest.
+//! The gate and the simulator share one manual clock, moved 20× faster
+//! than real time by a pump: a test that proves a window is not reused
+//! waits for the next window in virtual time (at most 1.5 s of real time).
+//! HTTP stays real.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokerd_core::time::ManualClock;
+use chrono::Utc;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -50,15 +52,54 @@ impl WindowLedger for Ledger {
     }
 }
 
+/// Moves a manual clock 100 ms every 5 ms (20× real time) while it lives.
+struct Pump {
+    clock: Arc<ManualClock>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Pump {
+    fn start() -> Self {
+        let clock = ManualClock::new(Utc::now());
+        let moved = Arc::clone(&clock);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                moved.advance(chrono::Duration::milliseconds(100));
+            }
+        });
+        Self { clock, task }
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 struct Setup {
     sim: AngelSim,
     cfg: AngelOneConfig,
     ledger: Arc<Ledger>,
     shared: AngelShared,
+    time: Pump,
+}
+
+impl Setup {
+    /// Another gate over the same ledger and clock (a second daemon, or a
+    /// gate that lost its memory).
+    fn another_gate(&self) -> AngelShared {
+        AngelShared::with_clock(self.ledger.clone(), self.time.clock.clone())
+    }
 }
 
 async fn setup() -> Setup {
     let sim = AngelSim::start(AngelSimConfig::default()).await.unwrap();
+    let time = Pump::start();
+    sim.set_clock(time.clock.clone());
     let u = AngelSimUser::demo();
     let mut cfg = AngelOneConfig::new(
         Secret::new(u.api_key),
@@ -69,18 +110,21 @@ async fn setup() -> Setup {
     cfg.api_root = sim.base_url();
     cfg.public_ip = "203.0.113.7".into();
     cfg.mac_address = "02:11:22:33:44:55".into();
-    // Short, so a test waits at most a second or two for a window.
-    cfg.totp_min_remaining = Duration::from_secs(2);
+    // Virtual time runs 20× faster: 15 s of the window left is 750 ms of
+    // real time for the code to reach the simulator, enough on a busy
+    // machine (2 s would be 100 ms).
+    cfg.totp_min_remaining = Duration::from_secs(15);
     let ledger = Arc::new(Ledger {
         sim: SimProbe(sim.clone()),
         records: Mutex::new(Vec::new()),
     });
-    let shared = AngelShared::new(ledger.clone());
+    let shared = AngelShared::with_clock(ledger.clone(), time.clock.clone());
     Setup {
         sim,
         cfg,
         ledger,
         shared,
+        time,
     }
 }
 
@@ -133,7 +177,7 @@ async fn login_renew_validate_logout() {
     );
 
     c.validate(m).await.unwrap();
-    let renewed = c.renew(m, &refresh).await.unwrap();
+    let renewed = c.renew(&s.shared, m, &refresh).await.unwrap();
     let n = &renewed.session.material;
     assert_ne!(n.token.expose(), jwt);
     assert_ne!(n.fields["feed_token"], m.fields["feed_token"]);
@@ -142,7 +186,7 @@ async fn login_renew_validate_logout() {
     assert_eq!(s.sim.checksums_seen(), 0, "no checksum unless configured");
     c.validate(n).await.unwrap();
     // The old refresh token is spent: only a login can help.
-    let err = c.renew(n, &refresh).await.unwrap_err();
+    let err = c.renew(&s.shared, n, &refresh).await.unwrap_err();
     assert!(
         matches!(&err, BrokerError::DeadSession(m) if m.contains("AB8050")),
         "{err:?}"
@@ -223,7 +267,7 @@ async fn a_window_spent_elsewhere_is_refused_like_the_broker_does() {
     // Two gates (two daemons, or a gate that lost its record) in one window:
     // the simulator refuses the reused code, and the retry takes the next.
     let s = setup().await;
-    let other = AngelShared::new(s.ledger.clone());
+    let other = s.another_gate();
     client(&s.cfg).login(&s.shared).await.unwrap();
     client(&s.cfg).login(&other).await.unwrap();
     let a = s.sim.totp_attempts();
@@ -299,7 +343,7 @@ async fn login_refusals_classify() {
         s.sim.fail_next(Endpoint::Login, 1, fail.clone());
         // A fresh gate each time: the simulator never spends an injected
         // attempt's code, so the same window serves every case.
-        let shared = AngelShared::new(s.ledger.clone());
+        let shared = s.another_gate();
         let err = client(&s.cfg).login(&shared).await.unwrap_err();
         assert!(want(&err), "{fail:?}: {err:?}");
         let text = format!("{err:?} {err}");
@@ -339,18 +383,27 @@ async fn renewal_and_validation_failures() {
         |e: &BrokerError, code: &str| matches!(e, BrokerError::DeadSession(m) if m.contains(code));
     s.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::RefreshExpired);
-    assert!(dead(&c.renew(m, &refresh).await.unwrap_err(), "AB8051"));
+    assert!(dead(
+        &c.renew(&s.shared, m, &refresh).await.unwrap_err(),
+        "AB8051"
+    ));
     s.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::RefreshInvalid);
-    assert!(dead(&c.renew(m, &refresh).await.unwrap_err(), "AB8050"));
+    assert!(dead(
+        &c.renew(&s.shared, m, &refresh).await.unwrap_err(),
+        "AB8050"
+    ));
     s.sim.fail_next(Endpoint::Renew, 1, AngelFail::RateLimit);
     assert!(matches!(
-        c.renew(m, &refresh).await.unwrap_err(),
+        c.renew(&s.shared, m, &refresh).await.unwrap_err(),
         BrokerError::Transient(_)
     ));
     s.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::Dead(DeadCode::Ag8002));
-    assert!(dead(&c.renew(m, &refresh).await.unwrap_err(), "AG8002"));
+    assert!(dead(
+        &c.renew(&s.shared, m, &refresh).await.unwrap_err(),
+        "AG8002"
+    ));
 
     for code in [
         DeadCode::Ag8001,
@@ -425,7 +478,7 @@ async fn refresh_renews_and_logs_in_only_when_renewal_is_refused() {
     // as reused and the retry takes the next one, as it would at Angel.)
     s.sim
         .fail_next(Endpoint::Renew, 1, AngelFail::RefreshExpired);
-    let fresh = AngelShared::new(s.ledger.clone());
+    let fresh = s.another_gate();
     let third = c.refresh(&fresh, Some((&m, &r))).await.unwrap();
     assert!(s.sim.is_token_valid(third.session.material.token.expose()));
     assert_eq!(s.sim.stats().renewals, 3);
@@ -439,7 +492,11 @@ async fn the_java_sdk_checksum_when_configured() {
     let c = client(&s.cfg);
     let got = c.login(&s.shared).await.unwrap();
     let renewed = c
-        .renew(&got.session.material, got.refresh_token.as_ref().unwrap())
+        .renew(
+            &s.shared,
+            &got.session.material,
+            got.refresh_token.as_ref().unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(s.sim.checksums_seen(), 1);

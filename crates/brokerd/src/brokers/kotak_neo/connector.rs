@@ -9,8 +9,9 @@ use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 
 use super::errors::CallClass;
-use super::{KotakClient, KotakNeoConfig, KotakShared, totp::WindowLedger};
+use super::{KotakClient, KotakNeoConfig, KotakShared};
 use crate::brokers::broker::{Broker, SessionClient, nothing_to_submit};
+use crate::brokers::totp_gate::WindowLedger;
 use crate::brokers::{Api, BrokerError, Material, NewSession, Report};
 use crate::secret::Secret;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
-use super::totp::WindowLedger;
 use super::*;
+use crate::brokers::totp_gate::WindowLedger;
 use brokerd_sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser};
 
 /// Records each window with how many codes the simulator had received when

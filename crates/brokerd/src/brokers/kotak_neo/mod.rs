@@ -6,7 +6,6 @@
 pub mod errors;
 #[cfg(test)]
 mod ledger_tests;
-pub mod totp;
 
 mod config;
 mod connector;
@@ -22,7 +21,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::http::{self, Answer};
-use super::{BrokerError, Material, NewSession, SessionMeta, clock, ist, jwt};
+use super::{BrokerError, Material, NewSession, SessionMeta, clock, ist, jwt, totp_gate};
 
 use crate::secret::Secret;
 use errors::{CallClass, LoginFailure, Step};
@@ -44,7 +43,7 @@ const TRADE_PASSTHROUGH: [(&str, &str); 4] = [
 #[derive(Debug)]
 pub struct KotakShared {
     /// Never the same TOTP window twice, across logins and crashes.
-    pub totp: totp::TotpGate,
+    pub totp: totp_gate::TotpGate,
     /// Broker clock minus ours, in seconds, from the last check.
     pub skew_secs: Mutex<Option<i64>>,
     /// The daemon's clock: TOTP windows, skew, a session's `obtained_at`.
@@ -53,17 +52,17 @@ pub struct KotakShared {
 
 impl KotakShared {
     /// The state of one account whose used TOTP windows go to `ledger`.
-    pub fn new(ledger: std::sync::Arc<dyn totp::WindowLedger>) -> Self {
+    pub fn new(ledger: std::sync::Arc<dyn totp_gate::WindowLedger>) -> Self {
         Self::with_clock(ledger, brokerd_core::time::SystemClock::shared())
     }
 
     /// [`KotakShared::new`] on `clock`.
     pub fn with_clock(
-        ledger: std::sync::Arc<dyn totp::WindowLedger>,
+        ledger: std::sync::Arc<dyn totp_gate::WindowLedger>,
         clock: brokerd_core::time::SharedClock,
     ) -> Self {
         Self {
-            totp: totp::TotpGate::with_clock(ledger, std::sync::Arc::clone(&clock)),
+            totp: totp_gate::TotpGate::with_clock(ledger, std::sync::Arc::clone(&clock)),
             skew_secs: Mutex::new(None),
             clock,
         }

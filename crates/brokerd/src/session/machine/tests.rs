@@ -830,7 +830,7 @@ fn invariant_10_fresh_totp_a_window_record_that_cannot_be_written_is_a_transient
 
 #[test]
 fn invariant_10_fresh_totp_windows_are_planned_in_virtual_time() {
-    use crate::brokers::kotak_neo::totp::plan;
+    use crate::brokers::totp_gate::plan;
     let min = Duration::from_secs(5);
     // 10 s into a window: the current one.
     assert_eq!(plan(30_000 * 100 + 10_000, min, None).step, 100);
