@@ -1,6 +1,6 @@
 //! brokerctl's command line: the one definition of its arguments, parsed by
 //! the binary and rendered into the man pages and shell completions that
-//! `tests/cli_assets.rs` keeps under `dist/`.
+//! `tests/it/cli_assets.rs` keeps under `dist/`.
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! brokerd's command line. It lives in the library, beside brokerctl's, so
 //! that the man pages and shell completions of both binaries come from the
-//! definitions the binaries parse (`tests/cli_assets.rs`).
+//! definitions the binaries parse (`tests/it/cli_assets.rs`).
 
 use std::path::PathBuf;
 

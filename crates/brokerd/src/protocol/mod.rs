@@ -3,7 +3,7 @@
 //! [`Request`] and writes [`Reply`] and [`Event`] lines), brokerctl and
 //! [`crate::client`], the tests and the benchmark, and the source of
 //! `docs/protocol.schema.json` ([`schema`]). `docs/protocol.md` is the
-//! contract; these types write its bytes exactly (`tests/protocol_docs.rs`
+//! contract; these types write its bytes exactly (`tests/it/protocol_docs.rs`
 //! re-serialises every example there and compares).
 //!
 //! Pure data: converting the daemon's own types (a live session, a slot's
