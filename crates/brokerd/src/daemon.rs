@@ -168,7 +168,9 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
         loader.clone(),
         clock,
     ));
-    registry.rehydrate(true).await;
+    // No broker call before READY (invariant 19): stored sessions are
+    // served at once and checked at the brokers in the background.
+    let restored = registry.rehydrate().await;
     // Bound before READY: a taken port must stop the start, not surface
     // when a person's login fails to arrive.
     let mut callback_cfg = config.callback.clone();
@@ -260,6 +262,7 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
     // Subscribed before the slots start: the startup alerts must reach it.
     let notify_rx = d.notify.as_ref().map(|_| registry.events().subscribe());
     registry.spawn_drivers(&cancel, &tracker);
+    registry.spawn_checks(restored);
     if let Some(listener) = callback {
         tracker.spawn(crate::callback::serve(
             listener,

@@ -71,9 +71,20 @@ impl Answer {
 
 /// Sends `req` and reads the whole answer. Network errors and timeouts are
 /// transient; they never carry the request (which may hold secrets).
+///
+/// HTTP 429 is [`BrokerError::RateLimited`] whatever the broker and the
+/// body: every broker's facts file makes it a rate limit, never a verdict
+/// on the session or the credentials, and the daemon's pacer must hear of
+/// it to slow down.
 pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, BrokerError> {
     let resp = req.send().await.map_err(describe)?;
     let status = resp.status().as_u16();
+    if status == 429 {
+        let host = resp.url().host_str().unwrap_or_default().to_string();
+        return Err(BrokerError::RateLimited(format!(
+            "{host} answered HTTP 429 (too many requests); brokerd slows its calls to it"
+        )));
+    }
     let body = resp.bytes().await.map_err(describe)?;
     Ok(Answer::new(status, &body))
 }

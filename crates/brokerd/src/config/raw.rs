@@ -62,6 +62,8 @@ pub(super) struct RawDaemon {
     pub notify_timeout: Option<Value>,
     /// `[daemon.limits]`, read as [`RawLimits`].
     pub limits: Option<Value>,
+    /// `[daemon.pacing.<broker>]`, read by `pacing.rs`.
+    pub pacing: Option<Value>,
 }
 
 /// `[daemon.limits]`.

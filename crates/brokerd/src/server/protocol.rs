@@ -331,6 +331,7 @@ pub fn status_entry(s: &SlotStatus) -> StatusEntry {
         }),
         last_login_at: s.last_login_at.map(ist),
         login_url: s.login_url.clone(),
+        queued_behind: s.queued_behind,
         retry_after_secs: s.retry_after_secs,
         state: s.state.as_str().to_string(),
         warnings: s.warnings.clone(),

@@ -364,7 +364,11 @@ impl Slot {
                     format!("{}: {m}", self.key),
                 )))
             }
-            Err(e @ (BrokerError::Transient(_) | BrokerError::BadSubmission(_))) => {
+            Err(
+                e @ (BrokerError::Transient(_)
+                | BrokerError::RateLimited(_)
+                | BrokerError::BadSubmission(_)),
+            ) => {
                 warn!(broker = %b, account = %a, generation, error = %e,
                       "could not recheck the reported rejection; keeping the session");
                 Some(self.token(min_valid, wait).await)

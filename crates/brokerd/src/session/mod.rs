@@ -9,6 +9,8 @@ mod interactive;
 pub mod live;
 mod login;
 pub mod machine;
+pub mod pacing;
+mod queue;
 mod registry;
 mod rejection;
 mod slot;

@@ -94,6 +94,8 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// The daemon's one clock.
     pub clock: SharedClock,
+    /// The limiters of the broker hosts (logins and validations queue there).
+    pub pacer: Arc<super::pacing::Pacer>,
 }
 
 /// Settings replaced as a whole on reload.
@@ -137,6 +139,10 @@ pub struct Slot {
     /// The daemon's one clock: every decision's `now`, and the due times
     /// the driver sleeps until (a test's manual clock wakes it when moved).
     pub(super) clock: SharedClock,
+    /// The broker hosts' limiters every login and validation waits for.
+    pub(super) pacer: Arc<super::pacing::Pacer>,
+    /// Where this slot's login waits in its host's queue, while it does.
+    pub(super) queued: Mutex<Option<super::pacing::Spot>>,
 }
 
 impl Slot {
@@ -154,6 +160,7 @@ impl Slot {
             events,
             tasks,
             clock,
+            pacer,
         } = with;
         let machine = Machine::new(key.clone(), policy.clone());
         Arc::new(Self {
@@ -171,6 +178,8 @@ impl Slot {
             nonce: Mutex::new(None),
             recheck: tokio::sync::Mutex::new(None),
             clock,
+            pacer,
+            queued: Mutex::new(None),
         })
     }
 
@@ -408,17 +417,7 @@ impl Slot {
                 Err(_) if self.state.lock().phase() == Phase::AuthRequired => {
                     return Err(self.auth_required_error());
                 }
-                Err(_) => {
-                    return Err(RequestError::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "no session for {} within {}s; a login is still in progress",
-                            self.key,
-                            wait.as_secs()
-                        ),
-                    )
-                    .retry_after(Duration::from_secs(1)));
-                }
+                Err(_) => return Err(self.still_logging_in(wait)),
             }
         }
     }

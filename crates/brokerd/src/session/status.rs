@@ -35,6 +35,9 @@ pub struct SlotStatus {
     pub counters: [u64; 5],
     /// Logins started in the last hour, as the login budget counts them.
     pub logins_last_hour: u64,
+    /// While the slot's login waits for its broker host's turn: how many
+    /// calls are ahead of it (`retry_after_secs` is then the estimate).
+    pub queued_behind: Option<u64>,
 }
 
 impl Slot {
@@ -48,9 +51,17 @@ impl Slot {
             )
         };
         let now = self.now();
+        let queued = self.queue_place();
         let mut st = self.state.lock();
         let logins_last_hour = st.logins_last_hour(now) as u64;
-        let (state, retry_after_secs) = st.state(now);
+        let (state, mut retry_after_secs) = st.state(now);
+        let queued_behind = match (state, queued) {
+            (State::Refreshing, Some((place, _host))) => {
+                retry_after_secs = Some(place.estimate.as_secs().max(1));
+                Some(place.ahead)
+            }
+            _ => None,
+        };
         let live = st.current();
         let usable = st.valid(now);
         if let (Some(horizon), Some(date)) = (
@@ -81,6 +92,7 @@ impl Slot {
                 c.token_requests.load(Ordering::Relaxed),
             ],
             logins_last_hour,
+            queued_behind,
         };
         drop(st);
         // Only a slot waiting for a person shows (and so mints) its link.

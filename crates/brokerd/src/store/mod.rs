@@ -13,11 +13,13 @@ mod reencrypt;
 mod rejections;
 pub mod rotation;
 pub mod sqlite;
+mod startup;
 
 pub use history::{HistoryQuery, Visibility};
 pub use keyring::KeyRing;
 pub use reencrypt::Reencrypted;
 pub use rejections::Rejection;
+pub use startup::StartupState;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -164,6 +166,18 @@ impl Store {
     pub async fn load_all(&self) -> Result<Vec<(SessionKey, StoredSession)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.load_all().await,
+        }
+    }
+
+    /// Every slot's stored session, rejections and login starts since
+    /// `logins_since`, in one pass (a restart reads this before it
+    /// answers anyone).
+    pub async fn startup_state(
+        &self,
+        logins_since: DateTime<Utc>,
+    ) -> Result<StartupState, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.startup_state(logins_since).await,
         }
     }
 

@@ -80,6 +80,10 @@ impl Broker for JainamConnector {
         self.api == other.api && self.timeout == other.timeout && self.cfg == other.cfg
     }
 
+    fn login_root(&self) -> &str {
+        &self.cfg.root
+    }
+
     fn login_identity(&self) -> Vec<String> {
         let pair = |p: &Option<super::AppKeyPair>| {
             p.as_ref().map_or_else(String::new, |p| {

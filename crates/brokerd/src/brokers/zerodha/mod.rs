@@ -264,6 +264,7 @@ fn scrub(e: BrokerError, secrets: &[&str], what: &str) -> BrokerError {
     };
     match e {
         BrokerError::Transient(m) => BrokerError::Transient(clean(&m)),
+        BrokerError::RateLimited(m) => BrokerError::RateLimited(clean(&m)),
         BrokerError::Rejected(m) => BrokerError::Rejected(clean(&m)),
         BrokerError::CodeRejected(m) => BrokerError::CodeRejected(clean(&m)),
         BrokerError::DeadSession(m) => BrokerError::DeadSession(clean(&m)),
