@@ -248,10 +248,18 @@ async fn a_death_the_daemon_finds_itself_counts_toward_conflict() {
     assert_eq!(session(&h.token("interactive").await)["generation"], 1);
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Nobody reports the death; the restarted daemon finds it itself when
-    // it checks the stored session, seconds after its login: an early
-    // death like a reported one, so conflict, not another login.
+    // it checks the stored session in the background, seconds after its
+    // login: an early death like a reported one, so conflict, not another
+    // login.
     h.restart().await;
-    let status = h.status_of("interactive").await;
+    let mut status = h.status_of("interactive").await;
+    for _ in 0..200 {
+        if status["state"] == "conflict" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        status = h.status_of("interactive").await;
+    }
     assert_eq!(status["state"], "conflict", "{status}");
     assert_eq!(error_code(&h.token("interactive").await), "conflict");
     tokio::time::sleep(Duration::from_secs(1)).await;
