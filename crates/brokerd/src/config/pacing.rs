@@ -45,8 +45,7 @@ pub(super) fn pacing(c: &mut Check<'_>, value: Option<Value>) -> HashMap<BrokerI
             );
             continue;
         };
-        let Some(raw) = c.table::<RawPace>(Some(value), &key, &format!("a [{key}] section"))
-        else {
+        let Some(raw) = c.table::<RawPace>(Some(value), &key, &format!("a [{key}] section")) else {
             continue;
         };
         let default = Pace::default_for(broker);

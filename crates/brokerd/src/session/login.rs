@@ -29,7 +29,11 @@ impl Slot {
         // Invariant 19: in the broker host's queue first, so that many
         // accounts logging in at once reach the broker at its pace. The
         // store is checked after the wait, which may be long.
-        let turn = self.take_turn().await;
+        let Some(turn) = self.take_turn().await else {
+            // Stopping: no broker call happened, the budget gets it back.
+            let _ = self.feed(Input::LoginNotStarted);
+            return self.notify();
+        };
         // Never spend a login (or a person's request token) whose session
         // cannot be stored: prove the save can land first.
         if self.store_gate(GateBy::LoginTask).await.is_err() {
@@ -356,7 +360,9 @@ impl Slot {
             // Nothing to ask the broker: no turn taken from the logins.
             return connector.startup_check().await;
         }
-        let turn = self.take_turn().await;
+        let Some(turn) = self.take_turn().await else {
+            return;
+        };
         connector.startup_check().await;
         let Some(generation) = restored else { return };
         let live = self

@@ -20,8 +20,9 @@ impl Drop for Waiting<'_> {
 
 impl Slot {
     /// Waits for this slot's turn to call its broker host. Hold the
-    /// admission until the broker has answered.
-    pub(super) async fn take_turn(&self) -> Admission {
+    /// admission until the broker has answered. `None` when the daemon
+    /// stops (or a reload removes the slot) first: nothing was sent.
+    pub(super) async fn take_turn(&self) -> Option<Admission> {
         let host = {
             let settings = self.settings.lock();
             self.pacer.host_of(&settings.connector)
@@ -35,7 +36,11 @@ impl Slot {
         }
         *self.queued.lock() = Some(ticket.spot());
         let _waiting = Waiting(self);
-        ticket.admit().await
+        tokio::select! {
+            admission = ticket.admit() => Some(admission),
+            _ = self.stopping.cancelled() => None,
+            _ = self.retired.cancelled() => None,
+        }
     }
 
     /// Where this slot's login waits, while it waits: its place and host.

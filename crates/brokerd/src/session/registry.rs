@@ -45,6 +45,8 @@ pub struct Registry {
     /// The broker hosts' limiters, shared by every slot (`[daemon]` is
     /// fixed until a restart, so a reload keeps them).
     pacer: Arc<super::pacing::Pacer>,
+    /// Cancelled with the drivers' token: stops logins still queued.
+    stopping: CancellationToken,
 }
 
 /// What a reload did, by session key.
@@ -110,6 +112,7 @@ impl Registry {
                 config.daemon.pacing.clone(),
                 Arc::clone(&clock),
             )),
+            stopping: CancellationToken::new(),
             clock,
         };
         let slots = plan(config, &registry.store, &registry.clock)
@@ -132,6 +135,7 @@ impl Registry {
                 tasks: self.tasks.clone(),
                 clock: Arc::clone(&self.clock),
                 pacer: Arc::clone(&self.pacer),
+                stopping: self.stopping.clone(),
             },
         )
     }
@@ -139,6 +143,11 @@ impl Registry {
     /// Every slot, in config order (a snapshot).
     pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
         Arc::clone(&self.slots.read())
+    }
+
+    /// The broker hosts' limiters.
+    pub fn pacer(&self) -> &Arc<super::pacing::Pacer> {
+        &self.pacer
     }
 
     /// The store every slot persists to.
@@ -334,7 +343,9 @@ impl Registry {
             .iter()
             .map(|slot| {
                 let generation = slot.rehydrate(state.sessions.remove(slot.key()));
-                slot.restore_rejection_from(state.rejections.remove(slot.key()).unwrap_or_default());
+                slot.restore_rejection_from(
+                    state.rejections.remove(slot.key()).unwrap_or_default(),
+                );
                 slot.restore_budget_from(state.logins.remove(slot.key()).unwrap_or_default());
                 (Arc::clone(slot), generation)
             })
@@ -381,6 +392,11 @@ impl Registry {
     /// Starts every slot's background loop.
     pub fn spawn_drivers(&self, cancel: &CancellationToken, tracker: &TaskTracker) {
         let _ = self.drivers.set((cancel.clone(), tracker.clone()));
+        let (stop, stopping) = (cancel.clone(), self.stopping.clone());
+        tracker.spawn(async move {
+            stop.cancelled().await;
+            stopping.cancel();
+        });
         for slot in self.slots().iter() {
             tracker.spawn(Arc::clone(slot).run(cancel.clone()));
         }

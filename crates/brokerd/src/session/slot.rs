@@ -96,6 +96,9 @@ pub struct Shared {
     pub clock: SharedClock,
     /// The limiters of the broker hosts (logins and validations queue there).
     pub pacer: Arc<super::pacing::Pacer>,
+    /// Cancelled when the daemon stops: a login still waiting for its turn
+    /// is given up rather than holding the stop for its grace.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Settings replaced as a whole on reload.
@@ -143,6 +146,8 @@ pub struct Slot {
     pub(super) pacer: Arc<super::pacing::Pacer>,
     /// Where this slot's login waits in its host's queue, while it does.
     pub(super) queued: Mutex<Option<super::pacing::Spot>>,
+    /// The daemon is stopping (see [`Shared::stopping`]).
+    pub(super) stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Slot {
@@ -161,6 +166,7 @@ impl Slot {
             tasks,
             clock,
             pacer,
+            stopping,
         } = with;
         let machine = Machine::new(key.clone(), policy.clone());
         Arc::new(Self {
@@ -180,6 +186,7 @@ impl Slot {
             clock,
             pacer,
             queued: Mutex::new(None),
+            stopping,
         })
     }
 

@@ -37,7 +37,11 @@ async fn a_stored_session_the_broker_no_longer_accepts_is_replaced_after_a_resta
     // served until the background check finds it dead, then replaced
     // through the fenced path, by exactly one login.
     assert!(
-        eventually(Duration::from_secs(10), || h.sim.login_count(Api::Interactive) == 2).await,
+        eventually(Duration::from_secs(10), || h
+            .sim
+            .login_count(Api::Interactive)
+            == 2)
+        .await,
         "the check found the stored session dead and logged in once"
     );
     let after = h.token("interactive").await;
@@ -71,7 +75,11 @@ async fn a_report_racing_the_restart_check_of_a_dead_session_costs_one_login() {
             .await;
         assert_eq!(session(&reply)["generation"], 2, "{reply}");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(h.sim.login_count(Api::Interactive), 2, "one login per death");
+        assert_eq!(
+            h.sim.login_count(Api::Interactive),
+            2,
+            "one login per death"
+        );
         h.stop().await;
     }
 }

@@ -35,6 +35,8 @@ pub struct HostPacer {
     issued: AtomicU64,
     /// Tickets that left the queue (admitted, or given up).
     left: AtomicU64,
+    /// Rate-limit answers from the host.
+    rate_limited: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -121,6 +123,7 @@ impl HostPacer {
             clock,
             issued: AtomicU64::new(0),
             left: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
         })
     }
 
@@ -151,6 +154,16 @@ impl HostPacer {
         }
     }
 
+    /// Calls admitted and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.pace.concurrency - self.slots.available_permits()
+    }
+
+    /// Rate-limit answers from the host so far.
+    pub fn rate_limited_total(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
     /// Calls queued and not yet admitted.
     pub fn waiting(&self) -> u64 {
         self.issued
@@ -161,6 +174,7 @@ impl HostPacer {
     /// A rate-limit answer from the host: halve the rate (not below a
     /// sixteenth of the pace) and start nothing for a moment.
     pub fn throttled(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
         let mut rate = self.rate.lock();
         let floor = self.pace.per_second * FLOOR_SHARE;

@@ -52,9 +52,9 @@ impl Pacer {
         let broker = connector.broker();
         let host = host_of(connector.login_root());
         let mut hosts = self.hosts.lock();
-        let pacer = hosts.entry((broker, host.clone())).or_insert_with(|| {
-            HostPacer::new(host, self.pace(broker), Arc::clone(&self.clock))
-        });
+        let pacer = hosts
+            .entry((broker, host.clone()))
+            .or_insert_with(|| HostPacer::new(host, self.pace(broker), Arc::clone(&self.clock)));
         Arc::clone(pacer)
     }
 

@@ -94,7 +94,10 @@ async fn starts_are_spaced_by_the_rate_in_arrival_order() {
         assert_eq!(*i, k, "first come, first served: {got:?}");
         // 4 a second: the k-th starts at k/4 s (within one 50 ms step).
         let want = k as f64 * 0.25;
-        assert!((at - want).abs() < 0.051, "call {k} at {at}s, want {want}s: {got:?}");
+        assert!(
+            (at - want).abs() < 0.051,
+            "call {k} at {at}s, want {want}s: {got:?}"
+        );
     }
 }
 
@@ -107,9 +110,23 @@ async fn no_more_than_concurrency_in_flight() {
     run_for(&clock, Duration::from_millis(10), Duration::from_millis(10)).await;
     assert_eq!(drain(&mut rx).len(), 2, "two slots, two calls admitted");
     assert_eq!(pacer.waiting(), 3);
-    run_for(&clock, Duration::from_millis(1000), Duration::from_millis(10)).await;
-    assert_eq!(drain(&mut rx).len(), 2, "the next two once the first two answered");
-    run_for(&clock, Duration::from_millis(1000), Duration::from_millis(10)).await;
+    run_for(
+        &clock,
+        Duration::from_millis(1000),
+        Duration::from_millis(10),
+    )
+    .await;
+    assert_eq!(
+        drain(&mut rx).len(),
+        2,
+        "the next two once the first two answered"
+    );
+    run_for(
+        &clock,
+        Duration::from_millis(1000),
+        Duration::from_millis(10),
+    )
+    .await;
     assert_eq!(drain(&mut rx).len(), 1);
     assert_eq!(pacer.waiting(), 0);
 }
@@ -127,7 +144,11 @@ async fn a_place_counts_who_is_ahead_and_a_dropped_ticket_leaves() {
     assert_eq!(third.place().estimate, Duration::from_secs(3));
     drop(second);
     let admission = first.admit().await;
-    assert_eq!(third.place().ahead, 0, "the one ahead was admitted, the other left");
+    assert_eq!(
+        third.place().ahead,
+        0,
+        "the one ahead was admitted, the other left"
+    );
     drop(admission);
     assert_eq!(pacer.waiting(), 1);
 }
@@ -142,12 +163,26 @@ async fn a_rate_limit_answer_halves_the_rate_then_it_recovers() {
     pacer.throttled();
     pacer.throttled();
     pacer.throttled();
-    assert_eq!(pacer.current_rate(), 0.5, "never below a sixteenth of the pace");
+    assert_eq!(
+        pacer.current_rate(),
+        0.5,
+        "never below a sixteenth of the pace"
+    );
     // Nothing starts during the cool-down.
     let mut rx = callers(&pacer, &clock, 1, None).await;
-    run_for(&clock, Duration::from_millis(1900), Duration::from_millis(100)).await;
+    run_for(
+        &clock,
+        Duration::from_millis(1900),
+        Duration::from_millis(100),
+    )
+    .await;
     assert!(drain(&mut rx).is_empty(), "no call during the cool-down");
-    run_for(&clock, Duration::from_millis(200), Duration::from_millis(100)).await;
+    run_for(
+        &clock,
+        Duration::from_millis(200),
+        Duration::from_millis(100),
+    )
+    .await;
     assert_eq!(drain(&mut rx).len(), 1);
     // Each calm 10 s doubles it back, up to the pace.
     clock.advance(chrono::Duration::seconds(10));
@@ -176,7 +211,10 @@ async fn a_cut_rate_spaces_the_queue_wider() {
 
 #[test]
 fn hosts_are_keyed_by_host_and_port() {
-    assert_eq!(host_of("https://jtrade.jainam.in:5000"), "jtrade.jainam.in:5000");
+    assert_eq!(
+        host_of("https://jtrade.jainam.in:5000"),
+        "jtrade.jainam.in:5000"
+    );
     assert_eq!(host_of("https://api.kite.trade"), "api.kite.trade");
     assert_eq!(host_of("http://127.0.0.1:4100/x"), "127.0.0.1:4100");
     assert_eq!(host_of("not a url"), "not a url");
