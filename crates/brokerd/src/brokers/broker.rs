@@ -50,9 +50,11 @@ pub(crate) trait Broker: Clone + fmt::Debug + Send + Sync + Sized {
     /// their fingerprints; the broker's name first.
     fn login_identity(&self) -> Vec<String>;
 
-    /// The URL root the login calls go to: its host is what the daemon
-    /// paces (`session/pacing`), one queue per broker host.
-    fn login_root(&self) -> &str;
+    /// The URL root of the API the daemon's login (or token exchange) and
+    /// validation calls go to: its host is what the daemon paces
+    /// (`session/pacing`), one queue per broker host. Not a browser login
+    /// site: a person's browser is not paced.
+    fn paced_root(&self) -> &str;
 
     /// Whether a new login ends the session it replaces at the broker.
     fn new_login_ends_previous(&self) -> bool;

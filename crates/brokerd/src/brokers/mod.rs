@@ -117,13 +117,13 @@ impl Connector {
     }
 
     /// The URL root this connector logs in against (its host is paced).
-    pub fn login_root(&self) -> &str {
+    pub fn paced_root(&self) -> &str {
         match self {
-            Self::Jainam(c) => c.login_root(),
-            Self::KotakNeo(c) => c.login_root(),
-            Self::Zerodha(c) => c.login_root(),
-            Self::Breeze(c) => c.login_root(),
-            Self::AngelOne(c) => c.login_root(),
+            Self::Jainam(c) => c.paced_root(),
+            Self::KotakNeo(c) => c.paced_root(),
+            Self::Zerodha(c) => c.paced_root(),
+            Self::Breeze(c) => c.paced_root(),
+            Self::AngelOne(c) => c.paced_root(),
         }
     }
 

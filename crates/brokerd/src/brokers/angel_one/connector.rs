@@ -89,7 +89,7 @@ impl Broker for AngelConnector {
         self.cfg == other.cfg && self.timeout == other.timeout
     }
 
-    fn login_root(&self) -> &str {
+    fn paced_root(&self) -> &str {
         &self.cfg.api_root
     }
 

@@ -55,7 +55,7 @@ impl Broker for BreezeConnector {
         self.cfg == other.cfg && self.timeout == other.timeout
     }
 
-    fn login_root(&self) -> &str {
+    fn paced_root(&self) -> &str {
         &self.cfg.api_root
     }
 

@@ -80,7 +80,7 @@ impl Broker for JainamConnector {
         self.api == other.api && self.timeout == other.timeout && self.cfg == other.cfg
     }
 
-    fn login_root(&self) -> &str {
+    fn paced_root(&self) -> &str {
         &self.cfg.root
     }
 

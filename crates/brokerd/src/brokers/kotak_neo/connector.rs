@@ -70,7 +70,7 @@ impl Broker for KotakConnector {
         self.cfg == other.cfg && self.timeout == other.timeout
     }
 
-    fn login_root(&self) -> &str {
+    fn paced_root(&self) -> &str {
         &self.cfg.login_host
     }
 

@@ -54,7 +54,7 @@ impl Broker for ZerodhaConnector {
         self.cfg == other.cfg && self.timeout == other.timeout
     }
 
-    fn login_root(&self) -> &str {
+    fn paced_root(&self) -> &str {
         &self.cfg.api_root
     }
 

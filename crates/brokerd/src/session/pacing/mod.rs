@@ -50,7 +50,7 @@ impl Pacer {
     /// The limiter of the host `connector` logs in at (made on first use).
     pub fn host_of(&self, connector: &Connector) -> Arc<HostPacer> {
         let broker = connector.broker();
-        let host = host_of(connector.login_root());
+        let host = host_of(connector.paced_root());
         let mut hosts = self.hosts.lock();
         let pacer = hosts
             .entry((broker, host.clone()))
