@@ -48,7 +48,6 @@ impl ServerMetrics {
     /// The exposition text for these metrics plus the slots'.
     pub fn render(&self, slots: &[SlotStatus], hosts: &[Arc<HostPacer>]) -> String {
         let mut out = String::new();
-        pacing(&mut out, hosts);
         let now = Utc::now();
         let states = [
             State::Empty,
@@ -220,6 +219,7 @@ impl ServerMetrics {
             "brokerd_connections_stalled_total {}",
             self.connections_stalled.load(Ordering::Relaxed)
         );
+        pacing(&mut out, hosts);
         out
     }
 }
