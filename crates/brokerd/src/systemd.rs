@@ -50,7 +50,7 @@ pub fn summary(registry: &Registry) -> String {
         .map(|(state, keys)| {
             let attention = !matches!(*state, "active" | "refreshing");
             if attention {
-                format!("{} {state} ({})", keys.len(), keys.join(", "))
+                format!("{} {state} ({})", keys.len(), first_names(keys))
             } else {
                 format!("{} {state}", keys.len())
             }
@@ -66,6 +66,22 @@ pub fn summary(registry: &Registry) -> String {
     } else {
         format!("{} {noun}: {}", slots.len(), parts.join(", "))
     }
+}
+
+/// At most this many session names per state in `STATUS=`: a desk's 2,000
+/// sessions waiting at a cold start would make a line systemd truncates.
+const NAMES_SHOWN: usize = 5;
+
+/// The first names, and how many more.
+fn first_names(keys: &[String]) -> String {
+    if keys.len() <= NAMES_SHOWN {
+        return keys.join(", ");
+    }
+    format!(
+        "{}, and {} more",
+        keys[..NAMES_SHOWN].join(", "),
+        keys.len() - NAMES_SHOWN
+    )
 }
 
 /// Keeps `STATUS=` current and, when systemd asked for a watchdog, pings it
@@ -125,4 +141,22 @@ pub fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixLi
         );
     }
     fds.take_unix_listener(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_names;
+
+    #[test]
+    fn status_names_at_most_five_sessions_per_state() {
+        let few: Vec<String> = (0..3).map(|i| format!("jainam/a{i}/interactive")).collect();
+        assert_eq!(
+            first_names(&few),
+            "jainam/a0/interactive, jainam/a1/interactive, jainam/a2/interactive"
+        );
+        let desk: Vec<String> = (0..2000).map(|i| format!("jainam/a{i}/market")).collect();
+        let line = first_names(&desk);
+        assert!(line.ends_with("jainam/a4/market, and 1995 more"), "{line}");
+        assert!(line.len() < 200);
+    }
 }
