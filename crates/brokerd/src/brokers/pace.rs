@@ -22,6 +22,14 @@ pub struct Pace {
 impl Eq for Pace {}
 
 impl Pace {
+    /// `concurrency` calls in flight, `per_second` started per second.
+    pub const fn new(concurrency: usize, per_second: f64) -> Self {
+        Self {
+            concurrency,
+            per_second,
+        }
+    }
+
     /// The default for a broker, below what its facts file says the broker
     /// tolerates, so that the account's own programs keep some of the
     /// allowance.
@@ -29,32 +37,17 @@ impl Pace {
         match broker {
             // Undocumented; XTS servers are run per broker and dealer
             // desks log in many accounts from one address.
-            BrokerId::Jainam => Pace {
-                concurrency: 8,
-                per_second: 10.0,
-            },
+            BrokerId::Jainam => Pace::new(8, 10.0),
             // "10 requests/second across APIs"; a login is two requests
             // (TOTP, then MPIN).
-            BrokerId::KotakNeo => Pace {
-                concurrency: 2,
-                per_second: 3.0,
-            },
+            BrokerId::KotakNeo => Pace::new(2, 3.0),
             // Session endpoints share 10 requests/second; 429 beyond.
-            BrokerId::Zerodha => Pace {
-                concurrency: 4,
-                per_second: 5.0,
-            },
+            BrokerId::Zerodha => Pace::new(4, 5.0),
             // 100 calls a minute per app.
-            BrokerId::Breeze => Pace {
-                concurrency: 2,
-                per_second: 1.0,
-            },
+            BrokerId::Breeze => Pace::new(2, 1.0),
             // loginByPassword and generateTokens: 1/s per user account;
             // the host's limit is undocumented.
-            BrokerId::AngelOne => Pace {
-                concurrency: 4,
-                per_second: 5.0,
-            },
+            BrokerId::AngelOne => Pace::new(4, 5.0),
         }
     }
 
@@ -90,10 +83,7 @@ mod tests {
 
     #[test]
     fn nonsense_is_named() {
-        let zero = Pace {
-            concurrency: 0,
-            per_second: 1.0,
-        };
+        let zero = Pace::new(0, 1.0);
         assert!(zero.problem().unwrap().contains("concurrency 0"));
         let nan = Pace {
             concurrency: 1,

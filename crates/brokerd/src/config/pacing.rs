@@ -56,13 +56,7 @@ pub(super) fn pacing(c: &mut Check<'_>, value: Option<Value>) -> HashMap<BrokerI
             1..=1024,
         ) as usize;
         let per_second = rate(c, raw.per_second, &format!("{key}.per_second"), default);
-        out.insert(
-            broker,
-            Pace {
-                concurrency,
-                per_second,
-            },
-        );
+        out.insert(broker, Pace::new(concurrency, per_second));
     }
     out
 }
@@ -79,10 +73,7 @@ fn rate(c: &mut Check<'_>, value: Option<Value>, key: &str, default: Pace) -> f6
             return default.per_second;
         }
     };
-    let pace = Pace {
-        concurrency: 1,
-        per_second: n,
-    };
+    let pace = Pace::new(1, n);
     if pace.problem().is_some() {
         c.problem(key, format!("{n} is out of range"), FIX);
         return default.per_second;

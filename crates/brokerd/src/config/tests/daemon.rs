@@ -339,13 +339,7 @@ fn pacing_tables_replace_a_brokers_default_and_name_their_mistakes() {
          [daemon.pacing.kotak_neo]\nper_second = 1\n{ACCOUNT}"
     ));
     let pacing = &c.config.daemon.pacing;
-    assert_eq!(
-        pacing[&BrokerId::Jainam],
-        Pace {
-            concurrency: 3,
-            per_second: 2.5
-        }
-    );
+    assert_eq!(pacing[&BrokerId::Jainam], Pace::new(3, 2.5));
     // A key left out keeps the broker's default.
     assert_eq!(
         pacing[&BrokerId::KotakNeo].concurrency,

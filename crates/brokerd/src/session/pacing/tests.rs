@@ -21,10 +21,7 @@ fn pacer(concurrency: usize, per_second: f64, clock: &Arc<ManualClock>) -> Arc<H
     let clock: SharedClock = clock.clone();
     HostPacer::new(
         "broker.example:443".into(),
-        Pace {
-            concurrency,
-            per_second,
-        },
+        Pace::new(concurrency, per_second),
         clock,
     )
 }
