@@ -392,6 +392,29 @@ def test_neo_real_sdk_dead_session_is_reported_once_and_retried(daemon: Daemon):
         assert invalidations(daemon, "kotak_neo", "current") == current + 1
 
 
+def test_neo_real_sdk_positions_and_a_dead_session_there_is_reported_once(daemon: Daemon):
+    neo_sdk()
+    with Client(socket=daemon.socket) as c:
+        neo = c.neo(wait=40)
+        seen = neo_requests(neo)
+        positions = neo.positions()
+        # kotakneoapi 3.0.9 asks portfolio/v2/positions and returns the body as is.
+        assert positions["stat"] == "Ok" and positions["stCode"] == 200, positions
+        (first,) = positions["data"]
+        assert (first["tok"], first["exSeg"], first["flBuyQty"], first["ltp"]) == ("35001", "nse_fo", "75", "24010.00")
+        assert seen == [("GET", "/portfolio/v2/positions", 200)]
+        logins, current = daemon.logins("kotak_neo"), invalidations(daemon, "kotak_neo", "current")
+        old = neo.configuration.edit_token
+        http("POST", f"{daemon.simulator_url('kotak_neo')}/_sim/reject_all", b"")
+        assert neo.positions()["data"] == positions["data"]
+        # The simulator's 401 for the dead session, one report, one retry.
+        assert seen[1:] == [("GET", "/portfolio/v2/positions", 401), ("GET", "/portfolio/v2/positions", 200)]
+        assert daemon.logins("kotak_neo") == logins + 1
+        assert invalidations(daemon, "kotak_neo", "current") == current + 1
+        assert neo.configuration.edit_token == neo.brokerd.session.token != old
+        assert invalidations(daemon, "kotak_neo", "stale") == 0
+
+
 class RewriteDead:
     """An ``httpx`` transport for the SDK: the simulator's answers, except
     that its dead-session 401 becomes another documented dead shape."""
