@@ -215,6 +215,94 @@ def test_kite_ticker_takes_the_new_token_on_renewed(daemon: Daemon):
             ticker.brokerd_stop()
 
 
+def ticker_attempts(d: Daemon) -> List[Dict[str, Any]]:
+    """Every websocket connection attempt the Kite simulator's ticker saw."""
+    status, body = http("GET", f"{d.simulator_url('zerodha')}/_sim/ticker")
+    assert status == 200, body
+    return body["data"]
+
+
+def ws_upgrade_status(url: str) -> int:
+    """The HTTP status a websocket upgrade to ``url`` gets (101 when
+    accepted), sent by hand so that nothing retries it."""
+    import http.client
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", "/?" + parts.query, headers={
+            "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "X-Kite-Version": "3",
+        })
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_kite_ticker_real_sdk_reconnects_with_the_new_token_after_a_renewal(daemon: Daemon):
+    pytest.importorskip("kiteconnect")
+    from twisted.internet import reactor
+
+    first = kite_login(daemon)
+    root = "ws://" + daemon.simulator_url("zerodha").split("://", 1)[1].rstrip("/")
+    ticks: List[Dict[str, Any]] = []
+
+    def streaming(token: str) -> bool:
+        """The simulator has an open connection of ``token`` with 408065 subscribed."""
+        return any(a["access_token"] == token and a["open"] and 408065 in a["subscribed"] for a in ticker_attempts(daemon))
+
+    with Client(socket=daemon.socket) as c:
+        ticker = c.kite_ticker(root=root, reconnect_max_delay=5)
+        try:
+            assert ticker.socket_url == f"{root}?api_key=demokitekey01&access_token={first['token']}"
+
+            def on_connect(ws: Any, response: Any) -> None:
+                ws.subscribe([408065])
+                ws.set_mode(ws.MODE_FULL, [408065])
+
+            ticker.on_connect = on_connect
+            ticker.on_ticks = lambda ws, batch: ticks.extend(batch)
+            ticker.connect(threaded=True)
+            assert eventually(lambda: streaming(first["token"]), timeout=15), ticker_attempts(daemon)
+            assert eventually(lambda: any(t["mode"] == "full" for t in ticks), timeout=5)
+            tick = ticks[-1]
+            assert (tick["instrument_token"], tick["mode"], len(tick["depth"]["buy"])) == (408065, "full", 5)
+
+            # The session dies at Kite; the daemon is told, and a person logs in again.
+            http("POST", f"{daemon.simulator_url('zerodha')}/_sim/kill_all", b"")
+            before = invalidations(daemon, "zerodha", "current")
+            with pytest.raises(AuthRequired):
+                c.invalidate(c.session("zerodha", wait=0), reason={"status": "error", "error_type": "TokenException",
+                             "message": "Incorrect `api_key` or `access_token`."}, http_status=403, wait=0)
+            assert invalidations(daemon, "zerodha", "current") == before + 1
+            second = kite_login(daemon)
+            assert second["token"] != first["token"]
+
+            # The adapter's watcher sees `renewed`: the SDK reconnects with the new token.
+            assert eventually(lambda: streaming(second["token"]), timeout=20), ticker_attempts(daemon)
+            assert ticker.socket_url.endswith("access_token=" + second["token"])
+            received = len(ticks)
+            assert eventually(lambda: len(ticks) > received, timeout=5), "no ticks on the new connection"
+            assert ticks[-1]["instrument_token"] == 408065
+
+            # The old token is refused at the ticker (Kite: 403 at the upgrade).
+            assert ws_upgrade_status(f"{root}/?api_key=demokitekey01&access_token={first['token']}") == 403
+            seen = [(a["access_token"], a["status"]) for a in ticker_attempts(daemon)]
+            assert seen == [(first["token"], 101), (second["token"], 101), (first["token"], 403)], seen
+            old, new = ticker_attempts(daemon)[:2]
+            assert not old["open"] and new["open"]
+            # The SDK resubscribed on the new connection and kept its headers.
+            assert 408065 in new["subscribed"]
+            assert new["x_kite_version"] == old["x_kite_version"] == "3"
+            assert new["user_agent"] == old["user_agent"] and "kiteconnect" in (new["user_agent"] or "").lower()
+            # Only the one report above: the ticker itself never reports.
+            assert invalidations(daemon, "zerodha", "current") + invalidations(daemon, "zerodha", "stale") == before + 1
+        finally:
+            ticker.brokerd_stop()
+            reactor.callFromThread(ticker.close)
+            assert eventually(lambda: not any(a["open"] for a in ticker_attempts(daemon)), timeout=10)
+
+
 # -- Breeze: the real breeze-connect -------------------------------------------
 
 
