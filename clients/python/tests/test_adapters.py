@@ -1,11 +1,11 @@
 """The SDK adapters against the real daemon and its simulators.
 
-Kite, Breeze and Kotak Neo use the real SDK packages (kiteconnect,
-breeze-connect, kotakneoapi from requirements-test.txt). XTS uses a stand-in
-below that mimics Symphony's XTSConnect (``_request`` raises
-``XTSTokenException`` on a 400 ``Invalid Token``) while making real HTTP
-calls to the simulator: the PyPI xts-api-client does not install on
-Python < 3.12 (see the README). Every count is the daemon's.
+Kite (REST and ticker), Breeze, Kotak Neo and XTS use the real SDK
+packages (kiteconnect, breeze-connect, kotakneoapi from
+requirements-test.txt; xts-api-client installed by .ci/run without its
+dependencies, see the README). A few stand-ins (a ticker, an XTSConnect)
+also check shapes the simulators do not make. Every count is the daemon's
+or the simulator's.
 """
 
 from __future__ import annotations
@@ -343,6 +343,101 @@ def test_breeze_with_wait_retries_once_a_person_has_logged_in(daemon: Daemon):
         funds = b.get_funds()
         assert funds["Status"] == 200, funds
         assert invalidations(daemon, "breeze", "current") == before + 1
+
+
+# -- Jainam: the PyPI xts-api-client (a derivative of Symphony's SDK) ----------
+
+
+def xts_sdk() -> Any:
+    """``xts_api_client.xts_connect`` (PyPI xts-api-client 0.1.26, installed
+    with ``--no-deps --ignore-requires-python`` by .ci/run), or a skip."""
+    return pytest.importorskip("xts_api_client.xts_connect")
+
+
+def xts_requests(x: Any) -> List[Tuple[str, str, int]]:
+    """Every request the SDK sends from now on, (method, path, status):
+    the SDK's ``reqsession`` (the ``requests`` module unless it was given
+    a pool) becomes a ``requests.Session`` that records them."""
+    import requests
+
+    seen: List[Tuple[str, str, int]] = []
+    session = requests.Session()
+    session.hooks["response"].append(
+        lambda r, *a, **k: seen.append((r.request.method, urllib.parse.urlsplit(r.url).path, r.status_code))
+    )
+    x.reqsession = session
+    return seen
+
+
+def test_xts_real_sdk_dead_token_is_reported_once_logged_in_again_and_retried(daemon: Daemon):
+    sdk = xts_sdk()
+    with Client(socket=daemon.socket) as c:
+        x = c.xts()
+        s = x.brokerd.session
+        assert isinstance(x, sdk.XTSConnect)
+        assert (x.apiKey, x.secretKey) == ("", ""), "the app's keys stay with the daemon"
+        assert x.root == s.fields["api_root"] == daemon.simulator_url("jainam").rstrip("/")
+        assert (x.token, x.userID, x.isInvestorClient) == (s.token, s.fields["user_id"], s.fields["is_investor_client"])
+        seen = xts_requests(x)
+        assert x.get_profile()["description"] == "User profile."
+        assert seen == [("GET", "/interactive/user/profile", 200)]
+        logins, current = daemon.logins("jainam"), invalidations(daemon, "jainam", "current")
+        http("POST", f"{daemon.simulator_url('jainam')}/_sim/reject_all", b"")
+        # The SDK raises XTSTokenException on the 400; the adapter reports
+        # it once and the call is made again on the new token.
+        assert x.get_profile()["description"] == "User profile."
+        assert seen[1:] == [("GET", "/interactive/user/profile", 400), ("GET", "/interactive/user/profile", 200)]
+        assert daemon.logins("jainam") == logins + 1
+        assert invalidations(daemon, "jainam", "current") == current + 1
+        assert x.token == x.brokerd.session.token != s.token
+        assert x.get_profile()["description"] == "User profile."
+        assert invalidations(daemon, "jainam", "current") + invalidations(daemon, "jainam", "stale") == current + 1
+
+
+def test_xts_real_sdk_market_prefix_and_a_dead_market_token(daemon: Daemon):
+    xts_sdk()
+    with Client(socket=daemon.socket) as c:
+        m = c.xts(api="market")
+        # The SDK hard-codes /apimarketdata; the session's prefix replaces it.
+        assert m._routes["market.config"] == "/apibinarymarketdata/config/clientConfig"
+        assert type(m)._routes["market.config"] == "/apimarketdata/config/clientConfig"
+        seen = xts_requests(m)
+        assert m.get_config()["description"] == "Client config."
+        logins = daemon.logins("jainam", "market")
+        http("POST", f"{daemon.simulator_url('jainam')}/_sim/reject_all", b"")
+        assert m.get_config()["description"] == "Client config."
+        path = "/apibinarymarketdata/config/clientConfig"
+        assert seen == [("GET", path, 200), ("GET", path, 400), ("GET", path, 200)]
+        assert daemon.logins("jainam", "market") == logins + 1
+        assert invalidations(daemon, "jainam", "current", "market") == 1
+
+
+def test_xts_real_sdk_never_retries_an_outage(daemon: Daemon):
+    xts_sdk()
+    import requests
+
+    class Outage(requests.adapters.HTTPAdapter):
+        calls = 0
+
+        def send(self, request: Any, *a: Any, **k: Any) -> Any:
+            Outage.calls += 1
+            r = requests.Response()
+            r.status_code, r.url, r.request = 503, request.url, request
+            r.headers["content-type"] = "application/json"
+            r._content = json.dumps({"type": "error", "code": "e-app-503", "description": "Service Unavailable"}).encode()
+            return r
+
+    with Client(socket=daemon.socket) as c:
+        x = c.xts()
+        x.reqsession = requests.Session()
+        x.reqsession.mount("http://", Outage())
+        before = invalidations(daemon, "jainam", "current") + invalidations(daemon, "jainam", "stale")
+        logins = daemon.logins("jainam")
+        # The SDK returns the error body of a 503 as it is.
+        assert x.get_profile()["description"] == "Service Unavailable"
+        assert Outage.calls == 1
+        assert invalidations(daemon, "jainam", "current") + invalidations(daemon, "jainam", "stale") == before
+        assert daemon.logins("jainam") == logins
 
 
 # -- Jainam: a stand-in for Symphony's XTSConnect ------------------------------

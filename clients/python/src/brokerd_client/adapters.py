@@ -58,8 +58,9 @@ INSTALL: Mapping[str, str] = {
     "kite": 'python3 -m pip install "brokerd-client[kite]"  (kiteconnect)',
     "breeze": 'python3 -m pip install "brokerd-client[breeze]"  (breeze-connect)',
     "neo": 'python3 -m pip install "brokerd-client[neo]"  (kotakneoapi, Kotak\'s neo_api_client)',
-    "xts": 'python3 -m pip install "git+https://github.com/symphonyfintech/xts-pythonclient-api-sdk"  '
-    "(or the PyPI package xts-api-client on Python >= 3.12)",
+    "xts": 'python3 -m pip install "brokerd-client[xts]"  (xts-api-client, Python >= 3.12); '
+    "below 3.12: python3 -m pip install requests, then "
+    "python3 -m pip install --no-deps --ignore-requires-python xts-api-client==0.1.26",
 }
 
 #: Brokers whose sessions only a person's browser login can make.
