@@ -252,8 +252,10 @@ def test_kite_ticker_real_sdk_reconnects_with_the_new_token_after_a_renewal(daem
         return any(a["access_token"] == token and a["open"] and 408065 in a["subscribed"] for a in ticker_attempts(daemon))
 
     with Client(socket=daemon.socket) as c:
-        ticker = c.kite_ticker(root=root, reconnect_max_delay=5)
+        ticker = c.kite_ticker(reconnect_max_delay=5)
         try:
+            # The session says where the ticker is: the simulator's websocket.
+            assert first["fields"]["ticker_root"] == root
             assert ticker.socket_url == f"{root}?api_key=demokitekey01&access_token={first['token']}"
 
             def on_connect(ws: Any, response: Any) -> None:

@@ -227,8 +227,10 @@ def kite_ticker(
     """A ``kiteconnect.KiteTicker`` on the daemon's session that, on a
     ``renewed`` event of its session, takes the new token and drops its
     connection so that the SDK's own reconnect uses it (and resubscribes).
-    ``ticker_kwargs`` go to ``KiteTicker`` (``root=`` for another ticker
-    host than Kite's ``wss://ws.kite.trade``, ``reconnect_max_delay=``...).
+    It connects to the session's ``ticker_root`` (Kite's
+    ``wss://ws.kite.trade`` unless the account says otherwise; the SDK's
+    default for sessions without it); ``ticker_kwargs`` go to
+    ``KiteTicker`` (``root=`` overrides it, ``reconnect_max_delay=``...).
     The watcher is a daemon thread; ``ticker.brokerd_stop()`` ends it.
 
     kiteconnect's ticker runs on Twisted's reactor, which is not
@@ -237,6 +239,8 @@ def kite_ticker(
     KiteTicker = sdk or _load("kite", [("kiteconnect", "KiteTicker")])
     binding = Binding(client, "zerodha", account, "interactive", wait, min_valid)
     s = binding.session
+    if s.fields.get("ticker_root") and "root" not in ticker_kwargs:
+        ticker_kwargs["root"] = s.fields["ticker_root"]
     t = KiteTicker(s.fields["api_key"], s.token, **ticker_kwargs)
     reactor = getattr(sys.modules.get(type(t).__module__), "reactor", None)
 
