@@ -1,7 +1,8 @@
 //! Zerodha Kite Connect v3 simulator: the auto-approved browser login that
 //! redirects with a request token, the checksum exchange at
-//! `POST /session/token`, `GET /user/profile` and the API logout, in the
-//! wire shapes of `shared/brokers/zerodha.md`.
+//! `POST /session/token`, `GET /user/profile`, the API logout and the
+//! KiteTicker websocket at `/` ([`KiteSim::ticker_url`]), in the wire
+//! shapes of `shared/brokers/zerodha.md`.
 //!
 //! Its knobs reproduce what trips up real logins: request tokens that are
 //! single-use and short-lived, a browser login as the wrong Kite user, a
@@ -23,6 +24,9 @@ mod control;
 mod server;
 #[cfg(test)]
 mod tests;
+mod ticker;
+
+pub use ticker::TICK_EVERY;
 
 /// How long a request token lives unless told otherwise (Kite: "a few
 /// minutes").
@@ -117,7 +121,32 @@ pub struct KiteSim {
 struct Shared {
     apps: Vec<KiteSimApp>,
     base_url: String,
+    /// Bumped to close every open ticker connection.
+    ticker_drop: tokio::sync::watch::Sender<u64>,
     inner: Mutex<Inner>,
+}
+
+/// One websocket connection attempt at the ticker, as the simulator saw it.
+/// No `Debug`: it holds an access token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TickerAttempt {
+    /// The `api_key` of the URL.
+    pub api_key: String,
+    /// The `access_token` of the URL.
+    pub access_token: String,
+    /// Whether the upgrade was accepted.
+    pub accepted: bool,
+    /// The HTTP status answered: 101 (upgraded), 403 (dead or unknown
+    /// token) or 400 (a live token without a websocket upgrade).
+    pub status: u16,
+    /// The `X-Kite-Version` header the client sent (KiteTicker sends `3`).
+    pub kite_version: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Every instrument token subscribed on this connection, in order.
+    pub subscribed: Vec<u32>,
+    /// Whether the connection is open now.
+    pub open: bool,
 }
 
 struct Inner {
@@ -139,6 +168,8 @@ struct Inner {
     issued: Vec<String>,
     /// The `data` of the last successful `POST /session/token` answer.
     last_exchange: Option<serde_json::Value>,
+    /// Every ticker connection attempt, oldest first.
+    ticker: Vec<TickerAttempt>,
 }
 
 /// A request token from a browser login, waiting for its exchange.
@@ -220,6 +251,7 @@ impl KiteSim {
         let shared = Arc::new(Shared {
             apps: cfg.apps,
             base_url: format!("http://{addr}"),
+            ticker_drop: tokio::sync::watch::Sender::new(0),
             inner: Mutex::new(Inner {
                 redirects,
                 request_ttl: DEFAULT_REQUEST_TOKEN_TTL,
@@ -235,6 +267,7 @@ impl KiteSim {
                 sessions: HashMap::new(),
                 issued: Vec::new(),
                 last_exchange: None,
+                ticker: Vec::new(),
             }),
         });
         let app = server::router(shared.clone());
@@ -246,6 +279,23 @@ impl KiteSim {
     /// `http://127.0.0.1:PORT`: both the API root and the login root.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// `ws://127.0.0.1:PORT`: the KiteTicker root (Kite's is
+    /// `wss://ws.kite.trade`), for `KiteTicker(root=...)`.
+    pub fn ticker_url(&self) -> String {
+        self.shared.base_url.replacen("http://", "ws://", 1)
+    }
+
+    /// Every ticker connection attempt so far, oldest first.
+    pub fn ticker_attempts(&self) -> Vec<TickerAttempt> {
+        self.shared.inner.lock().ticker.clone()
+    }
+
+    /// Closes every open ticker connection (a close frame, then the
+    /// socket), as a network blip would; clients reconnect on their own.
+    pub fn drop_ticker_connections(&self) {
+        self.shared.ticker_drop.send_modify(|n| *n += 1);
     }
 
     /// Registers `url` as the redirect URL of the app `api_key` (what the
@@ -347,6 +397,7 @@ impl KiteSim {
     /// Stops the server: no new connections; answers still being held back
     /// get one second before the task is aborted.
     pub async fn shutdown(&self) {
+        self.drop_ticker_connections();
         self.run.shutdown().await;
     }
 }

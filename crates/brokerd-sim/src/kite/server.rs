@@ -1,6 +1,7 @@
 //! The Kite endpoints: the browser login, the request-token exchange, the
-//! profile and the logout, with Kite's error envelope, and the layer in
-//! front of them all that adds latency.
+//! profile, the logout and the ticker's websocket (`ticker.rs`), with
+//! Kite's error envelope, and the layer in front of them all that adds
+//! latency.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,12 +17,15 @@ use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Inner, KiteFail, KiteSimApp, SecondLogin, Session, Shared, control, random_alnum};
+use super::{
+    Inner, KiteFail, KiteSimApp, SecondLogin, Session, Shared, control, random_alnum, ticker,
+};
 
 type Fields = HashMap<String, String>;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(ticker::connect))
         .route("/connect/login", get(browser_login))
         .route(
             "/session/token",

@@ -178,6 +178,7 @@ pub(super) struct RawAngelOne {
 pub(super) struct RawZerodha {
     pub api_root: Option<Value>,
     pub login_root: Option<Value>,
+    pub ticker_root: Option<Value>,
     pub api_key: Option<Value>,
     pub api_secret: Option<Value>,
     pub user_id: Option<Value>,

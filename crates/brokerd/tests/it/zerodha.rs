@@ -72,7 +72,8 @@ async fn one_click_login_wakes_waiting_clients_and_subscribers() {
     let answer = b.kite.last_exchange_answer().unwrap();
     common::assert_session_fields(
         &got,
-        json!({"api_root": b.kite.base_url(), "user_id": "ZD1234", "api_key": KITE_KEY,
+        json!({"api_root": b.kite.base_url(), "ticker_root": b.kite.ticker_url(),
+               "user_id": "ZD1234", "api_key": KITE_KEY,
                "public_token": answer["public_token"], "login_time": answer["login_time"]}),
         &[KITE_SECRET],
         &[token],

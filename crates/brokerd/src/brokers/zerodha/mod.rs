@@ -10,7 +10,7 @@ mod tests;
 
 mod config;
 mod connector;
-pub use config::{API_ROOT, LOGIN_ROOT, ZerodhaConfig};
+pub use config::{API_ROOT, LOGIN_ROOT, TICKER_ROOT, ZerodhaConfig};
 pub use connector::ZerodhaConnector;
 
 use std::collections::BTreeMap;
@@ -145,6 +145,12 @@ impl ZerodhaClient {
         fields.insert(
             "api_root".into(),
             json!(self.cfg.api_root.trim_end_matches('/')),
+        );
+        // KiteTicker(root=...) likewise: Kite's in production, the
+        // simulator's websocket in tests.
+        fields.insert(
+            "ticker_root".into(),
+            json!(self.cfg.ticker_root.trim_end_matches('/')),
         );
         fields.insert("user_id".into(), json!(user_id));
         fields.insert("api_key".into(), json!(text("api_key").unwrap_or(api_key)));

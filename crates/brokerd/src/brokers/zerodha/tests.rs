@@ -23,6 +23,7 @@ fn cfg_for(root: &str, api_key: &str, api_secret: &str) -> ZerodhaConfig {
     ZerodhaConfig {
         api_root: root.to_string(),
         login_root: root.to_string(),
+        ticker_root: root.replacen("http", "ws", 1),
         api_key: Secret::new(api_key),
         api_secret: Secret::new(api_secret),
         user_id: Some("ZD1234".into()),
@@ -112,10 +113,12 @@ async fn full_flow_login_exchange_validate_logout() {
             "api_root",
             "login_time",
             "public_token",
+            "ticker_root",
             "user_id"
         ]
     );
     assert_eq!(m.fields["api_root"], json!(cfg.api_root));
+    assert_eq!(m.fields["ticker_root"], json!(cfg.ticker_root));
     assert_eq!(m.fields["user_id"], json!("ZD1234"));
     assert_eq!(m.fields["api_key"], json!(KEY));
     let public = m.fields["public_token"].as_str().unwrap();

@@ -69,6 +69,7 @@ impl Browser {
         };
         let d = self.dir.path().display();
         let kite = self.kite.base_url();
+        let kite_ticker = self.kite.ticker_url();
         let breeze = self.breeze.base_url();
         format!(
             r#"
@@ -92,6 +93,7 @@ name = "main"
 [account.zerodha]
 api_root = "{kite}"
 login_root = "{kite}"
+ticker_root = "{kite_ticker}"
 api_key = "{KITE_KEY}"
 api_secret = "{KITE_SECRET}"
 {zerodha}
