@@ -408,6 +408,8 @@ fn spawn_audit_pruning(
     let (age, rows) = (config.daemon.audit_retention, config.daemon.audit_max_rows);
     tracker.spawn(async move {
         loop {
+            // How often is housekeeping, on tokio's clock; which rows are
+            // old is decided by the store on the daemon's clock.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(6 * 3600)) => {}

@@ -4,8 +4,6 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
-
 use crate::session::{SlotStatus, State};
 
 /// Upper bounds of the latency buckets, in microseconds.
@@ -46,7 +44,6 @@ impl ServerMetrics {
     /// The exposition text for these metrics plus the slots'.
     pub fn render(&self, slots: &[SlotStatus]) -> String {
         let mut out = String::new();
-        let now = Utc::now();
         let states = [
             State::Empty,
             State::Active,
@@ -66,7 +63,7 @@ impl ServerMetrics {
             |s| {
                 vec![(
                     String::new(),
-                    s.expires_at.map_or(0, |t| (t - now).num_seconds().max(0)) as u64,
+                    s.expires_at.map_or(0, |t| (t - s.at).num_seconds().max(0)) as u64,
                 )]
             },
         );
