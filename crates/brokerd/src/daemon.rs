@@ -139,7 +139,7 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
     )
     .context("loading the encryption key")?;
     let store = Arc::new(
-        Store::open(&d.database_url, key)
+        Store::open_on(&d.database_url, key, Arc::clone(&clock))
             .await
             .with_context(|| format!("opening the store {}", redact_url(&d.database_url)))?,
     );
