@@ -1,0 +1,57 @@
+//! Virtual time for tests: the daemon (or a broker module's gate) and the
+//! simulators share one `ManualClock`, and a pump moves it forward faster
+//! than real time (TOTP windows, refresh floors, backoff, cooldowns,
+//! cut-offs and simulated latency all follow it), so a test covers minutes
+//! of broker time in seconds without sleeping through any of them.
+//! Sockets, HTTP and SQLite stay real. Here, beside the simulators whose
+//! clock it drives, so that the daemon's unit tests and its integration
+//! tests use the one pump.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use brokerd_core::time::{Clock, ManualClock};
+use chrono::Utc;
+
+/// Virtual time per real tick, and the tick: 20× real time, in steps small
+/// enough that a TOTP code made with 15 s of its window left still reaches
+/// a simulator within the window on a busy machine (750 ms of real time).
+const STEP: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(5);
+
+/// Moves a manual clock forward while it lives (the task stops on drop).
+pub struct Pump {
+    /// The clock it moves; hand it to the daemon and the simulators.
+    pub clock: Arc<ManualClock>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Pump {
+    /// A clock starting now, moved 20× faster than real time. Needs a
+    /// tokio runtime (it spawns the pump).
+    pub fn start() -> Self {
+        let clock = ManualClock::new(Utc::now());
+        let moved = Arc::clone(&clock);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                moved.advance(chrono::Duration::from_std(STEP).expect("100 ms fits"));
+            }
+        });
+        Self { clock, task }
+    }
+
+    /// Waits until `d` of virtual time has passed.
+    pub async fn sleep(&self, d: Duration) {
+        let until = self.clock.now() + d;
+        brokerd_core::time::sleep_until(&*self.clock, until, tokio::time::sleep).await;
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
