@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brokerd_core::time::{Clock, ManualClock};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 /// Virtual time per real tick, and the tick: 20× real time, in steps small
 /// enough that a TOTP code made with 15 s of its window left still reaches
@@ -38,6 +38,31 @@ impl Pump {
             loop {
                 tick.tick().await;
                 moved.advance(chrono::Duration::from_std(STEP).expect("100 ms fits"));
+            }
+        });
+        Self { clock, task }
+    }
+
+    /// A clock that reads `origin + (system time - since) × speed`, set to
+    /// that every tick: processes given the same three values (a test and
+    /// the daemon it runs as a child process) agree on virtual time without
+    /// talking to each other. Unlike [`Pump::start`]'s, this time keeps
+    /// running while the machine is too busy to tick, so tests pick a
+    /// modest `speed`.
+    pub fn following(origin: DateTime<Utc>, since: DateTime<Utc>, speed: i32) -> Self {
+        let at = move || origin + (Utc::now() - since) * speed;
+        let clock = ManualClock::new(at());
+        let moved = Arc::clone(&clock);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // Never backwards: a stepped system clock waits instead.
+                let next = at();
+                if next > moved.now() {
+                    moved.set(next);
+                }
             }
         });
         Self { clock, task }

@@ -1,32 +1,68 @@
-//! Black-box: a daemon killed (SIGKILL) after its Kotak TOTP reached the
-//! broker but before the answer came back never sends that window's code
-//! again after a restart. The simulator runs here and holds every
-//! `tradeApiLogin` answer, so each kill lands at the worst moment: the code
-//! has arrived, no session exists, and the daemon is waiting.
+//! A daemon killed (SIGKILL) after its Kotak TOTP reached the broker but
+//! before the answer came back never sends that window's code again after
+//! a restart. The simulator runs here and holds every `tradeApiLogin`
+//! answer, so each kill lands at the worst moment: the code has arrived, no
+//! session exists, and the daemon is waiting.
 //!
-//! This test waits for real 30 s TOTP windows (the daemon's TOTP uses the
-//! system clock): about a minute.
+//! The daemon runs in a child process (this test binary again, started for
+//! this test with [`CHILD`] set: the daemon library as the `brokerd` binary
+//! runs it, on a clock of its own), killed with SIGKILL and restarted. The
+//! child and the simulator here read the same virtual time, ten times
+//! faster than real time, from the system clock and one origin passed to
+//! the child ([`Pump::following`]): TOTP windows last 3 s of real time, and
+//! the test takes seconds instead of waiting for real 30 s windows.
 
 use crate::common;
 use crate::common::child;
 
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use brokerd_core::time::Clock;
 use brokerd_sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser, TotpAttempt};
+use brokerd_sim::virtual_time::Pump;
+use chrono::{DateTime, Utc};
 use common::blackbox::{self, brokerctl};
 use common::eventually;
 
 const STEP_MS: u64 = 30_000;
 /// The daemon's default `totp_min_remaining`.
 const MIN_REMAINING_MS: u64 = 5_000;
+/// Virtual time runs this many times faster than real time.
+const SPEED: i32 = 10;
+/// Set (to the test's folder) in the child that runs the daemon.
+const CHILD: &str = "BROKERD_TEST_TOTP_CRASH_DAEMON";
+/// The virtual clock's origin and the system time it stood there, in Unix
+/// milliseconds, for the child.
+const ORIGIN: &str = "BROKERD_TEST_CLOCK_ORIGIN_MS";
+const SINCE: &str = "BROKERD_TEST_CLOCK_SINCE_MS";
+/// This test, by its module path, for the child's command line.
+const THIS_TEST: &str = "totp_crash::a_totp_window_is_never_used_twice_across_kill_9";
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+fn millis(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap()
+}
+
+fn from_millis(var: &str) -> DateTime<Utc> {
+    let ms = std::env::var(var).unwrap().parse().unwrap();
+    DateTime::from_timestamp_millis(ms).unwrap()
+}
+
+/// The child: the daemon on `dir/brokerd.toml`, as `brokerd --config` runs
+/// it (JSON logs on stderr, the key from `BROKERD_KEY`), on the virtual
+/// clock the parent describes, until SIGTERM (or SIGKILL).
+async fn run_daemon(dir: &Path) {
+    let loaded = brokerd::config::Config::load(&dir.join("brokerd.toml")).unwrap();
+    brokerd::logging::init(loaded.config.daemon.log_format);
+    let time = Pump::following(from_millis(ORIGIN), from_millis(SINCE), SPEED);
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    let running = brokerd::daemon::start_on(loaded, None, time.clock.clone())
+        .await
+        .unwrap();
+    term.recv().await;
+    running.stop().await;
 }
 
 fn config(d: &Path, sim: &KotakSim) -> String {
@@ -83,13 +119,22 @@ impl Daemon {
     }
 }
 
-fn spawn(d: &Path, key_b64: &str, run: usize) -> Daemon {
-    Daemon(Some(child::spawn_run(
-        d,
-        key_b64,
-        run,
-        &[("RUST_LOG", "debug")],
-    )))
+/// Run `run` of the daemon: this test binary again, in the child's role,
+/// with its stderr in `d/daemon{run}.log` (read by `child::run_logs`).
+fn spawn(d: &Path, key_b64: &str, run: usize, clock: (DateTime<Utc>, DateTime<Utc>)) -> Daemon {
+    let log = std::fs::File::create(d.join(format!("daemon{run}.log"))).unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", THIS_TEST, "--nocapture", "--test-threads=1"])
+        .env(CHILD, d)
+        .env("BROKERD_KEY", key_b64)
+        .env("RUST_LOG", "debug")
+        .env(ORIGIN, millis(clock.0).to_string())
+        .env(SINCE, millis(clock.1).to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Daemon(Some(child))
 }
 
 /// SIGKILL (what `Child::kill` sends on Unix): no shutdown path runs.
@@ -123,7 +168,21 @@ async fn wait_for_held_code(sim: &KotakSim, n: usize, limit: Duration, d: &Path)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_totp_window_is_never_used_twice_across_kill_9() {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        return run_daemon(Path::new(&dir)).await;
+    }
+    // Virtual time starts 1 s into a window, so the first window still has
+    // well over `totp_min_remaining` left when the daemon restarts: a
+    // daemon that forgot it would then send its code again.
+    let since = Utc::now();
+    let into = millis(since) % STEP_MS;
+    let origin = since - chrono::Duration::milliseconds(into as i64 - 1000);
+    let time = Pump::following(origin, since, SPEED);
+    let clock = (origin, since);
+    let now_ms = || millis(time.clock.now());
+
     let sim = KotakSim::start(KotakSimConfig::default()).await.unwrap();
+    sim.set_clock(time.clock.clone());
     sim.hold_logins(true);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -133,20 +192,12 @@ async fn a_totp_window_is_never_used_twice_across_kill_9() {
         .expose()
         .to_string();
 
-    // Start early in a window, so the first window still has well over
-    // `totp_min_remaining` left when the daemon restarts: a daemon that
-    // forgot it would then send its code again.
-    let into = now_ms() % STEP_MS;
-    if STEP_MS - into < 15_000 {
-        tokio::time::sleep(Duration::from_millis(STEP_MS - into + 200)).await;
-    }
-
     // Run 0 sends window W and is killed while the sim holds its answer.
-    let daemon = spawn(d, &key_b64, 0);
+    let daemon = spawn(d, &key_b64, 0, clock);
     let first = wait_for_held_code(&sim, 1, Duration::from_secs(20), d).await;
     kill_9(daemon).await;
     // Run 1 starts at once, while W is still current with time to spare.
-    let daemon = spawn(d, &key_b64, 1);
+    let daemon = spawn(d, &key_b64, 1, clock);
     let first_step = first.matched_step.expect("a valid code") as u64;
     let left = (first_step + 1) * STEP_MS - now_ms().min((first_step + 1) * STEP_MS);
     assert!(
@@ -156,7 +207,7 @@ async fn a_totp_window_is_never_used_twice_across_kill_9() {
     // It must wait for W+1. Its code is held too, and it is killed at the
     // very start of that window: the longest time for a forgetful restart
     // to reuse it.
-    let second = wait_for_held_code(&sim, 2, Duration::from_secs(45), d).await;
+    let second = wait_for_held_code(&sim, 2, Duration::from_secs(20), d).await;
     kill_9(daemon).await;
     assert!(
         second.matched_step > first.matched_step,
@@ -164,9 +215,9 @@ async fn a_totp_window_is_never_used_twice_across_kill_9() {
         sim.totp_attempts()
     );
     // Run 2 starts at once; the answers are released, so it can log in.
-    let daemon = spawn(d, &key_b64, 2);
+    let daemon = spawn(d, &key_b64, 2, clock);
     sim.hold_logins(false);
-    let logged_in = eventually(Duration::from_secs(45), || sim.successful_logins() == 1).await;
+    let logged_in = eventually(Duration::from_secs(20), || sim.successful_logins() == 1).await;
     assert!(
         logged_in,
         "the restarted daemon logs in: {:?}\n{}",
