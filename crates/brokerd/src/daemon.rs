@@ -58,10 +58,12 @@ pub struct Options {
     pub env_key: Option<Secret>,
     /// How the config file is read again (reload, operator `login`).
     pub loader: crate::config::Loader,
-    /// The one clock every decision about time reads (refresh, backoff,
-    /// budget, cut-offs, reminders, Kotak's TOTP windows): the system
-    /// clock in production, a test's manual clock to move time instead of
-    /// sleeping.
+    /// The one clock every read of session time goes to (refresh, backoff,
+    /// budget, cut-offs, reminders, every broker's TOTP windows, expiry and
+    /// `obtained_at`, the store's timestamps): the system clock in
+    /// production, a test's manual clock to move time instead of sleeping.
+    /// Socket and shutdown deadlines stay on tokio's clock (ARCHITECTURE.md,
+    /// "Time").
     pub clock: brokerd_core::time::SharedClock,
 }
 
