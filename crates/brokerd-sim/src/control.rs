@@ -63,21 +63,21 @@ pub(crate) fn timeout(q: &Query) -> Result<Duration, &'static str> {
 }
 
 /// `POST /_sim/kill_after[?ms=]`'s setting: `Some(ms)`, or `None` (off)
-/// without `ms`.
-pub(crate) fn kill_after(q: &Query) -> Result<Option<Duration>, Response> {
+/// without `ms`; `Err` says why the request is refused.
+pub(crate) fn kill_after(q: &Query) -> Result<Option<Duration>, &'static str> {
     match millis(q) {
         None => Ok(None),
         Some(Ok(d)) => Ok(Some(d)),
-        Some(Err(())) => Err(bad("ms must be milliseconds")),
+        Some(Err(())) => Err("ms must be milliseconds"),
     }
 }
 
-/// An `on=true|false` switch.
-pub(crate) fn switch(q: &Query) -> Result<bool, Response> {
+/// An `on=true|false` switch; `Err` says why the request is refused.
+pub(crate) fn switch(q: &Query) -> Result<bool, &'static str> {
     match q.get("on").map(String::as_str) {
         Some("true" | "1") => Ok(true),
         Some("false" | "0") => Ok(false),
-        _ => Err(bad("on must be true or false")),
+        _ => Err("on must be true or false"),
     }
 }
 

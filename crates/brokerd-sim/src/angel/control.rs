@@ -97,7 +97,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
 async fn kill_after(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
     match control::kill_after(&q) {
         Ok(after) => s.inner.lock().kill_after = after,
-        Err(refused) => return refused,
+        Err(why) => return bad(why),
     }
     ok(json!({}))
 }
@@ -117,7 +117,7 @@ async fn dead_shape(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Respons
 async fn one_session(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
     let on = match control::switch(&q) {
         Ok(on) => on,
-        Err(refused) => return refused,
+        Err(why) => return bad(why),
     };
     s.inner.lock().one_session = on;
     ok(json!({"one_session": on}))

@@ -63,7 +63,7 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
 async fn kill_after(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
     match control::kill_after(&q) {
         Ok(after) => s.inner.lock().kill_after = after,
-        Err(refused) => return refused,
+        Err(why) => return bad(why),
     }
     ok(json!({}))
 }
@@ -71,7 +71,7 @@ async fn kill_after(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Respons
 async fn hold_logins(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
     let on = match control::switch(&q) {
         Ok(on) => on,
-        Err(refused) => return refused,
+        Err(why) => return bad(why),
     };
     s.hold.send_replace(on);
     ok(json!({"hold_logins": on}))

@@ -221,7 +221,7 @@ async fn the_session_times_follow_the_given_clock() {
     let at = utc("2026-11-24T23:00:00+05:30");
     let clock = ManualClock::new(at);
     let c = BreezeClient::new(&cfg, Duration::from_secs(5), clock.clone()).unwrap();
-    let key = Secret::new(sim.mint_session_key(&cfg.app_key.expose().to_string()));
+    let key = Secret::new(sim.mint_session_key(cfg.app_key.expose()));
     let s = c.exchange(&key).await.unwrap();
     assert_eq!(s.meta.obtained_at, at);
     assert_eq!(s.meta.expires_at, utc("2026-11-25T00:00:00+05:30"));
