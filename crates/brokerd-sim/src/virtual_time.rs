@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokerd_core::time::{Clock, ManualClock};
+use brokerd_core::time::{Clock, ManualClock, Moved};
 use chrono::{DateTime, Utc};
 
 /// Virtual time per real tick, and the tick: 20× real time, in steps small
@@ -43,31 +43,6 @@ impl Pump {
         Self { clock, task }
     }
 
-    /// A clock that reads `origin + (system time - since) × speed`, set to
-    /// that every tick: processes given the same three values (a test and
-    /// the daemon it runs as a child process) agree on virtual time without
-    /// talking to each other. Unlike [`Pump::start`]'s, this time keeps
-    /// running while the machine is too busy to tick, so tests pick a
-    /// modest `speed`.
-    pub fn following(origin: DateTime<Utc>, since: DateTime<Utc>, speed: i32) -> Self {
-        let at = move || origin + (Utc::now() - since) * speed;
-        let clock = ManualClock::new(at());
-        let moved = Arc::clone(&clock);
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                // Never backwards: a stepped system clock waits instead.
-                let next = at();
-                if next > moved.now() {
-                    moved.set(next);
-                }
-            }
-        });
-        Self { clock, task }
-    }
-
     /// Waits until `d` of virtual time has passed.
     pub async fn sleep(&self, d: Duration) {
         let until = self.clock.now() + d;
@@ -76,6 +51,68 @@ impl Pump {
 }
 
 impl Drop for Pump {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A clock that reads `origin + (system time - since) × speed` whenever it
+/// is asked: processes given the same three values (a test and the daemon
+/// it runs as a child process) agree on virtual time without talking to
+/// each other, however busy either is. Unlike [`Pump::start`]'s, this time
+/// keeps running while the machine is too busy to tick, so tests pick a
+/// modest `speed`.
+#[derive(Debug)]
+pub struct FollowingClock {
+    origin: DateTime<Utc>,
+    since: DateTime<Utc>,
+    speed: i32,
+    /// Moved every tick only to wake what sleeps on this clock, so that a
+    /// sleeper looks at the time again.
+    ticks: Arc<ManualClock>,
+}
+
+impl Clock for FollowingClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.origin + (Utc::now() - self.since) * self.speed
+    }
+
+    fn moved(&self) -> Moved {
+        self.ticks.moved()
+    }
+}
+
+/// Wakes a [`FollowingClock`]'s sleepers every tick while it lives.
+pub struct Following {
+    /// The clock; hand it to the daemon and the simulators.
+    pub clock: Arc<FollowingClock>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Following {
+    /// A [`FollowingClock`] from `origin`, `since` and `speed`. Needs a
+    /// tokio runtime (it spawns the ticks).
+    pub fn start(origin: DateTime<Utc>, since: DateTime<Utc>, speed: i32) -> Self {
+        let ticks = ManualClock::new(since);
+        let clock = Arc::new(FollowingClock {
+            origin,
+            since,
+            speed,
+            ticks: Arc::clone(&ticks),
+        });
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                ticks.advance(chrono::Duration::milliseconds(1));
+            }
+        });
+        Self { clock, task }
+    }
+}
+
+impl Drop for Following {
     fn drop(&mut self) {
         self.task.abort();
     }

@@ -4,13 +4,13 @@
 //! answer, so each kill lands at the worst moment: the code has arrived, no
 //! session exists, and the daemon is waiting.
 //!
-//! The daemon runs in a child process (this test binary again, started for
-//! this test with [`CHILD`] set: the daemon library as the `brokerd` binary
-//! runs it, on a clock of its own), killed with SIGKILL and restarted. The
-//! child and the simulator here read the same virtual time, ten times
-//! faster than real time, from the system clock and one origin passed to
-//! the child ([`Pump::following`]): TOTP windows last 3 s of real time, and
-//! the test takes seconds instead of waiting for real 30 s windows.
+//! The daemon runs in a child process (this test binary again, in the
+//! daemon's role: `child::spawn_virtual`, the daemon library as the
+//! `brokerd` binary runs it), killed with SIGKILL and restarted. The child
+//! and the simulator here read the same virtual time, ten times faster than
+//! real time, from the system clock and one origin passed to the child
+//! (`virtual_time::Following`): TOTP windows last 3 s of real time, and the test
+//! takes seconds instead of waiting for real 30 s windows.
 
 use crate::common;
 use crate::common::child;
@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use brokerd_core::time::Clock;
 use brokerd_sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser, TotpAttempt};
-use brokerd_sim::virtual_time::Pump;
+use child::SharedTime;
 use chrono::{DateTime, Utc};
 use common::blackbox::{self, brokerctl};
 use common::eventually;
@@ -31,38 +31,11 @@ const STEP_MS: u64 = 30_000;
 const MIN_REMAINING_MS: u64 = 5_000;
 /// Virtual time runs this many times faster than real time.
 const SPEED: i32 = 10;
-/// Set (to the test's folder) in the child that runs the daemon.
-const CHILD: &str = "BROKERD_TEST_TOTP_CRASH_DAEMON";
-/// The virtual clock's origin and the system time it stood there, in Unix
-/// milliseconds, for the child.
-const ORIGIN: &str = "BROKERD_TEST_CLOCK_ORIGIN_MS";
-const SINCE: &str = "BROKERD_TEST_CLOCK_SINCE_MS";
 /// This test, by its module path, for the child's command line.
 const THIS_TEST: &str = "totp_crash::a_totp_window_is_never_used_twice_across_kill_9";
 
 fn millis(t: DateTime<Utc>) -> u64 {
     u64::try_from(t.timestamp_millis()).unwrap()
-}
-
-fn from_millis(var: &str) -> DateTime<Utc> {
-    let ms = std::env::var(var).unwrap().parse().unwrap();
-    DateTime::from_timestamp_millis(ms).unwrap()
-}
-
-/// The child: the daemon on `dir/brokerd.toml`, as `brokerd --config` runs
-/// it (JSON logs on stderr, the key from `BROKERD_KEY`), on the virtual
-/// clock the parent describes, until SIGTERM (or SIGKILL).
-async fn run_daemon(dir: &Path) {
-    let loaded = brokerd::config::Config::load(&dir.join("brokerd.toml")).unwrap();
-    brokerd::logging::init(loaded.config.daemon.log_format);
-    let time = Pump::following(from_millis(ORIGIN), from_millis(SINCE), SPEED);
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
-    let running = brokerd::daemon::start_on(loaded, None, time.clock.clone())
-        .await
-        .unwrap();
-    term.recv().await;
-    running.stop().await;
 }
 
 fn config(d: &Path, sim: &KotakSim) -> String {
@@ -119,22 +92,12 @@ impl Daemon {
     }
 }
 
-/// Run `run` of the daemon: this test binary again, in the child's role,
+/// Run `run` of the daemon: this test binary again, in the daemon's role,
 /// with its stderr in `d/daemon{run}.log` (read by `child::run_logs`).
-fn spawn(d: &Path, key_b64: &str, run: usize, clock: (DateTime<Utc>, DateTime<Utc>)) -> Daemon {
+fn spawn(d: &Path, key_b64: &str, run: usize, time: SharedTime) -> Daemon {
     let log = std::fs::File::create(d.join(format!("daemon{run}.log"))).unwrap();
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", THIS_TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD, d)
-        .env("BROKERD_KEY", key_b64)
-        .env("RUST_LOG", "debug")
-        .env(ORIGIN, millis(clock.0).to_string())
-        .env(SINCE, millis(clock.1).to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Daemon(Some(child))
+    let env = [("BROKERD_KEY", key_b64), ("RUST_LOG", "debug")];
+    Daemon(Some(child::spawn_virtual(THIS_TEST, d, time, &env, log)))
 }
 
 /// SIGKILL (what `Child::kill` sends on Unix): no shutdown path runs.
@@ -168,8 +131,8 @@ async fn wait_for_held_code(sim: &KotakSim, n: usize, limit: Duration, d: &Path)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_totp_window_is_never_used_twice_across_kill_9() {
-    if let Some(dir) = std::env::var_os(CHILD) {
-        return run_daemon(Path::new(&dir)).await;
+    if child::daemon_child().await {
+        return;
     }
     // Virtual time starts 1 s into a window, so the first window still has
     // well over `totp_min_remaining` left when the daemon restarts: a
@@ -177,8 +140,12 @@ async fn a_totp_window_is_never_used_twice_across_kill_9() {
     let since = Utc::now();
     let into = millis(since) % STEP_MS;
     let origin = since - chrono::Duration::milliseconds(into as i64 - 1000);
-    let time = Pump::following(origin, since, SPEED);
-    let clock = (origin, since);
+    let clock = SharedTime {
+        origin,
+        since,
+        speed: SPEED,
+    };
+    let time = clock.pump();
     let now_ms = || millis(time.clock.now());
 
     let sim = KotakSim::start(KotakSimConfig::default()).await.unwrap();
