@@ -7,13 +7,17 @@
 //! Its knobs reproduce what trips up real logins: request tokens that are
 //! single-use and short-lived, a browser login as the wrong Kite user, a
 //! second login that kills (or returns) the first token, a master logout
-//! from Kite web, and overloaded or broken answers at the exchange.
+//! from Kite web, access tokens that die at the daily cut-off (06:00 IST),
+//! and overloaded or broken answers at the exchange. Time is read from a
+//! given clock ([`KiteSim::set_clock`]; the system clock by default).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use brokerd_core::time::{SharedClock, SystemClock};
+use chrono::{DateTime, NaiveTime, Utc};
 use parking_lot::Mutex;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -150,6 +154,11 @@ pub struct TickerAttempt {
 }
 
 struct Inner {
+    /// The sim's clock: the system clock, or a test's manual clock shared
+    /// with the daemon.
+    clock: SharedClock,
+    /// When access tokens die, on the IST wall clock (`None`: never).
+    cutoff: Option<NaiveTime>,
     /// Registered redirect URL per app, same order as `Shared::apps`.
     redirects: Vec<Option<String>>,
     request_ttl: Duration,
@@ -176,7 +185,8 @@ struct Inner {
 struct Pending {
     app: usize,
     user_id: String,
-    at: Instant,
+    /// When the browser login made it, on the sim's clock.
+    at: DateTime<Utc>,
 }
 
 /// An access token and what the exchange answered with it.
@@ -186,14 +196,25 @@ struct Session {
     public_token: String,
     login_time: String,
     revoked: bool,
+    /// The first cut-off after the exchange, on the sim's clock (`None`:
+    /// no cut-off was set).
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// Neither revoked nor past its cut-off at `now`.
+    fn alive(&self, now: DateTime<Utc>) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|end| now < end)
+    }
 }
 
 impl Inner {
     /// The session of `access_token` if it is alive and belongs to `app`.
     fn live(&self, app: usize, access_token: &str) -> Option<&Session> {
+        let now = self.clock.now();
         self.sessions
             .get(access_token)
-            .filter(|s| !s.revoked && s.app == app)
+            .filter(|s| s.alive(now) && s.app == app)
     }
 
     /// Every access token dies (a master logout from Kite web).
@@ -216,7 +237,7 @@ impl Inner {
         let pending = Pending {
             app,
             user_id,
-            at: Instant::now(),
+            at: self.clock.now(),
         };
         self.requests.insert(token.clone(), pending);
         self.issued.push(token.clone());
@@ -253,6 +274,8 @@ impl KiteSim {
             base_url: format!("http://{addr}"),
             ticker_drop: tokio::sync::watch::Sender::new(0),
             inner: Mutex::new(Inner {
+                clock: SystemClock::shared(),
+                cutoff: NaiveTime::from_hms_opt(6, 0, 0),
                 redirects,
                 request_ttl: DEFAULT_REQUEST_TOKEN_TTL,
                 browser_user: None,
@@ -304,6 +327,21 @@ impl KiteSim {
         if let Some(i) = self.shared.app_index(api_key) {
             self.shared.inner.lock().redirects[i] = Some(url.to_string());
         }
+    }
+
+    /// Runs the sim on `clock` (a test's manual clock, shared with the
+    /// daemon): request-token lifetimes, the access tokens' cut-off,
+    /// `login_time` and latency follow it, so a test moves time instead of
+    /// waiting for it.
+    pub fn set_clock(&self, clock: SharedClock) {
+        self.shared.inner.lock().clock = clock;
+    }
+
+    /// When access tokens die, on the IST wall clock (default 06:00, Kite's
+    /// documented roll-over; `None`: never). Applies to tokens issued from
+    /// now on.
+    pub fn set_cutoff(&self, cutoff: Option<NaiveTime>) {
+        self.shared.inner.lock().cutoff = cutoff;
     }
 
     /// How long a request token may wait for its exchange (default 300 s).
@@ -374,10 +412,11 @@ impl KiteSim {
         self.shared.inner.lock().logouts
     }
 
-    /// True when `access_token` would be accepted now.
+    /// True when `access_token` would be accepted now (by the sim's clock).
     pub fn is_token_valid(&self, access_token: &str) -> bool {
         let g = self.shared.inner.lock();
-        g.sessions.get(access_token).is_some_and(|s| !s.revoked)
+        let now = g.clock.now();
+        g.sessions.get(access_token).is_some_and(|s| s.alive(now))
     }
 
     /// Every request token and access token issued, oldest first (tests

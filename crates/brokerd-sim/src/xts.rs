@@ -125,7 +125,7 @@ struct ApiState {
     logins: u64,
     /// When each login request arrived, for tests of the spacing between
     /// logins (measured here, not by polling the count).
-    login_times: Vec<std::time::Instant>,
+    login_times: Vec<chrono::DateTime<chrono::Utc>>,
     successes: u64,
     logouts: u64,
 }
@@ -289,8 +289,8 @@ impl XtsSim {
     }
 
     /// When each login attempt arrived, in order (as [`Self::login_count`]
-    /// counts them).
-    pub fn login_times(&self, api: Api) -> Vec<std::time::Instant> {
+    /// counts them), on the sim's clock (without the clock offset).
+    pub fn login_times(&self, api: Api) -> Vec<chrono::DateTime<chrono::Utc>> {
         self.shared.inner.lock().apis[idx(api)].login_times.clone()
     }
 

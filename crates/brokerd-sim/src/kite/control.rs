@@ -110,7 +110,8 @@ async fn request_token_ttl(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> 
 
 async fn stats(State(s): State<Arc<Shared>>) -> Response {
     let g = s.inner.lock();
-    let live = g.sessions.values().filter(|x| !x.revoked).count();
+    let now = g.clock.now();
+    let live = g.sessions.values().filter(|x| x.alive(now)).count();
     ok(json!({
         "exchanges": g.exchanges, "successful_exchanges": g.successes,
         "profiles": g.profiles, "logouts": g.logouts, "faults": g.faults.len(),

@@ -630,3 +630,39 @@ mod ticker {
         assert_eq!(body["data"][0]["status"], 403);
     }
 }
+
+/// On a manual clock the sim reads no real time: a request token's life and
+/// the access token's 06:00 IST cut-off follow the clock's moves.
+#[tokio::test]
+async fn a_manual_clock_drives_request_token_life_and_the_cutoff() {
+    use brokerd_core::time::ManualClock;
+    let sim = sim().await;
+    // 05:50 IST, ten minutes before the cut-off.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-24T05:50:00+05:30")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let clock = ManualClock::new(start);
+    sim.set_clock(clock.clone());
+    sim.set_request_token_ttl(Duration::from_secs(60));
+    let late = sim.mint_request_token(KEY);
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(exchange(&sim, &late).await, (403, token_invalid()));
+    let token = access_token(&sim).await;
+    let (status, body) = profile(&sim, KEY, &token).await;
+    assert_eq!(status, 200, "{body}");
+    // login_time is the sim clock's, on the IST wall clock.
+    assert_eq!(
+        sim.last_exchange_answer().unwrap()["login_time"],
+        "2026-11-24 05:51:01"
+    );
+    clock.set(start + chrono::Duration::seconds(599));
+    assert!(sim.is_token_valid(&token));
+    clock.set(start + chrono::Duration::seconds(600));
+    assert!(!sim.is_token_valid(&token));
+    assert_eq!(profile(&sim, KEY, &token).await, (403, dead()));
+    // Without a cut-off a token lives on.
+    sim.set_cutoff(None);
+    let token = access_token(&sim).await;
+    clock.advance(chrono::Duration::days(3));
+    assert!(sim.is_token_valid(&token));
+}

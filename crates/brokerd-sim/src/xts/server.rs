@@ -130,9 +130,10 @@ async fn login_fields(req: Request) -> HashMap<String, String> {
 async fn login(State(s): State<Arc<Shared>>, api: Api, req: Request) -> Response {
     let fault = {
         let mut g = s.inner.lock();
+        let now = g.clock.now();
         let a = &mut g.apis[idx(api)];
         a.logins += 1;
-        a.login_times.push(std::time::Instant::now());
+        a.login_times.push(now);
         a.faults.pop_front()
     };
     tracing::debug!(%api, fault = ?fault, "xts sim: login attempt");

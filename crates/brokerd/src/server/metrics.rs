@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
-
 use crate::session::pacing::HostPacer;
 use crate::session::{SlotStatus, State};
 
@@ -48,7 +46,6 @@ impl ServerMetrics {
     /// The exposition text for these metrics plus the slots'.
     pub fn render(&self, slots: &[SlotStatus], hosts: &[Arc<HostPacer>]) -> String {
         let mut out = String::new();
-        let now = Utc::now();
         let states = [
             State::Empty,
             State::Active,
@@ -68,7 +65,7 @@ impl ServerMetrics {
             |s| {
                 vec![(
                     String::new(),
-                    s.expires_at.map_or(0, |t| (t - now).num_seconds().max(0)) as u64,
+                    s.expires_at.map_or(0, |t| (t - s.at).num_seconds().max(0)) as u64,
                 )]
             },
         );

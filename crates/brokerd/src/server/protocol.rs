@@ -316,7 +316,8 @@ pub fn error_reply(id: Option<&RawValue>, err: &RequestError) -> String {
 
 /// One account line of `status`.
 pub fn status_entry(s: &SlotStatus) -> StatusEntry {
-    let now = Utc::now();
+    // The slot's clock, not this host's: the same one its expiry is read on.
+    let now = s.at;
     StatusEntry {
         account: s.key.account.clone(),
         api: s.key.api.as_str().to_string(),

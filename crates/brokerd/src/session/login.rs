@@ -46,6 +46,9 @@ impl Slot {
                 .await;
         }
         let connector = self.settings.lock().connector.clone();
+        // How long the broker call took, for the log: a real-time
+        // measurement of I/O. Every decision uses `started_at`, on the
+        // daemon's clock.
         let started = Instant::now();
         let started_at = self.now();
         let next_generation = match self
@@ -88,11 +91,11 @@ impl Slot {
         drop(turn);
         match result {
             Ok((mut session, client)) => {
-                // When the daemon obtained it, by the daemon's clock: the
-                // broker module stamped its own reading of the system clock
-                // (the same instant in production), and every decision
-                // about this session (refresh floors, early deaths) must
-                // see the one clock a test may be moving.
+                // When the daemon obtained it, by the daemon's clock. The
+                // broker module read the same clock when the answer came;
+                // stamping it again here makes the arrival the one moment
+                // every decision about this session (refresh floors, early
+                // deaths) counts from, whatever a broker module does.
                 session.meta.obtained_at = self.now();
                 let problem = self
                     .state

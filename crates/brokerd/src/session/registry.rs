@@ -150,6 +150,12 @@ impl Registry {
         &self.pacer
     }
 
+    /// The daemon's one clock (audit windows and anything else that must
+    /// agree with the slots about what time it is).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// The store every slot persists to.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
@@ -417,7 +423,7 @@ fn connectors(
     match account.broker {
         BrokerId::Jainam => planned(
             &account.jainam,
-            |c| JainamConnector::plan(c, timeout),
+            |c| JainamConnector::plan(c, timeout, Arc::clone(clock)),
             Connector::Jainam,
         ),
         BrokerId::KotakNeo => planned(
@@ -427,12 +433,12 @@ fn connectors(
         ),
         BrokerId::Zerodha => planned(
             &account.zerodha,
-            |c| ZerodhaConnector::plan(c, timeout),
+            |c| ZerodhaConnector::plan(c, timeout, Arc::clone(clock)),
             Connector::Zerodha,
         ),
         BrokerId::Breeze => planned(
             &account.breeze,
-            |c| BreezeConnector::plan(c, timeout),
+            |c| BreezeConnector::plan(c, timeout, Arc::clone(clock)),
             Connector::Breeze,
         ),
         BrokerId::AngelOne => planned(

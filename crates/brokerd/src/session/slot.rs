@@ -388,6 +388,9 @@ impl Slot {
         need: Need,
         wait: Duration,
     ) -> Result<Arc<Live>, RequestError> {
+        // The caller's `wait` is its patience on the socket, an I/O deadline
+        // in real time (tokio's); what the session needs is decided on the
+        // daemon's clock inside the machine.
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changed.subscribe();
         let mut asked = false;

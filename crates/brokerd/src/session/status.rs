@@ -11,6 +11,9 @@ use crate::brokers::SessionKey;
 pub struct SlotStatus {
     /// Which slot.
     pub key: SessionKey,
+    /// When this view was taken, on the daemon's clock: what `status` and
+    /// the metrics count the seconds left from.
+    pub at: DateTime<Utc>,
     /// Its state.
     pub state: State,
     /// Generation of the current session (or the newest issued when none).
@@ -74,6 +77,7 @@ impl Slot {
         let c = &self.counters;
         let mut status = SlotStatus {
             key: self.key.clone(),
+            at: now,
             state,
             generation: live.map_or(st.generation(), |l| l.generation),
             expires_at: usable.map(|l| l.expires_at()),

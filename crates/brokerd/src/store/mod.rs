@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokerd_core::time::{SharedClock, SystemClock};
 use chrono::{DateTime, Utc};
 
 pub use crypto::{EncryptionKey, KeyError, load_key, write_key_file};
@@ -104,10 +105,24 @@ pub enum Store {
 
 impl Store {
     /// Opens (creating if missing) the store at `url` and brings its schema
-    /// up to date. Accepted: what [`database_file`] accepts.
+    /// up to date. Accepted: what [`database_file`] accepts. Its rows are
+    /// stamped on the system clock.
     pub async fn open(url: &str, key: EncryptionKey) -> Result<Store, StoreError> {
+        Self::open_on(url, key, SystemClock::shared()).await
+    }
+
+    /// [`Store::open`] on `clock` (the daemon's): audit rows, `updated_at`
+    /// and reservations are stamped with it and audit pruning counts ages on
+    /// it, so a test's manual clock and the store agree on when things were.
+    pub async fn open_on(
+        url: &str,
+        key: EncryptionKey,
+        clock: SharedClock,
+    ) -> Result<Store, StoreError> {
         let path = database_file(url)?;
-        Ok(Store::Sqlite(sqlite::SqliteStore::open(path, key).await?))
+        Ok(Store::Sqlite(
+            sqlite::SqliteStore::open(path, key, clock).await?,
+        ))
     }
 
     /// Proves that the next [`Store::save_session`] of `key` can land,

@@ -16,7 +16,7 @@ pub use connector::ZerodhaConnector;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use brokerd_core::SharedClock;
 use reqwest::Url;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -31,20 +31,29 @@ use errors::KiteError;
 /// The API version every request declares.
 const KITE_VERSION: &str = "3";
 
-/// One session's client: a brand-new HTTP client and the account's Kite
-/// settings (whose secrets print masked).
+/// One session's client: a brand-new HTTP client, the account's Kite
+/// settings (whose secrets print masked) and the daemon's clock.
 #[derive(Debug)]
 pub struct ZerodhaClient {
     http: reqwest::Client,
     cfg: ZerodhaConfig,
+    /// The daemon's clock: a session's `obtained_at` and the 06:00 IST
+    /// cut-off it expires at are read from it.
+    clock: SharedClock,
 }
 
 impl ZerodhaClient {
-    /// A brand-new client (its own reqwest::Client via http::new_client) for one session.
-    pub fn new(cfg: &ZerodhaConfig, timeout: Duration) -> Result<Self, BrokerError> {
+    /// A brand-new client (its own reqwest::Client via http::new_client) for
+    /// one session, reading time from `clock`.
+    pub fn new(
+        cfg: &ZerodhaConfig,
+        timeout: Duration,
+        clock: SharedClock,
+    ) -> Result<Self, BrokerError> {
         Ok(Self {
             http: http::new_client(timeout)?,
             cfg: cfg.clone(),
+            clock,
         })
     }
 
@@ -159,7 +168,7 @@ impl ZerodhaClient {
                 fields.insert(key.into(), json!(v));
             }
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let expires_at = ist::next_at(now, self.cfg.cutoff);
         info!(user_id = %user_id, token = %fingerprint(access_token), %expires_at,
             "Kite session obtained");

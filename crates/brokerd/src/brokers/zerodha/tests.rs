@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveTime, TimeDelta, Timelike};
+use chrono::{NaiveTime, TimeDelta, Timelike, Utc};
 use reqwest::redirect;
 use serde_json::json;
 
 use super::*;
 use crate::config::Reminder;
+use brokerd_core::time::{ManualClock, SystemClock};
 use brokerd_sim::kite::{KiteFail, KiteSim, KiteSimApp, KiteSimConfig};
 
 const KEY: &str = "demokitekey01";
@@ -40,7 +41,7 @@ fn cfg(sim: &KiteSim) -> ZerodhaConfig {
 }
 
 fn client(cfg: &ZerodhaConfig) -> ZerodhaClient {
-    ZerodhaClient::new(cfg, Duration::from_secs(5)).unwrap()
+    ZerodhaClient::new(cfg, Duration::from_secs(5), SystemClock::shared()).unwrap()
 }
 
 async fn sim() -> KiteSim {
@@ -75,6 +76,27 @@ fn assert_clean(e: &BrokerError, secrets: &[&str]) {
     for s in secrets {
         assert!(!e.message().contains(s), "{s:?} leaked into {e:?}");
     }
+}
+
+/// The session's times come from the clock the client is given, not the
+/// system's: one minute before the 06:00 IST cut-off, it ends at the cut-off.
+#[tokio::test]
+async fn the_session_times_follow_the_given_clock() {
+    let sim = sim().await;
+    let cfg = cfg(&sim);
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T05:59:00+05:30")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = ManualClock::new(at);
+    let client = ZerodhaClient::new(&cfg, Duration::from_secs(5), clock.clone()).unwrap();
+    let token = Secret::new(sim.mint_request_token(KEY));
+    let session = client.exchange(&token).await.unwrap();
+    assert_eq!(session.meta.obtained_at, at);
+    assert_eq!(
+        session.meta.expires_at.to_rfc3339(),
+        "2026-11-24T00:30:00+00:00",
+        "06:00 IST the same day"
+    );
 }
 
 #[tokio::test]
@@ -284,7 +306,8 @@ async fn overload_broken_answers_and_network_trouble_are_transient() {
     assert_eq!((sim.exchange_count(), sim.successful_exchanges()), (5, 1));
 
     sim.set_latency(Duration::from_millis(300));
-    let impatient = ZerodhaClient::new(&cfg(&sim), Duration::from_millis(80)).unwrap();
+    let impatient =
+        ZerodhaClient::new(&cfg(&sim), Duration::from_millis(80), SystemClock::shared()).unwrap();
     let e = impatient
         .exchange(&Secret::new(sim.mint_request_token(KEY)))
         .await

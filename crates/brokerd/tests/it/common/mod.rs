@@ -32,6 +32,8 @@ pub struct Harness {
     pub limits: String,
     /// Extra lines for the main account's `[account.jainam]` table.
     pub jainam: String,
+    /// The clock every boot of the daemon runs on (`None`: the system's).
+    pub clock: Option<brokerd_core::SharedClock>,
 }
 
 impl Harness {
@@ -78,14 +80,14 @@ impl Harness {
             daemon: daemon.to_string(),
             limits: String::new(),
             jainam: String::new(),
+            clock: None,
         };
         h.boot().await;
         h
     }
 
-    /// Like [`start`], with the daemon and the simulator on `pump`'s
-    /// virtual clock (for the first boot; a restart goes back to the
-    /// system clock).
+    /// Like [`start`], with the daemon (every boot of it) and the
+    /// simulator on `pump`'s virtual clock.
     pub async fn start_virtual(policy: &str, pump: &virtual_time::Pump) -> Self {
         Self::start_on(policy, "", Some(pump)).await
     }
@@ -107,15 +109,9 @@ impl Harness {
             daemon: String::new(),
             limits: String::new(),
             jainam: String::new(),
+            clock: pump.map(|p| p.clock.clone() as brokerd_core::SharedClock),
         };
-        match pump {
-            Some(pump) => {
-                let loaded = h.load(&h.config_text());
-                let running = daemon::start_on(loaded, None, pump.clock.clone()).await;
-                h.running = Some(running.expect("daemon starts"));
-            }
-            None => h.boot().await,
-        }
+        h.boot().await;
         h
     }
 
@@ -180,7 +176,11 @@ secret_key = "demo-market-secret"
     /// Starts (or restarts) the daemon on the same directory.
     pub async fn boot(&mut self) {
         let loaded = self.load(&self.config_text());
-        self.running = Some(daemon::start(loaded).await.expect("daemon starts"));
+        let running = match &self.clock {
+            Some(clock) => daemon::start_on(loaded, None, clock.clone()).await,
+            None => daemon::start(loaded).await,
+        };
+        self.running = Some(running.expect("daemon starts"));
     }
 
     /// Restarts with extra `[account.jainam]` lines for account main.
