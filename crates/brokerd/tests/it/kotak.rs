@@ -363,6 +363,11 @@ async fn a_stored_kotak_session_is_checked_and_reused_after_a_restart() {
     k.sim.set_ip_rule(None);
     k.sim.reject_all_now();
     k.restart().await;
+    // Served until the background check finds it dead, then one login.
+    assert!(
+        eventually(Duration::from_secs(20), || k.sim.login_count() == 2).await,
+        "the check found it dead and logged in"
+    );
     assert_eq!(session(&k.token().await)["generation"], 2);
     assert_eq!(
         k.sim.login_count(),
