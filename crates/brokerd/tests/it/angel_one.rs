@@ -306,3 +306,97 @@ async fn the_refresh_renews_through_generate_tokens() {
     assert_eq!(a.sim.stats().renewals, 2, "the renewal was tried first");
     assert_eq!(session(&a.token().await)["generation"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_session_report_while_a_renewal_runs_starts_no_login() {
+    // 70 s jwtTokens: the renewal comes 40 s after the login.
+    let a = Angel::start(
+        "login_at_start = false\nrefresh_margin = \"30s\"\nrefresh_jitter = \"0s\"",
+        "",
+        |sim| sim.set_jwt_lifetime(Duration::from_secs(70)),
+    )
+    .await;
+    let first = session(&a.token().await).clone();
+    // The renewal is held 20 virtual seconds at the broker (1 s real), and
+    // renewed tokens live 10 minutes.
+    a.sim.set_jwt_lifetime(Duration::from_secs(600));
+    a.sim.set_latency(Duration::from_secs(20));
+    let mut state = a.status().await["state"].clone();
+    for _ in 0..2400 {
+        if state == "refreshing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        state = a.status().await["state"].clone();
+    }
+    assert_eq!(state, "refreshing", "the renewal started");
+    assert_eq!(a.sim.stats().successful_renewals, 0, "and is still held");
+    // Clients report the live generation dead while it runs: the renewal
+    // already brings the next session, so no login is started.
+    let reports = (0..10).map(|_| a.invalidate(&first["generation"], AG8001));
+    for r in futures::future::join_all(reports).await {
+        assert_eq!(session(&r)["generation"], 2, "{r}");
+    }
+    a.sim.set_latency(Duration::ZERO);
+    assert_eq!(a.sim.login_count(), 1, "no login: the renewal answered");
+    let stats = a.sim.stats();
+    assert_eq!((stats.renewals, stats.successful_renewals), (1, 1));
+    let renewed = session(&a.token().await).clone();
+    assert!(a.sim.is_token_valid(renewed["token"].as_str().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_answered_with_an_expired_token_is_never_served() {
+    let a = Angel::start(
+        "login_at_start = false\nrefresh_margin = \"30s\"\nrefresh_jitter = \"0s\"",
+        "",
+        |sim| sim.set_jwt_lifetime(Duration::from_secs(70)),
+    )
+    .await;
+    let first = session(&a.token().await).clone();
+    // The broker answers the renewal with a token that is already dead.
+    a.sim.set_jwt_lifetime(Duration::ZERO);
+    assert!(
+        eventually(Duration::from_secs(60), || a
+            .sim
+            .stats()
+            .successful_renewals
+            >= 1)
+        .await,
+        "a renewal was answered"
+    );
+    // Not published: the live session is still the first one (it has
+    // less than the default min_valid left, so ask for what it has).
+    let served = a
+        .call(json!({"op": "token", "broker": "angel_one", "min_valid_secs": 1}))
+        .await;
+    let served = session(&served).clone();
+    assert_eq!(served["generation"], first["generation"], "{served}");
+    assert!(
+        a.status().await["last_error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired")
+    );
+    // The broker recovers: the retry after the backoff (a login: a failed
+    // refresh is retried as a login) brings a live token; nothing storms.
+    a.sim.set_jwt_lifetime(Duration::from_secs(600));
+    assert!(
+        eventually(Duration::from_secs(30), || a.sim.stats().successful_logins
+            >= 2)
+        .await
+    );
+    let reply = a
+        .call(json!({"op": "token", "broker": "angel_one", "min_valid_secs": 1}))
+        .await;
+    let renewed = session(&reply);
+    assert_ne!(renewed["token"], first["token"], "{reply}");
+    assert_eq!(renewed["generation"], 2, "{reply}");
+    assert!(a.sim.is_token_valid(renewed["token"].as_str().unwrap()));
+    let stats = a.sim.stats();
+    assert_eq!(
+        (stats.renewals, stats.logins),
+        (1, 2),
+        "one dead renewal, one login after the backoff"
+    );
+}
