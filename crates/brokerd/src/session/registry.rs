@@ -331,6 +331,7 @@ impl Registry {
     /// brokers.
     pub async fn rehydrate(&self) -> Vec<(Arc<Slot>, Option<u64>)> {
         let slots = self.slots();
+        let started = std::time::Instant::now();
         let since = self.clock.now()
             - chrono::Duration::from_std(super::machine::budget::HOUR).unwrap_or_default();
         let mut state = match self.store.startup_state(since).await {
@@ -345,7 +346,8 @@ impl Registry {
                 return restored;
             }
         };
-        slots
+        let read_ms = started.elapsed().as_millis() as u64;
+        let restored: Vec<_> = slots
             .iter()
             .map(|slot| {
                 let generation = slot.rehydrate(state.sessions.remove(slot.key()));
@@ -355,7 +357,15 @@ impl Registry {
                 slot.restore_budget_from(state.logins.remove(slot.key()).unwrap_or_default());
                 (Arc::clone(slot), generation)
             })
-            .collect()
+            .collect();
+        tracing::info!(
+            sessions = slots.len(),
+            restored = restored.iter().filter(|(_, g)| g.is_some()).count(),
+            read_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "stored sessions restored without a broker call"
+        );
+        restored
     }
 
     /// Restores one slot (one added by a reload, or when the one-pass read
