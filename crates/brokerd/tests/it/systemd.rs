@@ -42,6 +42,9 @@ async fn the_notify_protocol_in_order() {
     // A harness only for its simulator and config; the daemon runs as a process.
     let mut h = Harness::start("login_at_start = true").await;
     session(&h.token("interactive").await);
+    // Both stored before the stop: a login still waiting for its turn at
+    // the broker host when the daemon stops is given up (invariant 19).
+    session(&h.token("market").await);
     h.stop().await;
     let config = h.dir.path().join("brokerd.toml");
     std::fs::write(&config, h.config_text()).unwrap();
