@@ -192,6 +192,22 @@ impl Store {
         }
     }
 
+    /// What an operator should do about `e`, a write this store refused
+    /// (the end of the `store_unavailable` message).
+    pub fn outage_fix(&self, e: &StoreError) -> &'static str {
+        match (self, e.is_disk_full()) {
+            (Store::Sqlite(_), true) => "free disk space on that filesystem (df -h)",
+            (Store::Sqlite(_), false) => {
+                "check that the file and its folder are writable and the disk is healthy"
+            }
+            (Store::Postgres(_), true) => "free disk space on the database server",
+            (Store::Postgres(_), false) => {
+                "check that the PostgreSQL server is up and reachable from this host, and that \
+                 brokerd's role may write its tables"
+            }
+        }
+    }
+
     /// The switch that fails every write as a full disk does (tests, drills).
     pub fn faults(&self) -> &FaultSwitch {
         match self {

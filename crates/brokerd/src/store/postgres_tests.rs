@@ -222,3 +222,53 @@ async fn a_server_restarted_under_the_store_errors_cleanly_then_works_again() {
     exec(&store, "SELECT 1").await;
     store.close().await;
 }
+
+/// Not a check: the figures for the report (`cargo test -p brokerd --lib
+/// store::postgres_tests::measure -- --ignored --nocapture`). Each backend:
+/// 200 saves one after another, then 200 saves of 200 slots at once, all
+/// durably committed (SQLite: WAL + synchronous FULL; PostgreSQL:
+/// synchronous_commit on, over the Unix socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_save_latency_on_both_backends() {
+    let mut dbs = vec![("sqlite", TestDb::sqlite())];
+    match TestDb::postgres() {
+        Ok(db) => dbs.push(("postgres", db)),
+        Err(why) => pg_test_cluster::skip("measure_save_latency", &why),
+    }
+    for (name, db) in dbs {
+        let store = std::sync::Arc::new(db.open(EncryptionKey::generate()).await);
+        let key = slot("main", Api::Interactive);
+        let mut each = Vec::new();
+        for g in 1..=200u64 {
+            let t = Instant::now();
+            store.save_session(&key, g, &sample(1)).await.unwrap();
+            each.push(t.elapsed());
+        }
+        each.sort();
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = std::sync::Arc::clone(&store);
+                tokio::spawn(async move {
+                    let key = slot(&format!("a{i}"), Api::Interactive);
+                    store.save_session(&key, 1, &sample(1)).await.unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let burst = t.elapsed();
+        eprintln!(
+            "{name}: sequential save p50 {:?} p90 {:?} max {:?}; 200 concurrent saves in {:?} \
+             ({:.0}/s)",
+            each[100],
+            each[180],
+            each[199],
+            burst,
+            200.0 / burst.as_secs_f64()
+        );
+        store.close().await;
+    }
+}
