@@ -52,9 +52,12 @@ pub fn fresh_database() -> Result<String, String> {
     shared()?.create_database()
 }
 
-/// Prints that a PostgreSQL test was skipped, and why.
+/// Prints that a PostgreSQL test was skipped, and why. Written to the
+/// process's stderr itself, not through `eprintln!`, which the test harness
+/// captures (and shows only for failing tests).
 pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test} (PostgreSQL): {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test} (PostgreSQL): {why}");
 }
 
 /// Where the server binaries are: the folder of `initdb` on PATH, else the
