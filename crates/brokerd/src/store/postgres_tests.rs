@@ -1,7 +1,8 @@
 //! What only the PostgreSQL store must show, on a real server (the test
 //! process's private cluster): no secret in clear in any table, commits
 //! synchronous, the URL's password never in a message, highest generation
-//! kept under concurrent saves, and a server restarted under the store:
+//! kept under concurrent saves, the same tables and columns as SQLite, and
+//! a server restarted under the store:
 //! clean errors while it is down, and the same store working again after.
 
 use std::time::{Duration, Instant};
@@ -271,4 +272,39 @@ async fn measure_save_latency_on_both_backends() {
         );
         store.close().await;
     }
+}
+
+/// The two schemas hold the same tables and columns (but the reservation's
+/// padding, which only SQLite can use), so a migration added to one
+/// backend and forgotten in the other fails here.
+#[tokio::test]
+async fn both_schemas_have_the_same_tables_and_columns() {
+    let Some(db) = database("both_schemas_have_the_same_tables_and_columns") else {
+        return;
+    };
+    let pg = db.open(EncryptionKey::generate()).await;
+    let lite_db = TestDb::sqlite();
+    let lite = lite_db.open(EncryptionKey::generate()).await;
+    let Store::Sqlite(lite) = &lite else {
+        unreachable!("opened from an sqlite: URL")
+    };
+    let mut sqlite: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(&lite.pool)
+    .await
+    .unwrap();
+    sqlite.retain(|(t, c)| !(t == "reservations" && c == "padding"));
+    sqlite.sort();
+    let mut postgres: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(pool(&pg))
+    .await
+    .unwrap();
+    postgres.sort();
+    assert_eq!(postgres, sqlite);
+    assert!(sqlite.len() > 30, "{sqlite:?}");
 }
