@@ -479,8 +479,13 @@ pub fn own_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// A database URL without its password, for messages.
+/// A database URL without its password, for messages: a PostgreSQL URL
+/// as its database, user and host ([`store::postgres::describe`]), which
+/// also leaves out a password given as a query parameter.
 fn redact_url(url: &str) -> String {
+    if let Ok(store::StoreUrl::Postgres(url)) = store::parse_url(url) {
+        return store::postgres::describe(&url);
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
         _ => url.to_string(),
@@ -504,7 +509,11 @@ mod tests {
 
     #[test]
     fn urls_lose_their_password() {
-        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db?password=pw2"),
+            "PostgreSQL database db as u on h:5432"
+        );
+        assert_eq!(redact_url("mysql://u:pw@h/db"), "mysql://***@h/db");
         assert_eq!(redact_url("sqlite:///a/b.db"), "sqlite:///a/b.db");
     }
 }

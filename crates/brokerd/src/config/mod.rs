@@ -228,9 +228,10 @@ pub struct DaemonConfig {
     /// Folder for the database and other state (absolute after loading).
     pub state_dir: PathBuf,
     /// sqlx URL of the store: `sqlite://...` (default: `brokerd.db` in
-    /// `state_dir`), the only kind this build opens
-    /// ([`crate::store::database_file`]). A relative path has been made
-    /// absolute.
+    /// `state_dir`; a relative path has been made absolute) or
+    /// `postgres://...` / `postgresql://...`, kept as written (it may hold
+    /// a password: print [`crate::store::postgres::describe`] of it). The
+    /// store's rule: [`crate::store::parse_url`].
     pub database_url: String,
     /// Where the storage encryption key lives. Not resolved here: the store
     /// reads it and checks the file's mode. Never a literal.
@@ -253,6 +254,18 @@ pub struct DaemonConfig {
     pub pacing: std::collections::HashMap<crate::brokers::BrokerId, crate::brokers::pace::Pace>,
 }
 
+/// A store URL as `Debug` shows it: a PostgreSQL URL as what it points to
+/// (its password may also be a query parameter), others with any password
+/// masked.
+fn redacted_database_url(url: &str) -> String {
+    match crate::store::parse_url(url) {
+        Ok(crate::store::StoreUrl::Postgres(url)) => crate::store::postgres::describe(&url),
+        Ok(crate::store::StoreUrl::Sqlite(_)) | Err(_) => {
+            validate::redact_url_password(url).into_owned()
+        }
+    }
+}
+
 /// Written by hand so a password inside a `postgres://` URL is masked.
 impl fmt::Debug for DaemonConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,10 +276,7 @@ impl fmt::Debug for DaemonConfig {
             .field("allowed_uids", &self.allowed_uids)
             .field("allowed_gids", &self.allowed_gids)
             .field("state_dir", &self.state_dir)
-            .field(
-                "database_url",
-                &validate::redact_url_password(&self.database_url),
-            )
+            .field("database_url", &redacted_database_url(&self.database_url))
             .field("key", &self.key)
             .field("create_key_if_missing", &self.create_key_if_missing)
             .field("log_format", &self.log_format)

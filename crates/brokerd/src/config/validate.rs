@@ -371,7 +371,7 @@ fn socket_mode(c: &mut Check<'_>, value: Option<Value>) -> u32 {
 
 /// The default sits in the state directory; a relative sqlite path is made
 /// absolute against the config's folder like every other path. Which URLs
-/// are supported is the store's rule ([`crate::store::database_file`]).
+/// are supported is the store's rule ([`crate::store::parse_url`]).
 fn database_url(c: &mut Check<'_>, value: Option<Value>, state_dir: &Path) -> String {
     const KEY: &str = "daemon.database_url";
     let Some(url) = c.string(value, KEY) else {
@@ -380,9 +380,14 @@ fn database_url(c: &mut Check<'_>, value: Option<Value>, state_dir: &Path) -> St
             state_dir.join(DEFAULT_DATABASE_FILE).display()
         );
     };
-    match crate::store::database_file(&url) {
+    match crate::store::parse_url(&url) {
         // Made absolute; the URL has no query (the store refuses one).
-        Ok(file) => format!("sqlite://{}", c.resolve(&file).display()),
+        Ok(crate::store::StoreUrl::Sqlite(file)) => {
+            format!("sqlite://{}", c.resolve(&file).display())
+        }
+        // Checked for shape only: whether the server answers is the
+        // start's business (it connects with a short timeout).
+        Ok(crate::store::StoreUrl::Postgres(url)) => url,
         Err(unsupported) => {
             c.problem(KEY, unsupported.problem, unsupported.fix);
             url

@@ -135,12 +135,16 @@ fn key(daemon: &DaemonConfig, inputs: &Inputs<'_>) -> Option<ConfigProblem> {
     ))
 }
 
-/// The store's URL names what this build supports, and its database file
-/// can be opened for writing, or created.
+/// The store's URL names what this build supports, and (SQLite) its
+/// database file can be opened for writing, or created. A PostgreSQL URL is
+/// checked for shape only: connecting is the start's first act with the
+/// store, and it refuses within seconds, naming the database but never the
+/// password, when the server cannot be reached.
 fn database(daemon: &DaemonConfig) -> Option<ConfigProblem> {
     const KEY: &str = "daemon.database_url";
-    let file = match store::database_file(&daemon.database_url) {
-        Ok(f) => f,
+    let file = match store::parse_url(&daemon.database_url) {
+        Ok(store::StoreUrl::Sqlite(f)) => f,
+        Ok(store::StoreUrl::Postgres(_)) => return None,
         Err(u) => return Some(ConfigProblem::new(KEY, u.problem, u.fix)),
     };
     let fix = "point daemon.database_url at a file the daemon's user can write, or remove it \

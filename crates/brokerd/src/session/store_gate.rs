@@ -81,7 +81,12 @@ impl Slot {
         by: GateBy,
         spent: bool,
     ) -> RequestError {
-        let mut message = outage_message(&self.key.to_string(), &self.store.location(), e);
+        let mut message = outage_message(
+            &self.key.to_string(),
+            &self.store.location(),
+            self.store.outage_fix(e),
+            e,
+        );
         if spent {
             message.insert_str(0, SPENT);
         }
@@ -106,13 +111,9 @@ impl Slot {
     }
 }
 
-/// The one line an operator reads: what failed, where, and the fix.
-fn outage_message(key: &str, location: &str, e: &StoreError) -> String {
-    let fix = if e.is_disk_full() {
-        "free disk space on that filesystem (df -h)"
-    } else {
-        "check that the file and its folder are writable and the disk is healthy"
-    };
+/// The one line an operator reads: what failed, where, and the fix (the
+/// store's, which knows its backend).
+fn outage_message(key: &str, location: &str, fix: &str, e: &StoreError) -> String {
     format!(
         "{key}: not logging in: the store {location} cannot take a session ({e}); {fix}. \
          brokerd checks again by itself and logs in once it can; a still-valid session is served meanwhile"

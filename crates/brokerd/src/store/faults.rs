@@ -6,6 +6,8 @@
 //! same `sqlx::Error::Database` path and with the same text
 //! (`(code: 13) database or disk is full`), so everything above the store
 //! (classification, messages, status) sees exactly what a real outage shows.
+//! A PostgreSQL store injects the same error (its own disk-full error,
+//! SQLSTATE 53100, is classified alike by `StoreError::is_disk_full`).
 //!
 //! A key rotation has two more drills: the disk filling halfway through its
 //! transaction ([`FaultSwitch::set_disk_full_after`]), and the process dying

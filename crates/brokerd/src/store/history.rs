@@ -2,7 +2,7 @@
 //! bounded, newest first, and only the sessions the asker may see.
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Sqlite, Type};
 
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, codec};
@@ -60,7 +60,11 @@ pub(super) fn audit_row(
 }
 
 /// `(broker, account, api) IN (VALUES (?, ?, ?), …)`; `keys` is not empty.
-fn push_keys_in(q: &mut QueryBuilder<'_, Sqlite>, keys: &[SessionKey], negate: bool) {
+fn push_keys_in<'a, DB>(q: &mut QueryBuilder<'a, DB>, keys: &[SessionKey], negate: bool)
+where
+    DB: Database,
+    String: 'a + Encode<'a, DB> + Type<DB>,
+{
     q.push("(broker, account, api) ");
     q.push(if negate { "NOT IN" } else { "IN" });
     q.push(" (VALUES ");
@@ -77,50 +81,64 @@ fn push_keys_in(q: &mut QueryBuilder<'_, Sqlite>, keys: &[SessionKey], negate: b
     q.push(")");
 }
 
+/// The query of `query`, in the SQL both backends speak (the builder writes
+/// each backend's placeholders); `None` when nothing is visible.
+pub(super) fn history_sql<'a, DB>(query: &HistoryQuery) -> Option<QueryBuilder<'a, DB>>
+where
+    DB: Database,
+    String: 'a + Encode<'a, DB> + Type<DB>,
+    i64: 'a + Encode<'a, DB> + Type<DB>,
+{
+    let Visibility {
+        sessions,
+        unconfigured,
+    } = &query.visible;
+    if sessions.is_empty() && unconfigured.is_none() {
+        return None;
+    }
+    let mut q = QueryBuilder::<DB>::new(
+        "SELECT at, broker, account, api, generation, event, detail FROM audit WHERE (",
+    );
+    if !sessions.is_empty() {
+        push_keys_in(&mut q, sessions, false);
+    }
+    if let Some(configured) = unconfigured {
+        if !sessions.is_empty() {
+            q.push(" OR ");
+        }
+        if configured.is_empty() {
+            q.push("TRUE");
+        } else {
+            push_keys_in(&mut q, configured, true);
+        }
+    }
+    q.push(")");
+    for (column, value) in [
+        ("broker", &query.broker),
+        ("account", &query.account),
+        ("api", &query.api),
+    ] {
+        if let Some(value) = value {
+            q.push(format!(" AND {column} = "));
+            q.push_bind(value.clone());
+        }
+    }
+    if let Some(since) = query.since {
+        q.push(" AND at >= ");
+        q.push_bind(since.timestamp_millis());
+    }
+    // Ids only grow (AUTOINCREMENT, an identity): id order is recording
+    // order, also within one millisecond.
+    q.push(" ORDER BY id DESC LIMIT ");
+    q.push_bind(i64::from(query.limit));
+    Some(q)
+}
+
 impl SqliteStore {
     pub(crate) async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let Visibility {
-            sessions,
-            unconfigured,
-        } = &query.visible;
-        if sessions.is_empty() && unconfigured.is_none() {
+        let Some(mut q) = history_sql::<Sqlite>(query) else {
             return Ok(Vec::new());
-        }
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT at, broker, account, api, generation, event, detail FROM audit WHERE (",
-        );
-        if !sessions.is_empty() {
-            push_keys_in(&mut q, sessions, false);
-        }
-        if let Some(configured) = unconfigured {
-            if !sessions.is_empty() {
-                q.push(" OR ");
-            }
-            if configured.is_empty() {
-                q.push("1");
-            } else {
-                push_keys_in(&mut q, configured, true);
-            }
-        }
-        q.push(")");
-        for (column, value) in [
-            ("broker", &query.broker),
-            ("account", &query.account),
-            ("api", &query.api),
-        ] {
-            if let Some(value) = value {
-                q.push(format!(" AND {column} = "));
-                q.push_bind(value.clone());
-            }
-        }
-        if let Some(since) = query.since {
-            q.push(" AND at >= ");
-            q.push_bind(since.timestamp_millis());
-        }
-        // Ids only grow (AUTOINCREMENT): id order is recording order, also
-        // within one millisecond.
-        q.push(" ORDER BY id DESC LIMIT ");
-        q.push_bind(i64::from(query.limit));
+        };
         let rows: Vec<AuditTuple> = q.build_query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(audit_row).collect()
     }

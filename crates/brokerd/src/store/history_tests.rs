@@ -1,23 +1,19 @@
-//! `history` on a real store: visibility (configured sessions, removed
+//! `history` on a real store of each backend: visibility (configured sessions, removed
 //! accounts, daemon rows), filters, limit and order.
 
 use chrono::Utc;
 
 use super::*;
 use crate::brokers::{Api, BrokerId, SessionKey};
+use crate::store::test_backends::{TestDb, both_backends};
 use crate::store::{AuditEntry, AuditEvent, EncryptionKey, Store};
 
 fn key(account: &str, api: Api) -> SessionKey {
     SessionKey::new(BrokerId::Jainam, account, api)
 }
 
-async fn store_with_rows(dir: &std::path::Path) -> Store {
-    let store = Store::open(
-        &format!("sqlite://{}/h.db", dir.display()),
-        EncryptionKey::generate(),
-    )
-    .await
-    .unwrap();
+async fn store_with_rows(db: &TestDb) -> Store {
+    let store = db.open(EncryptionKey::generate()).await;
     for (k, event, detail) in [
         (key("main", Api::Interactive), AuditEvent::LoginOk, "m1"),
         (key("main", Api::Market), AuditEvent::LoginOk, "mm1"),
@@ -51,10 +47,9 @@ fn details(rows: &[AuditRow]) -> Vec<&str> {
     rows.iter().map(|r| r.detail.as_str()).collect()
 }
 
-#[tokio::test]
-async fn visibility_filters_limit_and_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_with_rows(dir.path()).await;
+both_backends! {
+async fn visibility_filters_limit_and_order(db: TestDb) {
+    let store = store_with_rows(&db).await;
     let configured = vec![
         key("main", Api::Interactive),
         key("main", Api::Market),
@@ -118,4 +113,5 @@ async fn visibility_filters_limit_and_order() {
     q.since = Some(Utc::now() - chrono::Duration::seconds(60));
     q.broker = Some("jainam".into());
     assert_eq!(store.history(&q).await.unwrap().len(), 2);
+}
 }

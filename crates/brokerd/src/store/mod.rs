@@ -9,11 +9,16 @@ mod history;
 pub mod keyfile;
 mod keyring;
 mod login_history;
+#[cfg(test)]
+pub(crate) mod pg_test_cluster;
+pub mod postgres;
 mod reencrypt;
 mod rejections;
 pub mod rotation;
 pub mod sqlite;
 mod startup;
+#[cfg(test)]
+pub(crate) mod test_backends;
 
 pub use history::{HistoryQuery, Visibility};
 pub use keyring::KeyRing;
@@ -33,28 +38,52 @@ pub use faults::FaultSwitch;
 
 use crate::brokers::{BrokerId, NewSession, SessionKey};
 
-/// The database file a store URL names: `sqlite:///abs/path.db`,
+/// Which backend a store URL names, and where: the one place that says
+/// which URLs this build supports; the config check reports its answer on
+/// `daemon.database_url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An SQLite database file (see [`database_file`]).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, `postgres://` or `postgresql://` (see
+    /// [`postgres::check_url`]). The URL is kept as written: it may hold
+    /// a password, so it is never shown (`postgres::describe` is).
+    Postgres(String),
+}
+
+/// Parses a store URL: `sqlite:` files (what [`database_file`] accepts) or
+/// PostgreSQL URLs (`postgres://user:password@host:5432/brokerd`,
+/// `postgresql://…`, with libpq-style query parameters such as
+/// `sslmode=require` or `host=/run/postgresql`). Never quotes the URL.
+pub fn parse_url(url: &str) -> Result<StoreUrl, UnsupportedUrl> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        postgres::check_url(url)?;
+        return Ok(StoreUrl::Postgres(url.to_string()));
+    }
+    database_file(url).map(StoreUrl::Sqlite)
+}
+
+/// The database file an SQLite store URL names: `sqlite:///abs/path.db`,
 /// `sqlite://path.db` or `sqlite:path.db` (a relative path is relative to
-/// the working folder; the config makes it absolute). The one place that
-/// says which URLs this build supports; the config check reports its
-/// answer on `daemon.database_url`.
+/// the working folder; the config makes it absolute). Any other scheme is
+/// refused here; [`parse_url`] also accepts PostgreSQL.
 pub fn database_file(url: &str) -> Result<PathBuf, UnsupportedUrl> {
-    const FIX: &str = "write database_url = \"sqlite:///var/lib/brokerd/brokerd.db\", or remove \
+    const FIX: &str = "write database_url = \"sqlite:///var/lib/brokerd/brokerd.db\", or \
+                       \"postgres://brokerd@db.example/brokerd\" for PostgreSQL, or remove \
                        database_url for brokerd.db in state_dir";
     let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
-        // Only the scheme is shown: the rest of a postgres URL may carry a password.
+        // Only the scheme is shown: the rest of a URL may carry a password.
         let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
-        let problem = match scheme {
-            "postgres" | "postgresql" => {
-                "PostgreSQL stores are not supported in this build; SQLite is the supported store"
-                    .to_string()
-            }
-            _ => format!("unknown store URL scheme {scheme:?}; SQLite is the supported store"),
-        };
-        return Err(UnsupportedUrl::new(problem, FIX));
+        return Err(UnsupportedUrl::new(
+            format!(
+                "unknown store URL scheme {scheme:?}; the store is SQLite (sqlite:) or PostgreSQL \
+                 (postgres://)"
+            ),
+            FIX,
+        ));
     };
     // Query parameters are refused rather than passed on: brokerd sets the
     // SQLite options itself, and `mode=ro` or `mode=memory` would quietly
@@ -101,6 +130,9 @@ impl UnsupportedUrl {
 pub enum Store {
     /// An SQLite file on this host.
     Sqlite(sqlite::SqliteStore),
+    /// A PostgreSQL database (one host for now: leadership between several
+    /// daemons sharing it is not built yet).
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
@@ -119,10 +151,14 @@ impl Store {
         key: EncryptionKey,
         clock: SharedClock,
     ) -> Result<Store, StoreError> {
-        let path = database_file(url)?;
-        Ok(Store::Sqlite(
-            sqlite::SqliteStore::open(path, key, clock).await?,
-        ))
+        match parse_url(url)? {
+            StoreUrl::Sqlite(path) => Ok(Store::Sqlite(
+                sqlite::SqliteStore::open(path, key, clock).await?,
+            )),
+            StoreUrl::Postgres(url) => Ok(Store::Postgres(
+                postgres::PgStore::open(&url, key, clock).await?,
+            )),
+        }
     }
 
     /// Proves that the next [`Store::save_session`] of `key` can land,
@@ -132,17 +168,43 @@ impl Store {
     /// is rewound, so the save overwrites bytes already on disk instead of
     /// growing a file). An error means the store cannot take a session now
     /// (typically a full disk, see [`StoreError::is_disk_full`]).
+    ///
+    /// PostgreSQL: the reservation is a durable commit of a small row, so
+    /// it proves the server is reachable, accepts writes and commits them
+    /// now; it cannot set space aside (every update writes a new row
+    /// version and new WAL, on the server's disk), so a server whose disk
+    /// fills between the reservation and the save refuses the save, which
+    /// the login task reports as a login spent.
     pub async fn reserve_session(&self, key: &SessionKey) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.reserve_session(key).await,
+            Store::Postgres(s) => s.reserve_session(key).await,
         }
     }
 
     /// Where the store keeps its data, for messages that tell an operator
-    /// what to fix (SQLite: the database file). Never holds a password.
+    /// what to fix (SQLite: the database file; PostgreSQL: database, host
+    /// and port). Never holds a password.
     pub fn location(&self) -> String {
         match self {
             Store::Sqlite(s) => s.path().display().to_string(),
+            Store::Postgres(s) => s.location().to_string(),
+        }
+    }
+
+    /// What an operator should do about `e`, a write this store refused
+    /// (the end of the `store_unavailable` message).
+    pub fn outage_fix(&self, e: &StoreError) -> &'static str {
+        match (self, e.is_disk_full()) {
+            (Store::Sqlite(_), true) => "free disk space on that filesystem (df -h)",
+            (Store::Sqlite(_), false) => {
+                "check that the file and its folder are writable and the disk is healthy"
+            }
+            (Store::Postgres(_), true) => "free disk space on the database server",
+            (Store::Postgres(_), false) => {
+                "check that the PostgreSQL server is up and reachable from this host, and that \
+                 brokerd's role may write its tables"
+            }
         }
     }
 
@@ -150,6 +212,7 @@ impl Store {
     pub fn faults(&self) -> &FaultSwitch {
         match self {
             Store::Sqlite(s) => s.faults(),
+            Store::Postgres(s) => s.faults(),
         }
     }
 
@@ -164,6 +227,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.save_session(key, generation, session).await,
+            Store::Postgres(s) => s.save_session(key, generation, session).await,
         }
     }
 
@@ -174,6 +238,7 @@ impl Store {
     ) -> Result<Option<StoredSession>, StoreError> {
         match self {
             Store::Sqlite(s) => s.load_session(key).await,
+            Store::Postgres(s) => s.load_session(key).await,
         }
     }
 
@@ -181,6 +246,7 @@ impl Store {
     pub async fn load_all(&self) -> Result<Vec<(SessionKey, StoredSession)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.load_all().await,
+            Store::Postgres(s) => s.load_all().await,
         }
     }
 
@@ -193,6 +259,7 @@ impl Store {
     ) -> Result<StartupState, StoreError> {
         match self {
             Store::Sqlite(s) => s.startup_state(logins_since).await,
+            Store::Postgres(s) => s.startup_state(logins_since).await,
         }
     }
 
@@ -201,6 +268,7 @@ impl Store {
     pub async fn forget_session(&self, key: &SessionKey) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.forget_session(key).await,
+            Store::Postgres(s) => s.forget_session(key).await,
         }
     }
 
@@ -212,6 +280,7 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         match self {
             Store::Sqlite(s) => s.totp_window(broker, account).await,
+            Store::Postgres(s) => s.totp_window(broker, account).await,
         }
     }
 
@@ -227,6 +296,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.record_totp_window(broker, account, window).await,
+            Store::Postgres(s) => s.record_totp_window(broker, account, window).await,
         }
     }
 
@@ -239,6 +309,7 @@ impl Store {
     ) -> Result<Vec<DateTime<Utc>>, StoreError> {
         match self {
             Store::Sqlite(s) => s.login_times(key, since).await,
+            Store::Postgres(s) => s.login_times(key, since).await,
         }
     }
 
@@ -247,6 +318,7 @@ impl Store {
     pub async fn rejections(&self, key: &SessionKey) -> Result<Vec<Rejection>, StoreError> {
         match self {
             Store::Sqlite(s) => s.rejections(key).await,
+            Store::Postgres(s) => s.rejections(key).await,
         }
     }
 
@@ -259,6 +331,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.record_rejection(key, rejection).await,
+            Store::Postgres(s) => s.record_rejection(key, rejection).await,
         }
     }
 
@@ -266,6 +339,7 @@ impl Store {
     pub async fn clear_rejection(&self, key: &SessionKey) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.clear_rejection(key).await,
+            Store::Postgres(s) => s.clear_rejection(key).await,
         }
     }
 
@@ -273,6 +347,7 @@ impl Store {
     pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.audit(entry).await,
+            Store::Postgres(s) => s.audit(entry).await,
         }
     }
 
@@ -280,6 +355,7 @@ impl Store {
     pub async fn audit_rows(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         match self {
             Store::Sqlite(s) => s.audit_rows(limit).await,
+            Store::Postgres(s) => s.audit_rows(limit).await,
         }
     }
 
@@ -288,6 +364,7 @@ impl Store {
     pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
         match self {
             Store::Sqlite(s) => s.history(query).await,
+            Store::Postgres(s) => s.history(query).await,
         }
     }
 
@@ -297,6 +374,7 @@ impl Store {
     pub async fn audit_daemon(&self, event: AuditEvent, detail: &str) {
         let written = match self {
             Store::Sqlite(s) => s.audit_daemon(event, detail).await,
+            Store::Postgres(s) => s.audit_daemon(event, detail).await,
         };
         if let Err(e) = written {
             tracing::warn!(error = %e, event = event.as_str(), "audit write failed");
@@ -307,6 +385,7 @@ impl Store {
     pub async fn sessions_by_key(&self) -> Result<Vec<(String, u64)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.sessions_by_key().await,
+            Store::Postgres(s) => s.sessions_by_key().await,
         }
     }
 
@@ -314,18 +393,21 @@ impl Store {
     pub fn keys(&self) -> Arc<KeyRing> {
         match self {
             Store::Sqlite(s) => s.keys(),
+            Store::Postgres(s) => s.keys(),
         }
     }
 
     pub(crate) fn accept_key(&self, key: Arc<EncryptionKey>) {
         match self {
             Store::Sqlite(s) => s.accept_key(key),
+            Store::Postgres(s) => s.accept_key(key),
         }
     }
 
     pub(crate) fn forget_old_keys(&self) {
         match self {
             Store::Sqlite(s) => s.forget_old_keys(),
+            Store::Postgres(s) => s.forget_old_keys(),
         }
     }
 
@@ -337,6 +419,7 @@ impl Store {
     ) -> Result<Reencrypted, StoreError> {
         match self {
             Store::Sqlite(s) => s.reencrypt(target, event, detail).await,
+            Store::Postgres(s) => s.reencrypt(target, event, detail).await,
         }
     }
 
@@ -345,6 +428,7 @@ impl Store {
     pub async fn prune_audit(&self, max_age: Duration, max_rows: u64) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.prune_audit(max_age, max_rows).await,
+            Store::Postgres(s) => s.prune_audit(max_age, max_rows).await,
         }
     }
 
@@ -352,6 +436,7 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
         }
     }
 
@@ -359,18 +444,21 @@ impl Store {
     pub fn key_id(&self) -> String {
         match self {
             Store::Sqlite(s) => s.key_id(),
+            Store::Postgres(s) => s.key_id(),
         }
     }
 }
 
 impl StoreError {
-    /// Whether the database ran out of space (SQLite `SQLITE_FULL`, or
-    /// `ENOSPC` while preparing its file): freeing disk space fixes it.
+    /// Whether the database ran out of space (SQLite `SQLITE_FULL`,
+    /// PostgreSQL `disk_full` (SQLSTATE 53100), or `ENOSPC` while preparing
+    /// the SQLite file): freeing disk space fixes it.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StoreError::Database(sqlx::Error::Database(e)) => {
-                e.code().as_deref() == Some(faults::SQLITE_FULL)
-            }
+            StoreError::Database(sqlx::Error::Database(e)) => matches!(
+                e.code().as_deref(),
+                Some(faults::SQLITE_FULL | postgres::DISK_FULL)
+            ),
             StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
             _ => false,
         }
@@ -544,3 +632,11 @@ pub enum StoreError {
     #[error("cannot migrate the store schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod store_tests;
+
+#[cfg(test)]
+#[path = "postgres_tests.rs"]
+mod postgres_tests;

@@ -21,14 +21,14 @@ pub struct Reencrypted {
 
 /// A `sessions` row holding a session, as a rotation reads it.
 #[derive(sqlx::FromRow)]
-struct CipherRow {
-    broker: String,
-    account: String,
-    api: String,
-    generation: i64,
-    key_id: String,
-    nonce: Vec<u8>,
-    ciphertext: Vec<u8>,
+pub(crate) struct CipherRow {
+    pub broker: String,
+    pub account: String,
+    pub api: String,
+    pub generation: i64,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
 }
 
 /// The `broker` column of audit rows about the daemon as a whole (a key

@@ -93,7 +93,9 @@ async fn a_reservation_is_much_larger_than_a_session_row() {
         .save_session(&slot(), 1, &big_session())
         .await
         .unwrap();
-    let Store::Sqlite(s) = &store;
+    let Store::Sqlite(s) = &store else {
+        panic!("an SQLite store was expected")
+    };
     let row: i64 = sqlx::query_scalar(
         "SELECT length(ciphertext) + length(nonce) + length(key_id) + length(expires_at) \
              + length(obtained_at) + length(user_id) + 64 FROM sessions",

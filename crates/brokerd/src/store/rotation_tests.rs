@@ -13,6 +13,7 @@ use chrono::Utc;
 use super::*;
 use crate::brokers::{Api, BrokerId, Material, NewSession, SessionKey, SessionMeta};
 use crate::secret::Secret;
+use crate::store::test_backends::{TestDb, both_backends};
 use crate::store::{EncryptionKey, Store, write_key_file};
 
 fn slot(account: &str, api: Api) -> SessionKey {
@@ -45,16 +46,18 @@ fn sample(n: usize) -> NewSession {
 /// sessions of two accounts under it.
 struct Fixture {
     dir: tempfile::TempDir,
+    db: TestDb,
     store: Arc<Store>,
     slots: Vec<SessionKey>,
 }
 
 impl Fixture {
-    async fn new() -> Self {
+    async fn new(db: TestDb) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write_key_file(&dir.path().join("keys/key"), &EncryptionKey::generate()).unwrap();
         let mut f = Self {
-            store: Arc::new(open(dir.path()).await),
+            store: Arc::new(open(dir.path(), &db).await),
+            db,
             dir,
             slots: vec![
                 slot("main", Api::Interactive),
@@ -85,7 +88,7 @@ impl Fixture {
     /// file holds now, then the start's recovery.
     async fn restart(&mut self) -> Interrupted {
         self.store.close().await;
-        self.store = Arc::new(open(self.dir.path()).await);
+        self.store = Arc::new(open(self.dir.path(), &self.db).await);
         finish_interrupted(&self.store, &KeyHome::File(self.key_file()))
             .await
             .unwrap()
@@ -109,11 +112,9 @@ impl Fixture {
     }
 }
 
-async fn open(dir: &Path) -> Store {
-    let key = keyfile::read(&dir.join("keys/key")).unwrap();
-    Store::open(&format!("sqlite://{}/b.db", dir.display()), key)
-        .await
-        .unwrap()
+/// The store of `db` under the key the key file in `dir` holds now.
+async fn open(dir: &Path, db: &TestDb) -> Store {
+    db.open(keyfile::read(&dir.join("keys/key")).unwrap()).await
 }
 
 fn write_new_key(dir: &Path, mode: u32) -> (PathBuf, String) {
@@ -124,21 +125,38 @@ fn write_new_key(dir: &Path, mode: u32) -> (PathBuf, String) {
     (path, key.id().to_string())
 }
 
-fn db_bytes(dir: &Path) -> Vec<u8> {
-    ["b.db", "b.db-wal"]
-        .iter()
-        .filter_map(|f| std::fs::read(dir.join(f)).ok())
-        .flatten()
-        .collect()
+/// What the database holds: the SQLite files' bytes, or every PostgreSQL
+/// row as text.
+async fn db_bytes(db: &TestDb, store: &Store) -> Vec<u8> {
+    match (db, store) {
+        (TestDb::Sqlite(dir), _) => ["b.db", "b.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::read(dir.path().join(f)).ok())
+            .flatten()
+            .collect(),
+        (TestDb::Postgres(_), Store::Postgres(s)) => {
+            let mut all = Vec::new();
+            for table in ["sessions", "audit"] {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as(&format!("SELECT t::text FROM {table} t"))
+                        .fetch_all(&s.pool)
+                        .await
+                        .unwrap();
+                all.extend(rows.into_iter().flat_map(|(r,)| r.into_bytes()));
+            }
+            all
+        }
+        (TestDb::Postgres(_), Store::Sqlite(_)) => unreachable!("opened from a PostgreSQL URL"),
+    }
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-#[tokio::test]
-async fn rotation_re_encrypts_every_session_and_replaces_the_key_file() {
-    let f = Fixture::new().await;
+both_backends! {
+async fn rotation_re_encrypts_every_session_and_replaces_the_key_file(db: TestDb) {
+    let f = Fixture::new(db).await;
     let old_id = f.store.key_id();
     let old_b64 = std::fs::read_to_string(f.key_file()).unwrap();
     let (new_file, new_id) = write_new_key(f.dir.path(), 0o600);
@@ -170,7 +188,7 @@ async fn rotation_re_encrypts_every_session_and_replaces_the_key_file() {
     assert_eq!(audit[0].event, "key_rotated");
     assert_eq!(audit[0].broker, "brokerd");
     assert!(audit[0].detail.contains(&old_id) && audit[0].detail.contains(&new_id));
-    let bytes = db_bytes(f.dir.path());
+    let bytes = db_bytes(&f.db, &f.store).await;
     for b64 in [old_b64.trim(), new_b64.trim()] {
         assert!(!contains(&bytes, b64), "a key is in the database");
         assert!(!format!("{done:?}").contains(b64));
@@ -183,9 +201,8 @@ async fn rotation_re_encrypts_every_session_and_replaces_the_key_file() {
     f.assert_all_under(&new_id).await;
 }
 
-#[tokio::test]
-async fn a_generated_key_works_the_same() {
-    let mut f = Fixture::new().await;
+async fn a_generated_key_works_the_same(db: TestDb) {
+    let mut f = Fixture::new(db).await;
     let old_id = f.store.key_id();
     let done = f.rotator().rotate(NewKey::Generate).await.unwrap();
     assert_ne!(done.new_key_id, old_id);
@@ -194,9 +211,8 @@ async fn a_generated_key_works_the_same() {
     f.assert_all_under(&done.new_key_id).await;
 }
 
-#[tokio::test]
-async fn a_disk_that_fills_halfway_rolls_everything_back() {
-    let mut f = Fixture::new().await;
+async fn a_disk_that_fills_halfway_rolls_everything_back(db: TestDb) {
+    let mut f = Fixture::new(db).await;
     let old_id = f.store.key_id();
     let key_text = std::fs::read(f.key_file()).unwrap();
     let (new_file, _) = write_new_key(f.dir.path(), 0o600);
@@ -229,9 +245,8 @@ async fn a_disk_that_fills_halfway_rolls_everything_back() {
     f.assert_all_under(&old_id).await;
 }
 
-#[tokio::test]
-async fn a_crash_after_the_commit_is_finished_at_the_next_start() {
-    let mut f = Fixture::new().await;
+async fn a_crash_after_the_commit_is_finished_at_the_next_start(db: TestDb) {
+    let mut f = Fixture::new(db).await;
     let old_id = f.store.key_id();
     let (new_file, new_id) = write_new_key(f.dir.path(), 0o600);
     f.store.faults().halt_rotation_after_commit(true);
@@ -262,9 +277,8 @@ async fn a_crash_after_the_commit_is_finished_at_the_next_start() {
     f.assert_all_under(&new_id).await;
 }
 
-#[tokio::test]
-async fn a_crash_before_the_commit_is_rolled_back_at_the_next_start() {
-    let mut f = Fixture::new().await;
+async fn a_crash_before_the_commit_is_rolled_back_at_the_next_start(db: TestDb) {
+    let mut f = Fixture::new(db).await;
     let old_id = f.store.key_id();
     // What a crash during the transaction leaves: the pending key written,
     // nothing committed.
@@ -287,9 +301,8 @@ async fn a_crash_before_the_commit_is_rolled_back_at_the_next_start() {
     );
 }
 
-#[tokio::test]
-async fn refusals_change_nothing() {
-    let f = Fixture::new().await;
+async fn refusals_change_nothing(db: TestDb) {
+    let f = Fixture::new(db).await;
     let old_id = f.store.key_id();
     let key_text = std::fs::read(f.key_file()).unwrap();
     let (open_file, _) = write_new_key(f.dir.path(), 0o644);
@@ -347,4 +360,5 @@ async fn refusals_change_nothing() {
     f.assert_all_under(&old_id).await;
     assert_eq!(std::fs::read(f.key_file()).unwrap(), key_text);
     assert!(!keyfile::pending_path(&f.key_file()).exists());
+}
 }

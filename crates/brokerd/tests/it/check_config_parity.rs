@@ -312,12 +312,12 @@ fn a_socket_group_that_does_not_exist() {
 }
 
 #[test]
-fn a_postgres_store() {
+fn a_postgres_url_that_does_not_parse() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     key_file(&d.join("key"), 0o600);
     let daemon = format!(
-        "{}\ndatabase_url = \"postgres://brokerd:{SECRET}@db/brokerd\"",
+        "{}\ndatabase_url = \"postgres://brokerd:{SECRET}@db:notaport/brokerd\"",
         file_key(d)
     );
     let c = config(d, &daemon, "env:PARITY_APP");
@@ -325,9 +325,41 @@ fn a_postgres_store() {
         &Run::default(),
         &c,
         "daemon.database_url",
-        "PostgreSQL stores are not supported in this build; SQLite is the supported store",
-        "database_url = \"sqlite:///",
+        "the PostgreSQL URL does not parse",
+        "postgres://USER:PASSWORD@HOST:5432/DATABASE",
     );
+}
+
+/// A PostgreSQL URL of the right shape passes `check-config` (it checks the
+/// shape, not the server); the daemon then cannot connect and refuses to
+/// start within seconds, naming the database, never the password.
+#[test]
+fn a_postgres_server_that_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    key_file(&d.join("key"), 0o600);
+    // A socket folder with no server in it: refused at once, no network.
+    let daemon = format!(
+        "{}\ndatabase_url = \"postgres://brokerd:{SECRET}@localhost/brokerd_parity?host={}\"",
+        file_key(d),
+        d.display()
+    );
+    let c = config(d, &daemon, "env:PARITY_APP");
+    let run = Run::default();
+    let check = run.check_config(&c);
+    let report = text(&check);
+    assert!(check.status.success(), "{report}");
+    let daemon = exit_within(run.start(&c), Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the daemon started without its database"));
+    let said = text(&daemon);
+    assert!(!daemon.status.success(), "{said}");
+    assert!(
+        said.contains("opening the store PostgreSQL database brokerd_parity as brokerd"),
+        "{said}"
+    );
+    for out in [&report, &said] {
+        assert!(!out.contains(SECRET), "no secret in {out}");
+    }
 }
 
 #[test]

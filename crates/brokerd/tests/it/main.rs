@@ -26,6 +26,7 @@ mod login_safety;
 mod pacing;
 mod peer_groups;
 mod persistence;
+mod postgres_store;
 mod protocol;
 mod protocol_docs;
 mod reload;

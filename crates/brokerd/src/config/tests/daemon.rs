@@ -296,16 +296,32 @@ fn connection_limits() {
 
 #[test]
 fn database_urls() {
-    // The store's rule (`store::database_file`), reported on the real key.
-    let p = problems(&format!(
-        "[daemon]\ndatabase_url = \"postgres://brokerd:pgpass-9f@db/brokerd\"\n{ACCOUNT}"
-    ));
-    let d = problem_on(&p, "daemon.database_url");
-    assert!(d.message.contains("PostgreSQL"), "{d}");
-    assert!(d.message.contains("SQLite is the supported store"), "{d}");
-    assert!(d.fix.contains("database_url = \"sqlite:///"), "{d}");
-    assert!(!d.to_string().contains("pgpass-9f"), "{d}");
-    assert!(!d.to_string().contains("store = "), "{d}");
+    // The store's rule (`store::parse_url`), reported on the real key.
+    // PostgreSQL URLs are accepted as written (not made absolute, password
+    // kept for the store) ...
+    for url in [
+        "postgres://brokerd:pgpass-9f@db/brokerd",
+        "postgresql://brokerd@db:5433/brokerd?sslmode=require",
+        "postgres://brokerd@localhost/brokerd?host=/run/postgresql",
+    ] {
+        let l = ok(&format!("[daemon]\ndatabase_url = \"{url}\"\n{ACCOUNT}"));
+        assert_eq!(l.config.daemon.database_url, url);
+        // ... and never shown with their password.
+        assert!(!format!("{:?}", l.config.daemon).contains("pgpass-9f"));
+    }
+    // ... when they parse and name a database.
+    for (url, expect) in [
+        (
+            "postgres://brokerd:pgpass-9f@db:notaport/brokerd",
+            "does not parse",
+        ),
+        ("postgres://brokerd:pgpass-9f@db", "names no database"),
+    ] {
+        let p = problems(&format!("[daemon]\ndatabase_url = \"{url}\"\n{ACCOUNT}"));
+        let d = problem_on(&p, "daemon.database_url");
+        assert!(d.message.contains(expect), "{url}: {d}");
+        assert!(!d.to_string().contains("pgpass-9f"), "{d}");
+    }
 
     let p = problems(&format!(
         "[daemon]\ndatabase_url = \"mysql://u:pw-77@h/db\"\n{ACCOUNT}"

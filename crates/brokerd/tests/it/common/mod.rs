@@ -7,6 +7,10 @@ pub mod browser;
 pub mod child;
 pub mod deb;
 pub mod kotak;
+/// The private PostgreSQL cluster of this test process (the library's
+/// store tests use the same file).
+#[path = "../../../src/store/pg_test_cluster.rs"]
+pub mod pg_cluster;
 pub mod virtual_time;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +50,27 @@ impl Harness {
     /// Like [`start`], with extra TOML appended (more accounts).
     pub async fn start_with(policy: &str, extra: &str) -> Self {
         Self::start_on(policy, extra, None).await
+    }
+
+    /// Like [`start`], with `daemon` lines in `[daemon]` from the first
+    /// boot on (e.g. a `database_url`).
+    pub async fn start_with_daemon(policy: &str, daemon: &str) -> Self {
+        let mut cfg = XtsSimConfig::default();
+        cfg.users.push(second_user());
+        let sim = XtsSim::start(cfg).await.expect("simulator starts");
+        let mut h = Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            sim,
+            running: None,
+            policy: policy.to_string(),
+            extra: String::new(),
+            daemon: daemon.to_string(),
+            limits: String::new(),
+            jainam: String::new(),
+            clock: None,
+        };
+        h.boot().await;
+        h
     }
 
     /// A desk: the main account plus `accounts` more, each its own user at
