@@ -152,6 +152,8 @@ struct ApiState {
     logins: u64,
     /// Session checks (profile, clientConfig) received.
     checks: u64,
+    /// When each session check arrived.
+    check_times: Vec<std::time::Instant>,
     /// When each login request arrived, for tests of the spacing between
     /// logins (measured here, not by polling the count).
     login_times: Vec<std::time::Instant>,
@@ -273,6 +275,7 @@ impl XtsSim {
             faults: VecDeque::new(),
             logins: 0,
             checks: 0,
+            check_times: Vec::new(),
             login_times: Vec::new(),
             successes: 0,
             logouts: 0,
@@ -454,6 +457,12 @@ impl XtsSim {
     /// market) received, valid or not.
     pub fn check_count(&self, api: Api) -> u64 {
         self.shared.inner.lock().apis[idx(api)].checks
+    }
+
+    /// When each session check of `api` arrived, in order (as
+    /// [`Self::check_count`] counts them).
+    pub fn check_times(&self, api: Api) -> Vec<std::time::Instant> {
+        self.shared.inner.lock().apis[idx(api)].check_times.clone()
     }
 
     /// Logins that issued a token.

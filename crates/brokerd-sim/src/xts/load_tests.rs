@@ -220,6 +220,7 @@ async fn login_latency_holds_the_answer_and_counts_the_logins_in_flight() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(profile_status(&sim, "not-a-token").await, 400);
     assert_eq!(sim.check_count(Api::Interactive), 2);
+    assert_eq!(sim.check_times(Api::Interactive).len(), 2);
     assert_eq!(sim.check_count(Api::Market), 0);
 }
 

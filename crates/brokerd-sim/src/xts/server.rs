@@ -295,7 +295,9 @@ fn authorize(s: &Shared, headers: &HeaderMap, api: Api) -> Result<Arc<XtsSimUser
 async fn checked(s: &Shared, api: Api) {
     let (d, clock) = {
         let mut g = s.inner.lock();
-        g.apis[idx(api)].checks += 1;
+        let a = &mut g.apis[idx(api)];
+        a.checks += 1;
+        a.check_times.push(std::time::Instant::now());
         (g.check_latency, Arc::clone(&g.clock))
     };
     delay(&clock, d).await;
