@@ -33,38 +33,49 @@ pub fn reloading() {
     notify(&[NotifyState::Reloading]);
 }
 
+/// How many sessions of one state needing attention `STATUS=` names; the
+/// rest are counted, so a desk of a thousand accounts gets a short line.
+const NAMED_PER_STATE: usize = 5;
+
 /// The status line: `3 sessions: 2 active, 1 locked_out (jainam/main/market)`.
-/// Sessions that need attention are named.
+/// Sessions that need attention are named (the first few of each state).
 pub fn summary(registry: &Registry) -> String {
-    let mut counts: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let slots = registry.slots();
-    for slot in slots.iter() {
+    status_line(slots.iter().map(|slot| {
         let status = slot.status();
-        counts
-            .entry(status.state.as_str())
-            .or_default()
-            .push(status.key.to_string());
+        (status.state.as_str(), status.key.to_string())
+    }))
+}
+
+/// [`summary`] of `(state, session)` pairs.
+fn status_line(sessions: impl Iterator<Item = (&'static str, String)>) -> String {
+    let mut counts: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut total = 0;
+    for (state, key) in sessions {
+        total += 1;
+        counts.entry(state).or_default().push(key);
     }
     let parts: Vec<String> = counts
         .iter()
         .map(|(state, keys)| {
             let attention = !matches!(*state, "active" | "refreshing");
-            if attention {
-                format!("{} {state} ({})", keys.len(), keys.join(", "))
+            if !attention {
+                return format!("{} {state}", keys.len());
+            }
+            let named = keys[..keys.len().min(NAMED_PER_STATE)].join(", ");
+            let more = keys.len().saturating_sub(NAMED_PER_STATE);
+            if more > 0 {
+                format!("{} {state} ({named} and {more} more)", keys.len())
             } else {
-                format!("{} {state}", keys.len())
+                format!("{} {state} ({named})", keys.len())
             }
         })
         .collect();
-    let noun = if slots.len() == 1 {
-        "session"
-    } else {
-        "sessions"
-    };
+    let noun = if total == 1 { "session" } else { "sessions" };
     if parts.is_empty() {
         format!("0 {noun}")
     } else {
-        format!("{} {noun}: {}", slots.len(), parts.join(", "))
+        format!("{total} {noun}: {}", parts.join(", "))
     }
 }
 
@@ -125,4 +136,39 @@ pub fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixLi
         );
     }
     fds.take_unix_listener(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(pairs: &[(&'static str, &str)]) -> String {
+        status_line(pairs.iter().map(|(s, k)| (*s, k.to_string())))
+    }
+
+    #[test]
+    fn status_names_the_first_sessions_needing_attention_and_counts_the_rest() {
+        assert_eq!(line(&[]), "0 sessions");
+        assert_eq!(
+            line(&[("active", "jainam/a/interactive")]),
+            "1 session: 1 active"
+        );
+        assert_eq!(
+            line(&[
+                ("active", "jainam/a/interactive"),
+                ("locked_out", "jainam/a/market"),
+                ("refreshing", "kotak_neo/b/interactive"),
+            ]),
+            "3 sessions: 1 active, 1 locked_out (jainam/a/market), 1 refreshing"
+        );
+        let keys: Vec<String> = (1..=2000)
+            .map(|i| format!("jainam/s{i:04}/market"))
+            .collect();
+        let many = status_line(keys.iter().map(|k| ("empty", k.clone())));
+        assert_eq!(
+            many,
+            "2000 sessions: 2000 empty (jainam/s0001/market, jainam/s0002/market, \
+             jainam/s0003/market, jainam/s0004/market, jainam/s0005/market and 1995 more)"
+        );
+    }
 }

@@ -158,7 +158,8 @@ pub fn tables(rows: &[Row], settings: &Settings) {
     t.print();
     println!(
         "  checks: session checks (profile, clientConfig) the simulator answered, checks/s the \
-         most in any 1 s window; logins must be 0 (every stored session is valid)"
+         most in any 1 s window; logins must be 0 when the cold start ended with every session \
+         active (each one stored and valid)"
     );
 
     println!();

@@ -200,9 +200,10 @@ pub async fn run_n(n: usize, settings: &Settings) -> Row {
         "restart",
     )
     .await;
-    if restart.logins > 0 {
+    // Only a finished cold start stored a valid session for every one.
+    if restart.logins > 0 && cold.all_active.is_ok() {
         failures.push(format!(
-            "N={n}: the restart logged in {} times (stored sessions were valid)",
+            "N={n}: the restart logged in {} times (every stored session was valid)",
             restart.logins
         ));
     }
