@@ -73,6 +73,7 @@ name = "demo"
 [account.zerodha]
 api_root = "simulator"
 login_root = "simulator"
+ticker_root = "simulator"
 api_key = "demokitekey01"
 api_secret = "demo-kite-api-secret"
 user_id = "ZD1234"

@@ -1,11 +1,11 @@
 """The SDK adapters against the real daemon and its simulators.
 
-Kite, Breeze and Kotak Neo use the real SDK packages (kiteconnect,
-breeze-connect, kotakneoapi from requirements-test.txt). XTS uses a stand-in
-below that mimics Symphony's XTSConnect (``_request`` raises
-``XTSTokenException`` on a 400 ``Invalid Token``) while making real HTTP
-calls to the simulator: the PyPI xts-api-client does not install on
-Python < 3.12 (see the README). Every count is the daemon's.
+Kite (REST and ticker), Breeze, Kotak Neo and XTS use the real SDK
+packages (kiteconnect, breeze-connect, kotakneoapi from
+requirements-test.txt; xts-api-client installed by .ci/run without its
+dependencies, see the README). A few stand-ins (a ticker, an XTSConnect)
+also check shapes the simulators do not make. Every count is the daemon's
+or the simulator's.
 """
 
 from __future__ import annotations
@@ -215,6 +215,96 @@ def test_kite_ticker_takes_the_new_token_on_renewed(daemon: Daemon):
             ticker.brokerd_stop()
 
 
+def ticker_attempts(d: Daemon) -> List[Dict[str, Any]]:
+    """Every websocket connection attempt the Kite simulator's ticker saw."""
+    status, body = http("GET", f"{d.simulator_url('zerodha')}/_sim/ticker")
+    assert status == 200, body
+    return body["data"]
+
+
+def ws_upgrade_status(url: str) -> int:
+    """The HTTP status a websocket upgrade to ``url`` gets (101 when
+    accepted), sent by hand so that nothing retries it."""
+    import http.client
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", "/?" + parts.query, headers={
+            "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "X-Kite-Version": "3",
+        })
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_kite_ticker_real_sdk_reconnects_with_the_new_token_after_a_renewal(daemon: Daemon):
+    pytest.importorskip("kiteconnect")
+    from twisted.internet import reactor
+
+    first = kite_login(daemon)
+    root = "ws://" + daemon.simulator_url("zerodha").split("://", 1)[1].rstrip("/")
+    ticks: List[Dict[str, Any]] = []
+
+    def streaming(token: str) -> bool:
+        """The simulator has an open connection of ``token`` with 408065 subscribed."""
+        return any(a["access_token"] == token and a["open"] and 408065 in a["subscribed"] for a in ticker_attempts(daemon))
+
+    with Client(socket=daemon.socket) as c:
+        ticker = c.kite_ticker(reconnect_max_delay=5)
+        try:
+            # The session says where the ticker is: the simulator's websocket.
+            assert first["fields"]["ticker_root"] == root
+            assert ticker.socket_url == f"{root}?api_key=demokitekey01&access_token={first['token']}"
+
+            def on_connect(ws: Any, response: Any) -> None:
+                ws.subscribe([408065])
+                ws.set_mode(ws.MODE_FULL, [408065])
+
+            ticker.on_connect = on_connect
+            ticker.on_ticks = lambda ws, batch: ticks.extend(batch)
+            ticker.connect(threaded=True)
+            assert eventually(lambda: streaming(first["token"]), timeout=15), ticker_attempts(daemon)
+            assert eventually(lambda: any(t["mode"] == "full" for t in ticks), timeout=5)
+            tick = ticks[-1]
+            assert (tick["instrument_token"], tick["mode"], len(tick["depth"]["buy"])) == (408065, "full", 5)
+
+            # The session dies at Kite; the daemon is told, and a person logs in again.
+            http("POST", f"{daemon.simulator_url('zerodha')}/_sim/kill_all", b"")
+            before = invalidations(daemon, "zerodha", "current")
+            with pytest.raises(AuthRequired):
+                c.invalidate(c.session("zerodha", wait=0), reason={"status": "error", "error_type": "TokenException",
+                             "message": "Incorrect `api_key` or `access_token`."}, http_status=403, wait=0)
+            assert invalidations(daemon, "zerodha", "current") == before + 1
+            second = kite_login(daemon)
+            assert second["token"] != first["token"]
+
+            # The adapter's watcher sees `renewed`: the SDK reconnects with the new token.
+            assert eventually(lambda: streaming(second["token"]), timeout=20), ticker_attempts(daemon)
+            assert ticker.socket_url.endswith("access_token=" + second["token"])
+            received = len(ticks)
+            assert eventually(lambda: len(ticks) > received, timeout=5), "no ticks on the new connection"
+            assert ticks[-1]["instrument_token"] == 408065
+
+            # The old token is refused at the ticker (Kite: 403 at the upgrade).
+            assert ws_upgrade_status(f"{root}/?api_key=demokitekey01&access_token={first['token']}") == 403
+            seen = [(a["access_token"], a["status"]) for a in ticker_attempts(daemon)]
+            assert seen == [(first["token"], 101), (second["token"], 101), (first["token"], 403)], seen
+            old, new = ticker_attempts(daemon)[:2]
+            assert not old["open"] and new["open"]
+            # The SDK resubscribed on the new connection and kept its headers.
+            assert 408065 in new["subscribed"]
+            assert new["x_kite_version"] == old["x_kite_version"] == "3"
+            assert new["user_agent"] == old["user_agent"] and "kiteconnect" in (new["user_agent"] or "").lower()
+            # Only the one report above: the ticker itself never reports.
+            assert invalidations(daemon, "zerodha", "current") + invalidations(daemon, "zerodha", "stale") == before + 1
+        finally:
+            ticker.brokerd_stop()
+            reactor.callFromThread(ticker.close)
+            assert eventually(lambda: not any(a["open"] for a in ticker_attempts(daemon)), timeout=10)
+
+
 # -- Breeze: the real breeze-connect -------------------------------------------
 
 
@@ -255,6 +345,101 @@ def test_breeze_with_wait_retries_once_a_person_has_logged_in(daemon: Daemon):
         funds = b.get_funds()
         assert funds["Status"] == 200, funds
         assert invalidations(daemon, "breeze", "current") == before + 1
+
+
+# -- Jainam: the PyPI xts-api-client (a derivative of Symphony's SDK) ----------
+
+
+def xts_sdk() -> Any:
+    """``xts_api_client.xts_connect`` (PyPI xts-api-client 0.1.26, installed
+    with ``--no-deps --ignore-requires-python`` by .ci/run), or a skip."""
+    return pytest.importorskip("xts_api_client.xts_connect")
+
+
+def xts_requests(x: Any) -> List[Tuple[str, str, int]]:
+    """Every request the SDK sends from now on, (method, path, status):
+    the SDK's ``reqsession`` (the ``requests`` module unless it was given
+    a pool) becomes a ``requests.Session`` that records them."""
+    import requests
+
+    seen: List[Tuple[str, str, int]] = []
+    session = requests.Session()
+    session.hooks["response"].append(
+        lambda r, *a, **k: seen.append((r.request.method, urllib.parse.urlsplit(r.url).path, r.status_code))
+    )
+    x.reqsession = session
+    return seen
+
+
+def test_xts_real_sdk_dead_token_is_reported_once_logged_in_again_and_retried(daemon: Daemon):
+    sdk = xts_sdk()
+    with Client(socket=daemon.socket) as c:
+        x = c.xts()
+        s = x.brokerd.session
+        assert isinstance(x, sdk.XTSConnect)
+        assert (x.apiKey, x.secretKey) == ("", ""), "the app's keys stay with the daemon"
+        assert x.root == s.fields["api_root"] == daemon.simulator_url("jainam").rstrip("/")
+        assert (x.token, x.userID, x.isInvestorClient) == (s.token, s.fields["user_id"], s.fields["is_investor_client"])
+        seen = xts_requests(x)
+        assert x.get_profile()["description"] == "User profile."
+        assert seen == [("GET", "/interactive/user/profile", 200)]
+        logins, current = daemon.logins("jainam"), invalidations(daemon, "jainam", "current")
+        http("POST", f"{daemon.simulator_url('jainam')}/_sim/reject_all", b"")
+        # The SDK raises XTSTokenException on the 400; the adapter reports
+        # it once and the call is made again on the new token.
+        assert x.get_profile()["description"] == "User profile."
+        assert seen[1:] == [("GET", "/interactive/user/profile", 400), ("GET", "/interactive/user/profile", 200)]
+        assert daemon.logins("jainam") == logins + 1
+        assert invalidations(daemon, "jainam", "current") == current + 1
+        assert x.token == x.brokerd.session.token != s.token
+        assert x.get_profile()["description"] == "User profile."
+        assert invalidations(daemon, "jainam", "current") + invalidations(daemon, "jainam", "stale") == current + 1
+
+
+def test_xts_real_sdk_market_prefix_and_a_dead_market_token(daemon: Daemon):
+    xts_sdk()
+    with Client(socket=daemon.socket) as c:
+        m = c.xts(api="market")
+        # The SDK hard-codes /apimarketdata; the session's prefix replaces it.
+        assert m._routes["market.config"] == "/apibinarymarketdata/config/clientConfig"
+        assert type(m)._routes["market.config"] == "/apimarketdata/config/clientConfig"
+        seen = xts_requests(m)
+        assert m.get_config()["description"] == "Client config."
+        logins = daemon.logins("jainam", "market")
+        http("POST", f"{daemon.simulator_url('jainam')}/_sim/reject_all", b"")
+        assert m.get_config()["description"] == "Client config."
+        path = "/apibinarymarketdata/config/clientConfig"
+        assert seen == [("GET", path, 200), ("GET", path, 400), ("GET", path, 200)]
+        assert daemon.logins("jainam", "market") == logins + 1
+        assert invalidations(daemon, "jainam", "current", "market") == 1
+
+
+def test_xts_real_sdk_never_retries_an_outage(daemon: Daemon):
+    xts_sdk()
+    import requests
+
+    class Outage(requests.adapters.HTTPAdapter):
+        calls = 0
+
+        def send(self, request: Any, *a: Any, **k: Any) -> Any:
+            Outage.calls += 1
+            r = requests.Response()
+            r.status_code, r.url, r.request = 503, request.url, request
+            r.headers["content-type"] = "application/json"
+            r._content = json.dumps({"type": "error", "code": "e-app-503", "description": "Service Unavailable"}).encode()
+            return r
+
+    with Client(socket=daemon.socket) as c:
+        x = c.xts()
+        x.reqsession = requests.Session()
+        x.reqsession.mount("http://", Outage())
+        before = invalidations(daemon, "jainam", "current") + invalidations(daemon, "jainam", "stale")
+        logins = daemon.logins("jainam")
+        # The SDK returns the error body of a 503 as it is.
+        assert x.get_profile()["description"] == "Service Unavailable"
+        assert Outage.calls == 1
+        assert invalidations(daemon, "jainam", "current") + invalidations(daemon, "jainam", "stale") == before
+        assert daemon.logins("jainam") == logins
 
 
 # -- Jainam: a stand-in for Symphony's XTSConnect ------------------------------
@@ -390,6 +575,29 @@ def test_neo_real_sdk_dead_session_is_reported_once_and_retried(daemon: Daemon):
         assert neo.configuration.edit_sid == neo.brokerd.session.fields["sid"]
         assert neo.order_report()["stat"] == "Ok"
         assert invalidations(daemon, "kotak_neo", "current") == current + 1
+
+
+def test_neo_real_sdk_positions_and_a_dead_session_there_is_reported_once(daemon: Daemon):
+    neo_sdk()
+    with Client(socket=daemon.socket) as c:
+        neo = c.neo(wait=40)
+        seen = neo_requests(neo)
+        positions = neo.positions()
+        # kotakneoapi 3.0.9 asks portfolio/v2/positions and returns the body as is.
+        assert positions["stat"] == "Ok" and positions["stCode"] == 200, positions
+        (first,) = positions["data"]
+        assert (first["tok"], first["exSeg"], first["flBuyQty"], first["ltp"]) == ("35001", "nse_fo", "75", "24010.00")
+        assert seen == [("GET", "/portfolio/v2/positions", 200)]
+        logins, current = daemon.logins("kotak_neo"), invalidations(daemon, "kotak_neo", "current")
+        old = neo.configuration.edit_token
+        http("POST", f"{daemon.simulator_url('kotak_neo')}/_sim/reject_all", b"")
+        assert neo.positions()["data"] == positions["data"]
+        # The simulator's 401 for the dead session, one report, one retry.
+        assert seen[1:] == [("GET", "/portfolio/v2/positions", 401), ("GET", "/portfolio/v2/positions", 200)]
+        assert daemon.logins("kotak_neo") == logins + 1
+        assert invalidations(daemon, "kotak_neo", "current") == current + 1
+        assert neo.configuration.edit_token == neo.brokerd.session.token != old
+        assert invalidations(daemon, "kotak_neo", "stale") == 0
 
 
 class RewriteDead:

@@ -7,6 +7,10 @@ pub enum BrokerError {
     /// Network trouble, timeouts, 5xx, 429, non-JSON bodies: retry with backoff.
     #[error("{0}")]
     Transient(String),
+    /// The broker answered HTTP 429: transient like [`Self::Transient`],
+    /// and the daemon slows its calls to that host (`session/pacing`).
+    #[error("{0}")]
+    RateLimited(String),
     /// The broker rejected the credentials (wrong secret, invalid app key):
     /// never retried automatically, because brokers lock accounts.
     #[error("{0}")]
@@ -35,13 +39,14 @@ pub enum BrokerError {
 impl BrokerError {
     /// True when backing off and trying again can help.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Transient(_) | Self::RateLimited(_))
     }
 
     /// The message, without the classification.
     pub fn message(&self) -> &str {
         match self {
             Self::Transient(m)
+            | Self::RateLimited(m)
             | Self::Rejected(m)
             | Self::CodeRejected(m)
             | Self::DeadSession(m)

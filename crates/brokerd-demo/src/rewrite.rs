@@ -54,6 +54,8 @@ impl Roots {
             BrokerId::Zerodha => vec![
                 ("api_root", self.zerodha.clone()),
                 ("login_root", self.zerodha.clone()),
+                // The Kite simulator's ticker websocket is at its root.
+                ("ticker_root", self.zerodha.replacen("http", "ws", 1)),
             ],
             BrokerId::Breeze => vec![
                 ("api_root", format!("{}/breezeapi/api/v1", self.breeze)),
@@ -170,6 +172,14 @@ name = "demo"
 
 [account.jainam]
 root = "simulator"
+
+[[account]]
+broker = "zerodha"
+name = "demo"
+
+[account.zerodha]
+api_root = "simulator"
+ticker_root = "simulator"
 "#;
 
     fn roots() -> Roots {
@@ -199,6 +209,11 @@ root = "simulator"
         assert_eq!(
             accounts[1]["jainam"]["root"].as_str(),
             Some("http://127.0.0.1:1001")
+        );
+        // The Kite simulator's ticker is a websocket at its root.
+        assert_eq!(
+            accounts[2]["zerodha"]["ticker_root"].as_str(),
+            Some("ws://127.0.0.1:1003")
         );
     }
 

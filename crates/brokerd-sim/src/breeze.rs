@@ -5,15 +5,20 @@
 //!
 //! Its knobs reproduce what matters to a daemon: both ways the session key
 //! reaches the redirect URL, a login as the wrong user, session keys that
-//! expire before they are used, a regenerated app secret, killed sessions,
-//! the ambiguous `Invalid Checksum` answer, and outages and rate limits.
+//! expire before they are used, sessions that end after 24 hours or at
+//! midnight IST (whichever comes first), a regenerated app secret, killed
+//! sessions, the ambiguous `Invalid Checksum` answer, and outages and rate
+//! limits. Time is read from a given clock ([`BreezeSim::set_clock`]; the
+//! system clock by default).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
+use brokerd_core::time::{SharedClock, SystemClock};
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 use rand::Rng;
 
@@ -114,6 +119,12 @@ struct Shared {
 }
 
 struct Inner {
+    /// The sim's clock: the system clock, or a test's manual clock shared
+    /// with the daemon.
+    clock: SharedClock,
+    /// When sessions end on the IST wall clock (`None`: no cut-off; the
+    /// 24 h lifetime still applies).
+    cutoff: Option<NaiveTime>,
     apps: Vec<BreezeSimApp>,
     delivery: Delivery,
     browser_user: Option<String>,
@@ -135,9 +146,13 @@ struct Key {
     app: usize,
     user_id: String,
     user_name: String,
-    minted: Instant,
+    /// When the browser login made it, on the sim's clock.
+    minted: DateTime<Utc>,
     /// Turned into a session: the TTL no longer applies.
     exchanged: bool,
+    /// When the session ends (24 h after its first exchange, or the
+    /// cut-off before that), on the sim's clock.
+    ends: Option<DateTime<Utc>>,
     killed: bool,
 }
 
@@ -179,8 +194,9 @@ impl Inner {
             app,
             user_id,
             user_name,
-            minted: Instant::now(),
+            minted: self.clock.now(),
             exchanged: false,
+            ends: None,
             killed: false,
         };
         self.keys.insert(key.clone(), state);
@@ -190,12 +206,18 @@ impl Inner {
     /// Checks `key` for `app`; a live, not yet exchanged key becomes a
     /// session (and its token is recorded).
     fn exchange(&mut self, app: usize, key: &str) -> KeyCheck {
-        let ttl = self.key_ttl;
+        let now = self.clock.now();
+        let ttl = TimeDelta::from_std(self.key_ttl).unwrap_or(TimeDelta::MAX);
+        let cutoff = self.cutoff;
         let Some(k) = self.keys.get_mut(key).filter(|k| k.app == app) else {
             return KeyCheck::Unknown;
         };
-        if k.killed || (!k.exchanged && k.minted.elapsed() > ttl) {
+        let ended = k.ends.is_some_and(|end| now >= end);
+        if k.killed || ended || (!k.exchanged && now - k.minted > ttl) {
             return KeyCheck::Gone;
+        }
+        if !k.exchanged {
+            k.ends = Some(session_end(now, cutoff));
         }
         k.exchanged = true;
         let (user_id, user_name) = (k.user_id.clone(), k.user_name.clone());
@@ -213,8 +235,16 @@ impl Inner {
     /// The app index of the live session `token`.
     fn live_session(&self, token: &str) -> Option<usize> {
         let k = self.keys.get(self.sessions.get(token)?)?;
-        (k.exchanged && !k.killed).then_some(k.app)
+        let ended = k.ends.is_some_and(|end| self.clock.now() >= end);
+        (k.exchanged && !k.killed && !ended).then_some(k.app)
     }
+}
+
+/// When a session first exchanged at `now` ends: 24 hours later, or at the
+/// IST cut-off before that.
+fn session_end(now: DateTime<Utc>, cutoff: Option<NaiveTime>) -> DateTime<Utc> {
+    let day = now + TimeDelta::hours(24);
+    cutoff.map_or(day, |t| day.min(brokerd_core::time::ist::next_at(now, t)))
 }
 
 /// `base64("<user_id>:<session_key>")`, as Breeze builds `session_token`.
@@ -233,6 +263,8 @@ impl BreezeSim {
         let shared = Arc::new(Shared {
             base_url: format!("http://{addr}"),
             inner: Mutex::new(Inner {
+                clock: SystemClock::shared(),
+                cutoff: Some(NaiveTime::MIN),
                 apps: cfg.apps,
                 delivery: Delivery::default(),
                 browser_user: None,
@@ -277,6 +309,21 @@ impl BreezeSim {
     /// (`None`: the app's own user again).
     pub fn set_browser_user(&self, user_id: Option<String>) {
         self.shared.inner.lock().browser_user = user_id;
+    }
+
+    /// Runs the sim on `clock` (a test's manual clock, shared with the
+    /// daemon): session-key lifetimes, the sessions' 24 h and cut-off, the
+    /// `X-Timestamp` check and latency follow it, so a test moves time
+    /// instead of waiting for it.
+    pub fn set_clock(&self, clock: SharedClock) {
+        self.shared.inner.lock().clock = clock;
+    }
+
+    /// When sessions end on the IST wall clock (default midnight, Breeze's
+    /// documented end of day; `None`: only the 24 h lifetime). Applies to
+    /// sessions exchanged from now on.
+    pub fn set_cutoff(&self, cutoff: Option<NaiveTime>) {
+        self.shared.inner.lock().cutoff = cutoff;
     }
 
     /// How long an `API_Session` can be turned into a session (default 1 h).

@@ -1,18 +1,23 @@
 //! Zerodha Kite Connect v3 simulator: the auto-approved browser login that
 //! redirects with a request token, the checksum exchange at
-//! `POST /session/token`, `GET /user/profile` and the API logout, in the
-//! wire shapes of `shared/brokers/zerodha.md`.
+//! `POST /session/token`, `GET /user/profile`, the API logout and the
+//! KiteTicker websocket at `/` ([`KiteSim::ticker_url`]), in the wire
+//! shapes of `shared/brokers/zerodha.md`.
 //!
 //! Its knobs reproduce what trips up real logins: request tokens that are
 //! single-use and short-lived, a browser login as the wrong Kite user, a
 //! second login that kills (or returns) the first token, a master logout
-//! from Kite web, and overloaded or broken answers at the exchange.
+//! from Kite web, access tokens that die at the daily cut-off (06:00 IST),
+//! and overloaded or broken answers at the exchange. Time is read from a
+//! given clock ([`KiteSim::set_clock`]; the system clock by default).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use brokerd_core::time::{SharedClock, SystemClock};
+use chrono::{DateTime, NaiveTime, Utc};
 use parking_lot::Mutex;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -23,6 +28,9 @@ mod control;
 mod server;
 #[cfg(test)]
 mod tests;
+mod ticker;
+
+pub use ticker::TICK_EVERY;
 
 /// How long a request token lives unless told otherwise (Kite: "a few
 /// minutes").
@@ -117,10 +125,40 @@ pub struct KiteSim {
 struct Shared {
     apps: Vec<KiteSimApp>,
     base_url: String,
+    /// Bumped to close every open ticker connection.
+    ticker_drop: tokio::sync::watch::Sender<u64>,
     inner: Mutex<Inner>,
 }
 
+/// One websocket connection attempt at the ticker, as the simulator saw it.
+/// No `Debug`: it holds an access token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TickerAttempt {
+    /// The `api_key` of the URL.
+    pub api_key: String,
+    /// The `access_token` of the URL.
+    pub access_token: String,
+    /// Whether the upgrade was accepted.
+    pub accepted: bool,
+    /// The HTTP status answered: 101 (upgraded), 403 (dead or unknown
+    /// token) or 400 (a live token without a websocket upgrade).
+    pub status: u16,
+    /// The `X-Kite-Version` header the client sent (KiteTicker sends `3`).
+    pub kite_version: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Every instrument token subscribed on this connection, in order.
+    pub subscribed: Vec<u32>,
+    /// Whether the connection is open now.
+    pub open: bool,
+}
+
 struct Inner {
+    /// The sim's clock: the system clock, or a test's manual clock shared
+    /// with the daemon.
+    clock: SharedClock,
+    /// When access tokens die, on the IST wall clock (`None`: never).
+    cutoff: Option<NaiveTime>,
     /// Registered redirect URL per app, same order as `Shared::apps`.
     redirects: Vec<Option<String>>,
     request_ttl: Duration,
@@ -139,13 +177,16 @@ struct Inner {
     issued: Vec<String>,
     /// The `data` of the last successful `POST /session/token` answer.
     last_exchange: Option<serde_json::Value>,
+    /// Every ticker connection attempt, oldest first.
+    ticker: Vec<TickerAttempt>,
 }
 
 /// A request token from a browser login, waiting for its exchange.
 struct Pending {
     app: usize,
     user_id: String,
-    at: Instant,
+    /// When the browser login made it, on the sim's clock.
+    at: DateTime<Utc>,
 }
 
 /// An access token and what the exchange answered with it.
@@ -155,14 +196,25 @@ struct Session {
     public_token: String,
     login_time: String,
     revoked: bool,
+    /// The first cut-off after the exchange, on the sim's clock (`None`:
+    /// no cut-off was set).
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// Neither revoked nor past its cut-off at `now`.
+    fn alive(&self, now: DateTime<Utc>) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|end| now < end)
+    }
 }
 
 impl Inner {
     /// The session of `access_token` if it is alive and belongs to `app`.
     fn live(&self, app: usize, access_token: &str) -> Option<&Session> {
+        let now = self.clock.now();
         self.sessions
             .get(access_token)
-            .filter(|s| !s.revoked && s.app == app)
+            .filter(|s| s.alive(now) && s.app == app)
     }
 
     /// Every access token dies (a master logout from Kite web).
@@ -185,7 +237,7 @@ impl Inner {
         let pending = Pending {
             app,
             user_id,
-            at: Instant::now(),
+            at: self.clock.now(),
         };
         self.requests.insert(token.clone(), pending);
         self.issued.push(token.clone());
@@ -220,7 +272,10 @@ impl KiteSim {
         let shared = Arc::new(Shared {
             apps: cfg.apps,
             base_url: format!("http://{addr}"),
+            ticker_drop: tokio::sync::watch::Sender::new(0),
             inner: Mutex::new(Inner {
+                clock: SystemClock::shared(),
+                cutoff: NaiveTime::from_hms_opt(6, 0, 0),
                 redirects,
                 request_ttl: DEFAULT_REQUEST_TOKEN_TTL,
                 browser_user: None,
@@ -235,6 +290,7 @@ impl KiteSim {
                 sessions: HashMap::new(),
                 issued: Vec::new(),
                 last_exchange: None,
+                ticker: Vec::new(),
             }),
         });
         let app = server::router(shared.clone());
@@ -248,12 +304,44 @@ impl KiteSim {
         self.shared.base_url.clone()
     }
 
+    /// `ws://127.0.0.1:PORT`: the KiteTicker root (Kite's is
+    /// `wss://ws.kite.trade`), for `KiteTicker(root=...)`.
+    pub fn ticker_url(&self) -> String {
+        self.shared.base_url.replacen("http://", "ws://", 1)
+    }
+
+    /// Every ticker connection attempt so far, oldest first.
+    pub fn ticker_attempts(&self) -> Vec<TickerAttempt> {
+        self.shared.inner.lock().ticker.clone()
+    }
+
+    /// Closes every open ticker connection (a close frame, then the
+    /// socket), as a network blip would; clients reconnect on their own.
+    pub fn drop_ticker_connections(&self) {
+        self.shared.ticker_drop.send_modify(|n| *n += 1);
+    }
+
     /// Registers `url` as the redirect URL of the app `api_key` (what the
     /// developer console does). Unknown api keys are ignored.
     pub fn set_redirect_url(&self, api_key: &str, url: &str) {
         if let Some(i) = self.shared.app_index(api_key) {
             self.shared.inner.lock().redirects[i] = Some(url.to_string());
         }
+    }
+
+    /// Runs the sim on `clock` (a test's manual clock, shared with the
+    /// daemon): request-token lifetimes, the access tokens' cut-off,
+    /// `login_time` and latency follow it, so a test moves time instead of
+    /// waiting for it.
+    pub fn set_clock(&self, clock: SharedClock) {
+        self.shared.inner.lock().clock = clock;
+    }
+
+    /// When access tokens die, on the IST wall clock (default 06:00, Kite's
+    /// documented roll-over; `None`: never). Applies to tokens issued from
+    /// now on.
+    pub fn set_cutoff(&self, cutoff: Option<NaiveTime>) {
+        self.shared.inner.lock().cutoff = cutoff;
     }
 
     /// How long a request token may wait for its exchange (default 300 s).
@@ -324,10 +412,11 @@ impl KiteSim {
         self.shared.inner.lock().logouts
     }
 
-    /// True when `access_token` would be accepted now.
+    /// True when `access_token` would be accepted now (by the sim's clock).
     pub fn is_token_valid(&self, access_token: &str) -> bool {
         let g = self.shared.inner.lock();
-        g.sessions.get(access_token).is_some_and(|s| !s.revoked)
+        let now = g.clock.now();
+        g.sessions.get(access_token).is_some_and(|s| s.alive(now))
     }
 
     /// Every request token and access token issued, oldest first (tests
@@ -347,6 +436,7 @@ impl KiteSim {
     /// Stops the server: no new connections; answers still being held back
     /// get one second before the task is aborted.
     pub async fn shutdown(&self) {
+        self.drop_ticker_connections();
         self.run.shutdown().await;
     }
 }

@@ -1,5 +1,5 @@
 //! Kotak Neo Trade API simulator: the two-step TOTP + MPIN login
-//! (`tradeApiLogin`, then `tradeApiValidate`) and three post-login calls,
+//! (`tradeApiLogin`, then `tradeApiValidate`) and four post-login calls,
 //! in the wire shapes of `shared/brokers/kotak_neo.md`, with HS256 JWTs this
 //! simulator alone can validate.
 //!

@@ -56,3 +56,13 @@ impl Running {
         }
     }
 }
+
+/// Waits `d` on `clock` (the sim's): a test's manual clock moves through a
+/// simulated latency instead of waiting for it in real time.
+pub(crate) async fn pause(clock: &brokerd_core::time::SharedClock, d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    let until = clock.now() + d;
+    brokerd_core::time::sleep_until(&**clock, until, tokio::time::sleep).await;
+}

@@ -153,10 +153,10 @@ struct ApiState {
     /// Session checks (profile, clientConfig) received.
     checks: u64,
     /// When each session check arrived.
-    check_times: Vec<std::time::Instant>,
+    check_times: Vec<chrono::DateTime<chrono::Utc>>,
     /// When each login request arrived, for tests of the spacing between
     /// logins (measured here, not by polling the count).
-    login_times: Vec<std::time::Instant>,
+    login_times: Vec<chrono::DateTime<chrono::Utc>>,
     successes: u64,
     logouts: u64,
 }
@@ -411,8 +411,8 @@ impl XtsSim {
     }
 
     /// When each login attempt arrived, in order (as [`Self::login_count`]
-    /// counts them).
-    pub fn login_times(&self, api: Api) -> Vec<std::time::Instant> {
+    /// counts them), on the sim's clock (without the clock offset).
+    pub fn login_times(&self, api: Api) -> Vec<chrono::DateTime<chrono::Utc>> {
         self.shared.inner.lock().apis[idx(api)].login_times.clone()
     }
 
@@ -459,9 +459,9 @@ impl XtsSim {
         self.shared.inner.lock().apis[idx(api)].checks
     }
 
-    /// When each session check of `api` arrived, in order (as
-    /// [`Self::check_count`] counts them).
-    pub fn check_times(&self, api: Api) -> Vec<std::time::Instant> {
+    /// When each session check of `api` arrived by the sim's clock, in
+    /// order (as [`Self::check_count`] counts them).
+    pub fn check_times(&self, api: Api) -> Vec<chrono::DateTime<chrono::Utc>> {
         self.shared.inner.lock().apis[idx(api)].check_times.clone()
     }
 

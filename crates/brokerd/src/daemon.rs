@@ -58,10 +58,12 @@ pub struct Options {
     pub env_key: Option<Secret>,
     /// How the config file is read again (reload, operator `login`).
     pub loader: crate::config::Loader,
-    /// The one clock every decision about time reads (refresh, backoff,
-    /// budget, cut-offs, reminders, Kotak's TOTP windows): the system
-    /// clock in production, a test's manual clock to move time instead of
-    /// sleeping.
+    /// The one clock every read of session time goes to (refresh, backoff,
+    /// budget, cut-offs, reminders, every broker's TOTP windows, expiry and
+    /// `obtained_at`, the store's timestamps): the system clock in
+    /// production, a test's manual clock to move time instead of sleeping.
+    /// Socket and shutdown deadlines stay on tokio's clock (ARCHITECTURE.md,
+    /// "Time").
     pub clock: brokerd_core::time::SharedClock,
 }
 
@@ -140,7 +142,7 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
     )
     .context("loading the encryption key")?;
     let store = Arc::new(
-        Store::open(&d.database_url, key)
+        Store::open_on(&d.database_url, key, Arc::clone(&clock))
             .await
             .with_context(|| format!("opening the store {}", redact_url(&d.database_url)))?,
     );
@@ -169,7 +171,9 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
         loader.clone(),
         clock,
     ));
-    registry.rehydrate(true).await;
+    // No broker call before READY (invariant 19): stored sessions are
+    // served at once and checked at the brokers in the background.
+    let restored = registry.rehydrate().await;
     // Bound before READY: a taken port must stop the start, not surface
     // when a person's login fails to arrive.
     let mut callback_cfg = config.callback.clone();
@@ -261,6 +265,7 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
     // Subscribed before the slots start: the startup alerts must reach it.
     let notify_rx = d.notify.as_ref().map(|_| registry.events().subscribe());
     registry.spawn_drivers(&cancel, &tracker);
+    registry.spawn_checks(restored);
     if let Some(listener) = callback {
         tracker.spawn(crate::callback::serve(
             listener,
@@ -409,6 +414,8 @@ fn spawn_audit_pruning(
     let (age, rows) = (config.daemon.audit_retention, config.daemon.audit_max_rows);
     tracker.spawn(async move {
         loop {
+            // How often is housekeeping, on tokio's clock; which rows are
+            // old is decided by the store on the daemon's clock.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(6 * 3600)) => {}

@@ -58,7 +58,9 @@ fn statuses(shared: &Shared) -> Vec<SlotStatus> {
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        shared.metrics.render(&statuses(&shared)),
+        shared
+            .metrics
+            .render(&statuses(&shared), &shared.registry.pacer().hosts()),
     )
         .into_response()
 }

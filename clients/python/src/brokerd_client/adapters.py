@@ -33,6 +33,7 @@ import base64
 import importlib
 import io
 import json
+import sys
 import threading
 import zipfile
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
@@ -57,8 +58,9 @@ INSTALL: Mapping[str, str] = {
     "kite": 'python3 -m pip install "brokerd-client[kite]"  (kiteconnect)',
     "breeze": 'python3 -m pip install "brokerd-client[breeze]"  (breeze-connect)',
     "neo": 'python3 -m pip install "brokerd-client[neo]"  (kotakneoapi, Kotak\'s neo_api_client)',
-    "xts": 'python3 -m pip install "git+https://github.com/symphonyfintech/xts-pythonclient-api-sdk"  '
-    "(or the PyPI package xts-api-client on Python >= 3.12)",
+    "xts": 'python3 -m pip install "brokerd-client[xts]"  (xts-api-client, Python >= 3.12); '
+    "below 3.12: python3 -m pip install requests, then "
+    "python3 -m pip install --no-deps --ignore-requires-python xts-api-client==0.1.26",
 }
 
 #: Brokers whose sessions only a person's browser login can make.
@@ -225,22 +227,51 @@ def kite_ticker(
     """A ``kiteconnect.KiteTicker`` on the daemon's session that, on a
     ``renewed`` event of its session, takes the new token and drops its
     connection so that the SDK's own reconnect uses it (and resubscribes).
-    The watcher is a daemon thread; ``ticker.brokerd_stop()`` ends it."""
+    It connects to the session's ``ticker_root`` (Kite's
+    ``wss://ws.kite.trade`` unless the account says otherwise; the SDK's
+    default for sessions without it); ``ticker_kwargs`` go to
+    ``KiteTicker`` (``root=`` overrides it, ``reconnect_max_delay=``...).
+    The watcher is a daemon thread; ``ticker.brokerd_stop()`` ends it.
+
+    kiteconnect's ticker runs on Twisted's reactor, which is not
+    thread-safe: the new URL and the close are handed to the reactor's
+    thread (``reactor.callFromThread``) while it runs."""
     KiteTicker = sdk or _load("kite", [("kiteconnect", "KiteTicker")])
     binding = Binding(client, "zerodha", account, "interactive", wait, min_valid)
     s = binding.session
+    if s.fields.get("ticker_root") and "root" not in ticker_kwargs:
+        ticker_kwargs["root"] = s.fields["ticker_root"]
     t = KiteTicker(s.fields["api_key"], s.token, **ticker_kwargs)
+    reactor = getattr(sys.modules.get(type(t).__module__), "reactor", None)
 
-    def apply(s: Session) -> None:
+    def on_reactor(fn: Callable[..., Any], *args: Any) -> None:
+        if reactor is not None and getattr(reactor, "running", False):
+            reactor.callFromThread(fn, *args)
+        else:
+            fn(*args)
+
+    def write(token: str) -> None:
         url = str(getattr(t, "socket_url", ""))
         if "access_token=" in url:
             head, _, tail = url.partition("access_token=")
             rest = tail.partition("&")
-            t.socket_url = head + "access_token=" + s.token + rest[1] + rest[2]
-        t.access_token = s.token
+            t.socket_url = head + "access_token=" + token + rest[1] + rest[2]
+        t.access_token = token
         factory = getattr(t, "factory", None)
         if factory is not None and hasattr(factory, "setSessionParameters"):
-            factory.setSessionParameters(url=t.socket_url)
+            # autobahn resets every parameter it is not given: keep the
+            # SDK's headers (X-Kite-Version: 3), user agent and proxy.
+            factory.setSessionParameters(
+                url=t.socket_url,
+                origin=getattr(factory, "origin", None),
+                protocols=getattr(factory, "protocols", None),
+                useragent=getattr(factory, "useragent", None),
+                headers=getattr(factory, "headers", None),
+                proxy=getattr(factory, "proxy", None),
+            )
+
+    def apply(s: Session) -> None:
+        on_reactor(write, s.token)
 
     binding.apply = apply
     stop = threading.Event()
@@ -261,7 +292,7 @@ def kite_ticker(
                 continue
             # Not close(): that also stops the SDK's reconnecting.
             if hasattr(t, "_close"):
-                t._close(1000, "brokerd: session renewed")
+                on_reactor(t._close, 1000, "brokerd: session renewed")
 
     watcher = threading.Thread(target=watch, name="brokerd-kite-ticker", daemon=True)
     watcher.start()

@@ -10,21 +10,16 @@
 //! `GET /_sim/totp_attempts` (every TOTP received, with its window; never
 //! the code) and `GET /_sim/stats`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::shapes::reply;
-use super::{AngelFail, DeadCode, DeadShape, Endpoint, STEP_SECS, Shared, step_of};
-
-type Q = HashMap<String, String>;
+use super::{AngelFail, DeadCode, DeadShape, Endpoint, STEP_SECS, Shared};
+use crate::control::{self, Query as Q, bad, ok};
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -35,22 +30,6 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/one_session", post(one_session))
         .route("/_sim/totp_attempts", get(totp_attempts))
         .route("/_sim/stats", get(stats))
-}
-
-fn ok(data: Value) -> Response {
-    reply(StatusCode::OK, json!({"status": "success", "data": data}))
-}
-
-fn bad(why: &str) -> Response {
-    reply(
-        StatusCode::BAD_REQUEST,
-        json!({"status": "error", "message": why}),
-    )
-}
-
-fn millis(q: &Q) -> Option<Result<Duration, ()>> {
-    q.get("ms")
-        .map(|m| m.parse().map(Duration::from_millis).map_err(drop))
 }
 
 async fn reject_all(State(s): State<Arc<Shared>>) -> Response {
@@ -74,11 +53,7 @@ fn mode(q: &Q) -> Result<AngelFail, &'static str> {
             "waf" => AngelFail::Waf,
             "html" => AngelFail::BadGateway,
             "not_found" => AngelFail::NotFound,
-            "timeout" => match millis(q) {
-                None => AngelFail::Timeout(Duration::from_secs(30)),
-                Some(Ok(d)) => AngelFail::Timeout(d),
-                Some(Err(())) => return Err("ms must be milliseconds"),
-            },
+            "timeout" => AngelFail::Timeout(control::timeout(q)?),
             "wrong_totp" => AngelFail::WrongTotp,
             "ab1007" => AngelFail::BadCredentials,
             "ab1006" => AngelFail::Blocked,
@@ -120,12 +95,10 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
 }
 
 async fn kill_after(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
-    let after = match millis(&q) {
-        None => None,
-        Some(Ok(d)) => Some(d),
-        Some(Err(())) => return bad("ms must be milliseconds"),
-    };
-    s.inner.lock().kill_after = after;
+    match control::kill_after(&q) {
+        Ok(after) => s.inner.lock().kill_after = after,
+        Err(why) => return bad(why),
+    }
     ok(json!({}))
 }
 
@@ -142,10 +115,9 @@ async fn dead_shape(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Respons
 }
 
 async fn one_session(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
-    let on = match q.get("on").map(String::as_str) {
-        Some("true" | "1") => true,
-        Some("false" | "0") => false,
-        _ => return bad("on must be true or false"),
+    let on = match control::switch(&q) {
+        Ok(on) => on,
+        Err(why) => return bad(why),
     };
     s.inner.lock().one_session = on;
     ok(json!({"one_session": on}))
@@ -156,10 +128,7 @@ async fn totp_attempts(State(s): State<Arc<Shared>>) -> Response {
     let attempts: Vec<Value> = g
         .totp_attempts
         .iter()
-        .map(|a| {
-            json!({"at_unix_ms": a.at_unix_ms, "step": a.step,
-                "matched_step": a.matched_step, "accepted": a.accepted})
-        })
+        .map(|a| control::totp_attempt(a.at_unix_ms, a.step, a.matched_step, a.accepted))
         .collect();
     ok(json!(attempts))
 }
@@ -171,17 +140,18 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         .keys()
         .filter(|t| g.live(Some(t)).is_ok())
         .count();
-    let now = g.now();
     let st = g.stats;
-    ok(json!({
+    let stats = json!({
         "logins": st.logins, "successful_logins": st.successful_logins,
         "renewals": st.renewals, "successful_renewals": st.successful_renewals,
         "profiles": st.profiles, "calls": st.calls, "logouts": st.logouts,
         "queued": {"login": g.queued(Endpoint::Login), "renew": g.queued(Endpoint::Renew),
             "call": g.queued(Endpoint::Call)},
         "totp_attempts": g.totp_attempts.len(), "live_sessions": live,
-        "issued_tokens": g.issued.len(), "clock_unix_ms": now.timestamp_millis(),
-        "totp_step": step_of(now),
-        "totp_step_secs_left": STEP_SECS - now.timestamp().rem_euclid(STEP_SECS),
-    }))
+        "issued_tokens": g.issued.len(),
+    });
+    ok(control::with(
+        stats,
+        control::totp_clock(g.now(), STEP_SECS),
+    ))
 }

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -31,11 +31,13 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The latency, by the sim's clock.
 async fn latency(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let d = s.inner.lock().latency;
-    if !d.is_zero() {
-        tokio::time::sleep(d).await;
-    }
+    let (d, clock) = {
+        let g = s.inner.lock();
+        (g.latency, Arc::clone(&g.clock))
+    };
+    crate::serve::pause(&clock, d).await;
     next.run(req).await
 }
 
@@ -221,7 +223,7 @@ async fn funds(State(s): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -> Respo
         return error(500, "Authentication Fail :: Invalid Timestamp.");
     };
     if let Some(tol) = g.tolerance {
-        let age = (Utc::now() - at.and_utc()).abs();
+        let age = (g.clock.now() - at.and_utc()).abs();
         if age.to_std().map_or(true, |age| age > tol) {
             return error(500, "Authentication Fail :: Invalid Timestamp.");
         }

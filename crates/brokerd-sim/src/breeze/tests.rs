@@ -460,7 +460,7 @@ async fn browser_user_override_and_latency() {
     let (_, body) = customerdetails(&sim, &key, DEMO_KEY).await;
     assert_eq!(body["Success"]["idirect_userid"], "BZ1234");
     sim.set_latency(Duration::from_millis(120));
-    let t = Instant::now();
+    let t = std::time::Instant::now();
     assert_eq!(customerdetails(&sim, &key, DEMO_KEY).await.0, 200);
     assert!(t.elapsed() >= Duration::from_millis(120));
 }
@@ -496,4 +496,52 @@ async fn control_surface() {
     assert_eq!(s["issued_session_tokens"], 1);
     sim.shutdown().await;
     assert!(c.get(ctl("stats")).send().await.is_err());
+}
+
+/// On a manual clock the sim reads no real time: a session key's TTL, the
+/// session's end at midnight IST (or 24 h), and the timestamp check follow
+/// the clock's moves.
+#[tokio::test]
+async fn a_manual_clock_drives_key_life_session_end_and_timestamps() {
+    use brokerd_core::time::{Clock, ManualClock};
+    let sim = sim().await;
+    // 23:00 IST: the session ends at midnight, an hour on.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-24T23:00:00+05:30")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = ManualClock::new(start);
+    sim.set_clock(clock.clone());
+    sim.set_session_key_ttl(Duration::from_secs(300));
+    let unused = sim.mint_session_key(DEMO_KEY);
+    clock.advance(chrono::Duration::seconds(301));
+    assert_eq!(
+        customerdetails(&sim, &unused, DEMO_KEY).await,
+        err(500, "Resource not available.")
+    );
+    let (key, token) = session(&sim).await;
+    // A timestamp is judged by the sim's clock, not the system's.
+    sim.set_timestamp_tolerance(Some(Duration::from_secs(30)));
+    let mut signed = Signed::new(DEMO_KEY, &token, DEMO_SECRET, "{}");
+    assert_eq!(
+        signed.funds(&sim).await,
+        err(500, "Authentication Fail :: Invalid Timestamp.")
+    );
+    signed.ts = clock.now().format("%Y-%m-%dT%H:%M:%S.000Z").to_string();
+    signed.checksum = checksum(&signed.ts, "{}", DEMO_SECRET);
+    assert_eq!(signed.funds(&sim).await.1["Status"], 200);
+    clock.set(start + chrono::Duration::seconds(3599));
+    assert!(sim.is_session_valid(&token));
+    clock.set(start + chrono::Duration::seconds(3600));
+    assert!(!sim.is_session_valid(&token));
+    assert_eq!(
+        customerdetails(&sim, &key, DEMO_KEY).await,
+        err(500, "Resource not available.")
+    );
+    // Without a cut-off, 24 hours.
+    sim.set_cutoff(None);
+    let (_, token) = session(&sim).await;
+    clock.advance(chrono::Duration::hours(24) - chrono::Duration::seconds(1));
+    assert!(sim.is_session_valid(&token));
+    clock.advance(chrono::Duration::seconds(1));
+    assert!(!sim.is_session_valid(&token));
 }

@@ -3,8 +3,11 @@
 //! `POST /_sim/fail_next?n=&mode=` (mode: an HTTP status such as `503`,
 //! `html`, `not_found`, `rate_limit`), `POST /_sim/browser_user[?user_id=]` (none: the
 //! app's own user), `POST /_sim/second_login?mode=new_token|same_token`,
-//! `POST /_sim/redirect_url?api_key=&url=`, `POST /_sim/request_token_ttl?ms=`
-//! and `GET /_sim/stats`.
+//! `POST /_sim/redirect_url?api_key=&url=`, `POST /_sim/request_token_ttl?ms=`,
+//! `GET /_sim/ticker` (every ticker connection attempt: its access token, the
+//! status answered, its subscriptions; the simulator's own made-up tokens),
+//! `POST /_sim/ticker_drop` (closes every open ticker connection) and
+//! `GET /_sim/stats`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/second_login", post(second_login))
         .route("/_sim/redirect_url", post(redirect_url))
         .route("/_sim/request_token_ttl", post(request_token_ttl))
+        .route("/_sim/ticker", get(ticker))
+        .route("/_sim/ticker_drop", post(ticker_drop))
         .route("/_sim/stats", get(stats))
 }
 
@@ -105,7 +110,8 @@ async fn request_token_ttl(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> 
 
 async fn stats(State(s): State<Arc<Shared>>) -> Response {
     let g = s.inner.lock();
-    let live = g.sessions.values().filter(|x| !x.revoked).count();
+    let now = g.clock.now();
+    let live = g.sessions.values().filter(|x| x.alive(now)).count();
     ok(json!({
         "exchanges": g.exchanges, "successful_exchanges": g.successes,
         "profiles": g.profiles, "logouts": g.logouts, "faults": g.faults.len(),
@@ -113,4 +119,23 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         "issued_tokens": g.issued.len(),
         "request_token_ttl_ms": u64::try_from(g.request_ttl.as_millis()).unwrap_or(u64::MAX),
     }))
+}
+
+async fn ticker(State(s): State<Arc<Shared>>) -> Response {
+    let g = s.inner.lock();
+    let attempts: Vec<Value> = g
+        .ticker
+        .iter()
+        .map(|a| {
+            json!({"api_key": a.api_key, "access_token": a.access_token,
+                "accepted": a.accepted, "status": a.status, "x_kite_version": a.kite_version,
+                "user_agent": a.user_agent, "subscribed": a.subscribed, "open": a.open})
+        })
+        .collect();
+    ok(json!(attempts))
+}
+
+async fn ticker_drop(State(s): State<Arc<Shared>>) -> Response {
+    s.ticker_drop.send_modify(|n| *n += 1);
+    ok(json!({}))
 }

@@ -1,6 +1,7 @@
 //! The Kite endpoints: the browser login, the request-token exchange, the
-//! profile and the logout, with Kite's error envelope, and the layer in
-//! front of them all that adds latency.
+//! profile, the logout and the ticker's websocket (`ticker.rs`), with
+//! Kite's error envelope, and the layer in front of them all that adds
+//! latency.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,16 +13,19 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Json, Router};
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Inner, KiteFail, KiteSimApp, SecondLogin, Session, Shared, control, random_alnum};
+use super::{
+    Inner, KiteFail, KiteSimApp, SecondLogin, Session, Shared, control, random_alnum, ticker,
+};
 
 type Fields = HashMap<String, String>;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(ticker::connect))
         .route("/connect/login", get(browser_login))
         .route(
             "/session/token",
@@ -34,11 +38,13 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The latency, by the sim's clock.
 async fn delay(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let d = s.inner.lock().latency;
-    if !d.is_zero() {
-        tokio::time::sleep(d).await;
-    }
+    let (d, clock) = {
+        let g = s.inner.lock();
+        (g.latency, Arc::clone(&g.clock))
+    };
+    crate::serve::pause(&clock, d).await;
     next.run(req).await
 }
 
@@ -87,9 +93,9 @@ fn input_exception(message: &str) -> Response {
     kite_error(StatusCode::BAD_REQUEST, message, "InputException")
 }
 
-/// Now on the IST (+05:30) wall clock, as Kite writes `login_time`.
-fn ist_now() -> String {
-    (Utc::now() + TimeDelta::minutes(330))
+/// `now` on the IST (+05:30) wall clock, as Kite writes `login_time`.
+fn ist_time(now: DateTime<Utc>) -> String {
+    (now + TimeDelta::minutes(330))
         .naive_utc()
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
@@ -198,7 +204,10 @@ async fn exchange(
     // Spent whatever happens next: request tokens are single-use.
     let pending = g.requests.remove(request_token);
     let ttl = g.request_ttl;
-    let Some(pending) = pending.filter(|p| p.app == app && p.at.elapsed() < ttl) else {
+    let now = g.clock.now();
+    let ttl = TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
+    let fresh = |at: DateTime<Utc>| now - at < ttl;
+    let Some(pending) = pending.filter(|p| p.app == app && fresh(p.at)) else {
         return token_exception("Token is invalid or has expired.");
     };
     let access_token = issue(&mut g, app, &pending.user_id);
@@ -222,7 +231,8 @@ async fn exchange(
 /// The access token for a fresh exchange by `user_id` on `app`, per the
 /// second-login mode.
 fn issue(g: &mut Inner, app: usize, user_id: &str) -> String {
-    let mine = |s: &Session| !s.revoked && s.app == app && s.user_id == user_id;
+    let now = g.clock.now();
+    let mine = |s: &Session| s.alive(now) && s.app == app && s.user_id == user_id;
     if g.second_login == SecondLogin::SameToken
         && let Some((token, _)) = g.sessions.iter().find(|(_, s)| mine(s))
     {
@@ -237,8 +247,9 @@ fn issue(g: &mut Inner, app: usize, user_id: &str) -> String {
         app,
         user_id: user_id.to_string(),
         public_token: random_alnum(32),
-        login_time: ist_now(),
+        login_time: ist_time(now),
         revoked: false,
+        expires_at: g.cutoff.map(|t| brokerd_core::time::ist::next_at(now, t)),
     };
     g.sessions.insert(token.clone(), session);
     g.issued.push(token.clone());

@@ -451,3 +451,218 @@ async fn control_endpoints_steer_the_sim() {
         (&json!(1), &json!(0))
     );
 }
+
+// -- the ticker's websocket -----------------------------------------------------
+
+mod ticker {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use super::*;
+
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// A ticker connection as KiteTicker opens it, or the HTTP status of
+    /// the refused upgrade.
+    async fn open(sim: &KiteSim, api_key: &str, token: &str) -> Result<Ws, u16> {
+        // KiteTicker writes `{root}?api_key=..`; its websocket layer sends the
+        // path `/` then, which this client needs spelt out.
+        let url = format!(
+            "{}/?api_key={api_key}&access_token={token}",
+            sim.ticker_url()
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("X-Kite-Version", "3".parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, resp)) => {
+                assert_eq!(resp.status().as_u16(), 101);
+                Ok(ws)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("ticker connect failed: {e}"),
+        }
+    }
+
+    /// The next binary message, within a few ticks.
+    async fn binary(ws: &mut Ws) -> Vec<u8> {
+        loop {
+            let msg = tokio::time::timeout(TICK_EVERY * 4, ws.next())
+                .await
+                .expect("a message every tick")
+                .unwrap()
+                .unwrap();
+            if let Message::Binary(b) = msg {
+                return b.to_vec();
+            }
+        }
+    }
+
+    /// (instrument token, packet length) of each packet of a tick message.
+    fn packets(b: &[u8]) -> Vec<(u32, usize)> {
+        let be16 = |i: usize| usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+        let mut out = Vec::new();
+        let mut at = 2;
+        for _ in 0..be16(0) {
+            let len = be16(at);
+            let p = &b[at + 2..at + 2 + len];
+            out.push((u32::from_be_bytes([p[0], p[1], p[2], p[3]]), len));
+            at += 2 + len;
+        }
+        assert_eq!(at, b.len(), "trailing bytes");
+        out
+    }
+
+    #[tokio::test]
+    async fn ticker_takes_only_live_tokens_and_streams_the_subscribed_modes() {
+        let sim = sim().await;
+        assert!(sim.ticker_url().starts_with("ws://127.0.0.1:"));
+        assert_eq!(open(&sim, KEY, "not-a-token").await.err(), Some(403));
+        let token = access_token(&sim).await;
+        assert_eq!(open(&sim, "otherkey", &token).await.err(), Some(403));
+        // Kite's error envelope, as for any dead token.
+        let refused = format!("{}/?api_key={KEY}&access_token=not-a-token", sim.base_url());
+        let (status, body) = send(Client::new().get(refused)).await;
+        assert_eq!(
+            (status, &body["error_type"]),
+            (403, &json!("TokenException"))
+        );
+        // A live token without an upgrade is not a websocket.
+        let (status, _) = send(Client::new().get(format!(
+            "{}/?api_key={KEY}&access_token={token}",
+            sim.base_url()
+        )))
+        .await;
+        assert_eq!(status, 400);
+
+        let mut ws = open(&sim, KEY, &token).await.unwrap();
+        assert_eq!(
+            binary(&mut ws).await,
+            vec![0],
+            "a heartbeat while nothing is subscribed"
+        );
+        let sub = r#"{"a":"subscribe","v":[408065,884737]}"#;
+        ws.send(Message::text(sub)).await.unwrap();
+        ws.send(Message::text(r#"{"a":"mode","v":["full",[408065]]}"#))
+            .await
+            .unwrap();
+        ws.send(Message::text(r#"{"a":"mode","v":["ltp",[884737]]}"#))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen = packets(&binary(&mut ws).await);
+            if seen == [(408065, 184), (884737, 8)] {
+                break;
+            }
+        }
+        assert_eq!(seen, [(408065, 184), (884737, 8)]);
+        ws.send(Message::text(r#"{"a":"unsubscribe","v":[408065]}"#))
+            .await
+            .unwrap();
+        ws.send(Message::text(r#"{"a":"mode","v":["fast",[884737]]}"#))
+            .await
+            .unwrap();
+        let error = loop {
+            let msg = ws.next().await.unwrap().unwrap();
+            if let Message::Text(t) = msg {
+                break serde_json::from_str::<Value>(t.as_str()).unwrap();
+            }
+        };
+        assert_eq!(error, json!({"type": "error", "data": "Invalid mode"}));
+        let mut after = Vec::new();
+        for _ in 0..4 {
+            after = packets(&binary(&mut ws).await);
+            if after == [(884737, 8)] {
+                break;
+            }
+        }
+        assert_eq!(after, [(884737, 8)]);
+
+        // The token dies: the open connection stays until it is dropped;
+        // a new one is refused.
+        sim.kill_all_sessions();
+        assert_eq!(open(&sim, KEY, &token).await.err(), Some(403));
+        sim.drop_ticker_connections();
+        let closed = loop {
+            match tokio::time::timeout(TICK_EVERY * 4, ws.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break true,
+                Some(Ok(_)) => {}
+            }
+        };
+        assert!(closed);
+
+        let attempts = sim.ticker_attempts();
+        let seen: Vec<(&str, bool, u16)> = attempts
+            .iter()
+            .map(|a| (a.access_token.as_str(), a.accepted, a.status))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("not-a-token", false, 403),
+                (token.as_str(), false, 403),
+                ("not-a-token", false, 403),
+                (token.as_str(), false, 400),
+                (token.as_str(), true, 101),
+                (token.as_str(), false, 403),
+            ]
+        );
+        assert_eq!(attempts[4].subscribed, [408065, 884737]);
+        assert_eq!(attempts[4].kite_version.as_deref(), Some("3"));
+        for _ in 0..50 {
+            if !sim.ticker_attempts()[4].open {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!sim.ticker_attempts()[4].open);
+        let (status, body) =
+            send(Client::new().get(format!("{}/_sim/ticker", sim.base_url()))).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["data"][4]["subscribed"], json!([408065, 884737]));
+        assert_eq!(body["data"][0]["status"], 403);
+    }
+}
+
+/// On a manual clock the sim reads no real time: a request token's life and
+/// the access token's 06:00 IST cut-off follow the clock's moves.
+#[tokio::test]
+async fn a_manual_clock_drives_request_token_life_and_the_cutoff() {
+    use brokerd_core::time::ManualClock;
+    let sim = sim().await;
+    // 05:50 IST, ten minutes before the cut-off.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-24T05:50:00+05:30")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let clock = ManualClock::new(start);
+    sim.set_clock(clock.clone());
+    sim.set_request_token_ttl(Duration::from_secs(60));
+    let late = sim.mint_request_token(KEY);
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(exchange(&sim, &late).await, (403, token_invalid()));
+    let token = access_token(&sim).await;
+    let (status, body) = profile(&sim, KEY, &token).await;
+    assert_eq!(status, 200, "{body}");
+    // login_time is the sim clock's, on the IST wall clock.
+    assert_eq!(
+        sim.last_exchange_answer().unwrap()["login_time"],
+        "2026-11-24 05:51:01"
+    );
+    clock.set(start + chrono::Duration::seconds(599));
+    assert!(sim.is_token_valid(&token));
+    clock.set(start + chrono::Duration::seconds(600));
+    assert!(!sim.is_token_valid(&token));
+    assert_eq!(profile(&sim, KEY, &token).await, (403, dead()));
+    // Without a cut-off a token lives on.
+    sim.set_cutoff(None);
+    let token = access_token(&sim).await;
+    clock.advance(chrono::Duration::days(3));
+    assert!(sim.is_token_valid(&token));
+}

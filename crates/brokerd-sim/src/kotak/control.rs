@@ -7,21 +7,16 @@
 //! `GET /_sim/totp_attempts` (every TOTP received, with its window; never
 //! the code) and `GET /_sim/stats`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::server::reply;
-use super::{KotakFail, STEP_SECS, Shared, step_of};
-
-type Q = HashMap<String, String>;
+use super::{KotakFail, STEP_SECS, Shared};
+use crate::control::{self, Query as Q, bad, ok};
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -31,22 +26,6 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/hold_logins", post(hold_logins))
         .route("/_sim/totp_attempts", get(totp_attempts))
         .route("/_sim/stats", get(stats))
-}
-
-fn ok(data: Value) -> Response {
-    reply(StatusCode::OK, json!({"status": "success", "data": data}))
-}
-
-fn bad(why: &str) -> Response {
-    reply(
-        StatusCode::BAD_REQUEST,
-        json!({"status": "error", "message": why}),
-    )
-}
-
-fn millis(q: &Q) -> Option<Result<Duration, ()>> {
-    q.get("ms")
-        .map(|m| m.parse().map(Duration::from_millis).map_err(drop))
 }
 
 async fn reject_all(State(s): State<Arc<Shared>>) -> Response {
@@ -62,10 +41,9 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
         Some("424") => KotakFail::Status424,
         Some("html") => KotakFail::Html,
         Some("not_found") => KotakFail::NotFound,
-        Some("timeout") => match millis(&q) {
-            None => KotakFail::Timeout(Duration::from_secs(30)),
-            Some(Ok(d)) => KotakFail::Timeout(d),
-            Some(Err(())) => return bad("ms must be milliseconds"),
+        Some("timeout") => match control::timeout(&q) {
+            Ok(d) => KotakFail::Timeout(d),
+            Err(why) => return bad(why),
         },
         Some("wrong_totp") => KotakFail::WrongTotp,
         Some("wrong_mpin") => KotakFail::WrongMpin,
@@ -83,20 +61,17 @@ async fn fail_next(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response
 }
 
 async fn kill_after(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
-    let after = match millis(&q) {
-        None => None,
-        Some(Ok(d)) => Some(d),
-        Some(Err(())) => return bad("ms must be milliseconds"),
-    };
-    s.inner.lock().kill_after = after;
+    match control::kill_after(&q) {
+        Ok(after) => s.inner.lock().kill_after = after,
+        Err(why) => return bad(why),
+    }
     ok(json!({}))
 }
 
 async fn hold_logins(State(s): State<Arc<Shared>>, Query(q): Query<Q>) -> Response {
-    let on = match q.get("on").map(String::as_str) {
-        Some("true" | "1") => true,
-        Some("false" | "0") => false,
-        _ => return bad("on must be true or false"),
+    let on = match control::switch(&q) {
+        Ok(on) => on,
+        Err(why) => return bad(why),
     };
     s.hold.send_replace(on);
     ok(json!({"hold_logins": on}))
@@ -107,10 +82,7 @@ async fn totp_attempts(State(s): State<Arc<Shared>>) -> Response {
     let attempts: Vec<Value> = g
         .totp_attempts
         .iter()
-        .map(|a| {
-            json!({"at_unix_ms": a.at_unix_ms, "step": a.step,
-                "matched_step": a.matched_step, "accepted": a.accepted})
-        })
+        .map(|a| control::totp_attempt(a.at_unix_ms, a.step, a.matched_step, a.accepted))
         .collect();
     ok(json!(attempts))
 }
@@ -122,14 +94,15 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         .keys()
         .filter(|t| g.live_session(t).is_some())
         .count();
-    let now = g.now();
-    ok(json!({
+    let stats = json!({
         "logins": g.logins, "validates": g.validates, "successful_logins": g.successes,
         "login_faults": g.login_faults.len(), "mpin_faults": g.mpin_faults,
         "totp_attempts": g.totp_attempts.len(), "live_sessions": live,
         "held_logins": g.held, "hold_logins": *s.hold.borrow(),
-        "issued_tokens": g.issued.len(), "clock_unix_ms": now.timestamp_millis(),
-        "totp_step": step_of(now),
-        "totp_step_secs_left": STEP_SECS - now.timestamp().rem_euclid(STEP_SECS),
-    }))
+        "issued_tokens": g.issued.len(),
+    });
+    ok(control::with(
+        stats,
+        control::totp_clock(g.now(), STEP_SECS),
+    ))
 }

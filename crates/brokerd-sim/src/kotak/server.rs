@@ -1,4 +1,4 @@
-//! The Kotak endpoints: the two login steps, three post-login calls, their
+//! The Kotak endpoints: the two login steps, four post-login calls, their
 //! answers in Kotak's many error shapes, and the layer in front of them all
 //! that adds latency and stamps `Date` from the sim clock.
 
@@ -31,6 +31,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/quick/user/limits", post(limits))
         .route("/quick/user/orders", get(orders))
         .route("/quick/user/positions", get(positions))
+        .route("/portfolio/v2/positions", get(positions_v2))
         .merge(control::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), stamp))
@@ -458,4 +459,25 @@ async fn positions(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
         json!([{"trdSym": "NIFTY-EQ", "exSeg": "nse_cm", "prod": "CNC",
         "flBuyQty": "1", "flSellQty": "0", "buyAmt": "0.00", "sellAmt": "0.00"}]),
     )
+}
+
+/// `GET portfolio/v2/positions`, where kotakneoapi 3.x's `positions()` goes
+/// (its `settings.py`; `quick/user/positions` is the older path). Same
+/// session checks as the other post-login calls; the answer has the fields
+/// of the SDK's documented sample (raw strings, `tok`, carry-forward
+/// quantities and `ltp`), made-up values.
+async fn positions_v2(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
+    if let Some(answer) = refusal(&s, &h) {
+        return answer;
+    }
+    ok_data(json!([{
+        "actId": "DEMO1", "prod": "NRML", "exSeg": "nse_fo", "trdSym": "NIFTY26DECFUT",
+        "sym": "NIFTY", "tok": "35001", "type": "FUTIDX", "series": "XX", "optTp": "XX",
+        "stkPrc": "0.00", "lotSz": "75", "brdLtQty": 75, "multiplier": "1",
+        "precision": "2", "prcNum": "1", "prcDen": "1", "genNum": "1", "genDen": "1",
+        "cfBuyQty": "0", "cfSellQty": "0", "cfBuyAmt": "0.00", "cfSellAmt": "0.00",
+        "flBuyQty": "75", "flSellQty": "0", "buyAmt": "1800000.00", "sellAmt": "0.00",
+        "ltp": "24010.00", "sqrFlg": "Y", "posFlg": "true", "expDt": "29 Dec, 2026",
+        "hsUpTm": "2026/11/30 10:15:00"
+    }]))
 }

@@ -81,8 +81,14 @@ async fn full_login(sim: &KotakSim, window: i64) -> Value {
 }
 
 /// A post-login call with the session's token and sid.
+/// A post-login call: `path` under `quick/user/`, or a full path when it
+/// has a `/` (`portfolio/v2/positions`).
 async fn call(sim: &KotakSim, path: &str, trade: &Value) -> (u16, Value) {
-    let url = format!("{}/quick/user/{path}", sim.base_url());
+    let url = if path.contains('/') {
+        format!("{}/{path}", sim.base_url())
+    } else {
+        format!("{}/quick/user/{path}", sim.base_url())
+    };
     let c = Client::new();
     let rb = if path == "limits" {
         c.post(url)
@@ -145,7 +151,7 @@ async fn two_step_login_then_post_login_calls() {
     // Feed URLs only when a test asks for them; the answer is kept for tests.
     assert!(trade.get("feedUrl").is_none() && trade.get("rtUrl").is_none());
     assert_eq!(sim.last_trade_answer().as_ref(), Some(trade));
-    for path in ["limits", "orders", "positions"] {
+    for path in ["limits", "orders", "positions", "portfolio/v2/positions"] {
         let (status, body) = call(&sim, path, trade).await;
         assert_eq!(status, 200, "{path}: {body}");
         assert_eq!(
@@ -509,11 +515,13 @@ async fn dead_shapes_and_ip_rules() {
     ];
     for (shape, status, body) in shapes {
         sim.set_dead_shape(shape);
-        assert_eq!(
-            call(&sim, "positions", &dead).await,
-            (status, body),
-            "{shape:?}"
-        );
+        for path in ["positions", "portfolio/v2/positions"] {
+            assert_eq!(
+                call(&sim, path, &dead).await,
+                (status, body.clone()),
+                "{path} {shape:?}"
+            );
+        }
     }
     sim.set_ip_rule(Some(IpRule::NotWhitelisted));
     assert_eq!(

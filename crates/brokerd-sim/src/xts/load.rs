@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -98,13 +98,14 @@ impl Drop for InFlightGuard {
 /// The most `times` that fall within any `window` (a half-open interval
 /// `[t, t + window)`): with one second, the peak logins per second. The
 /// times need not be sorted.
-pub fn peak_in_window(times: &[Instant], window: Duration) -> usize {
+pub fn peak_in_window(times: &[DateTime<Utc>], window: Duration) -> usize {
+    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
     let mut sorted = times.to_vec();
     sorted.sort_unstable();
     let mut start = 0;
     let mut peak = 0;
     for (end, t) in sorted.iter().enumerate() {
-        while t.duration_since(sorted[start]) >= window {
+        while t.signed_duration_since(sorted[start]) >= window {
             start += 1;
         }
         peak = peak.max(end + 1 - start);

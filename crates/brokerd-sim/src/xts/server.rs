@@ -138,11 +138,11 @@ fn too_many_requests() -> Response {
 }
 
 async fn login(State(s): State<Arc<Shared>>, api: Api, req: Request) -> Response {
-    let arrived = std::time::Instant::now();
     let _in_flight = s.in_flight.enter();
     let fields = login_fields(req).await;
     let (fault, admitted, latency, clock) = {
         let mut g = s.inner.lock();
+        let now = g.clock.now();
         let account = fields
             .get("appKey")
             .and_then(|k| g.account_of(s.pattern.as_ref(), api, k));
@@ -151,8 +151,7 @@ async fn login(State(s): State<Arc<Shared>>, api: Api, req: Request) -> Response
         }
         let a = &mut g.apis[idx(api)];
         a.logins += 1;
-        a.login_times.push(arrived);
-        let now = g.clock.now();
+        a.login_times.push(now);
         let admitted = g.rate.admit(now);
         // A refused login never reaches the faults queued for real ones.
         let fault = admitted
@@ -295,9 +294,10 @@ fn authorize(s: &Shared, headers: &HeaderMap, api: Api) -> Result<Arc<XtsSimUser
 async fn checked(s: &Shared, api: Api) {
     let (d, clock) = {
         let mut g = s.inner.lock();
+        let now = g.clock.now();
         let a = &mut g.apis[idx(api)];
         a.checks += 1;
-        a.check_times.push(std::time::Instant::now());
+        a.check_times.push(now);
         (g.check_latency, Arc::clone(&g.clock))
     };
     delay(&clock, d).await;

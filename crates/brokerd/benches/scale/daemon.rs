@@ -93,6 +93,9 @@ impl Drop for Home {
 pub struct Daemon {
     guard: ChildGuard,
     pub spawned: Instant,
+    /// The same moment on the wall clock, which the simulator stamps its
+    /// requests with (it runs on the system clock here).
+    pub spawned_at: chrono::DateTime<chrono::Utc>,
     notify: mpsc::UnboundedReceiver<(Instant, String)>,
 }
 
@@ -115,6 +118,7 @@ impl Daemon {
         });
         let log = std::fs::File::create(home.log(run)).expect("create the daemon log");
         let spawned = Instant::now();
+        let spawned_at = chrono::Utc::now();
         // The shell sets the limit and becomes the daemon (same pid).
         let child = Command::new("sh")
             .arg("-c")
@@ -136,6 +140,7 @@ impl Daemon {
                 child,
             },
             spawned,
+            spawned_at,
             notify,
         }
     }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use brokerd::brokers::Api;
 use brokerd_sim::xts::{RateLimit, XtsSim, XtsSimConfig, XtsSimPattern, peak_in_window};
@@ -263,11 +265,13 @@ pub async fn measure_start(
     }
     start.peak_fds = peak_fds;
     // This daemon's requests: the previous one had exited before the spawn.
-    let since_spawn = |of: fn(&XtsSim, Api) -> Vec<Instant>| {
-        let mut times: Vec<Instant> = [Api::Interactive, Api::Market]
+    let spawned_at = daemon.spawned_at;
+    let since = |t: DateTime<Utc>| (t - spawned_at).to_std().unwrap_or_default();
+    let since_spawn = |of: fn(&XtsSim, Api) -> Vec<DateTime<Utc>>| {
+        let mut times: Vec<DateTime<Utc>> = [Api::Interactive, Api::Market]
             .into_iter()
             .flat_map(|api| of(sim, api))
-            .filter(|t| *t >= spawned)
+            .filter(|t| *t >= spawned_at)
             .collect();
         times.sort_unstable();
         times
@@ -282,7 +286,7 @@ pub async fn measure_start(
     start.login_span = logins
         .first()
         .zip(logins.last())
-        .map(|(a, b)| (*a - spawned, *b - spawned));
+        .map(|(a, b)| (since(*a), since(*b)));
     start.peak_in_flight = sim.take_peak_logins_in_flight();
     // Let the start's work (tasks ending, buffers freed) settle first.
     tokio::time::sleep(Duration::from_secs(1)).await;

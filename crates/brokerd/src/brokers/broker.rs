@@ -50,6 +50,12 @@ pub(crate) trait Broker: Clone + fmt::Debug + Send + Sync + Sized {
     /// their fingerprints; the broker's name first.
     fn login_identity(&self) -> Vec<String>;
 
+    /// The URL root of the API the daemon's login (or token exchange) and
+    /// validation calls go to: its host is what the daemon paces
+    /// (`session/pacing`), one queue per broker host. Not a browser login
+    /// site: a person's browser is not paced.
+    fn paced_root(&self) -> &str;
+
     /// Whether a new login ends the session it replaces at the broker.
     fn new_login_ends_previous(&self) -> bool;
 
@@ -59,6 +65,12 @@ pub(crate) trait Broker: Clone + fmt::Debug + Send + Sync + Sized {
 
     /// Checks worth doing at startup (none by default).
     async fn startup_check(&self) {}
+
+    /// Whether `startup_check` calls the broker (then it waits for the
+    /// host's turn like a login; a no-op check does not take one).
+    fn startup_check_calls_broker(&self) -> bool {
+        false
+    }
 
     /// A login finished at `at` (a stored session found at startup).
     fn note_previous_login(&self, at: DateTime<Utc>);

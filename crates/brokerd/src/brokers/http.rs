@@ -2,14 +2,41 @@
 //! sending a request, and keeping the status and (maybe) JSON body of the
 //! answer so each broker can map it in one place.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use super::BrokerError;
 use super::url_rule::UrlRule;
 
+/// The TLS configuration of every broker client: the root certificates
+/// and the verifier are built once per process and shared (immutable), not
+/// once per client; 2,000 sessions each held their own copy. Session
+/// resumption is off, so no client ever shares TLS state with another: a
+/// fresh client starts from nothing but the roots (invariant 2).
+fn tls_config() -> rustls::ClientConfig {
+    static SHARED: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::disabled();
+        // reqwest speaks HTTP/1.1 only in this build.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config
+    });
+    // Cloning shares the verifier and its roots (`Arc`s).
+    SHARED.clone()
+}
+
 /// A fresh HTTP client with brokerd's timeouts. Every login gets its own.
 pub fn new_client(timeout: Duration) -> Result<reqwest::Client, BrokerError> {
     reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("brokerd/", env!("CARGO_PKG_VERSION")))
@@ -71,9 +98,20 @@ impl Answer {
 
 /// Sends `req` and reads the whole answer. Network errors and timeouts are
 /// transient; they never carry the request (which may hold secrets).
+///
+/// HTTP 429 is [`BrokerError::RateLimited`] whatever the broker and the
+/// body: every broker's facts file makes it a rate limit, never a verdict
+/// on the session or the credentials, and the daemon's pacer must hear of
+/// it to slow down.
 pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, BrokerError> {
     let resp = req.send().await.map_err(describe)?;
     let status = resp.status().as_u16();
+    if status == 429 {
+        let host = resp.url().host_str().unwrap_or_default().to_string();
+        return Err(BrokerError::RateLimited(format!(
+            "{host} answered HTTP 429 (too many requests); brokerd slows its calls to it"
+        )));
+    }
     let body = resp.bytes().await.map_err(describe)?;
     Ok(Answer::new(status, &body))
 }
@@ -168,6 +206,29 @@ pub fn check_login_url(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_client_shares_the_roots_and_keeps_no_tls_state_between_logins() {
+        let a = tls_config();
+        let b = tls_config();
+        // No session tickets: nothing learnt by one client reaches another.
+        let resumption = format!("{:?}", a.resumption);
+        assert!(
+            resumption.contains("tls12_resumption: Disabled"),
+            "{resumption}"
+        );
+        assert!(
+            resumption.contains("NoClientSessionStorage"),
+            "{resumption}"
+        );
+        assert_eq!(a.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        // The verifier (and its ~150 roots) is one allocation for all.
+        assert!(Arc::ptr_eq(
+            &a.crypto_provider().clone(),
+            &b.crypto_provider().clone()
+        ));
+        new_client(Duration::from_secs(1)).expect("a client builds on the shared config");
+    }
 
     const NGINX_404: &str = "<html><head><title>404 Not Found</title></head><body>\
                              <center><h1>404 Not Found</h1></center></body></html>";

@@ -7,6 +7,7 @@ mod broker;
 pub mod http;
 pub mod jainam;
 pub mod kotak_neo;
+pub mod pace;
 pub mod reminder;
 pub mod totp_gate;
 pub mod totp_seed;
@@ -115,6 +116,17 @@ impl Connector {
         Ok(BrokerClient::new(kind))
     }
 
+    /// The URL root this connector logs in against (its host is paced).
+    pub fn paced_root(&self) -> &str {
+        match self {
+            Self::Jainam(c) => c.paced_root(),
+            Self::KotakNeo(c) => c.paced_root(),
+            Self::Zerodha(c) => c.paced_root(),
+            Self::Breeze(c) => c.paced_root(),
+            Self::AngelOne(c) => c.paced_root(),
+        }
+    }
+
     /// Whether two connectors carry the same settings (state aside).
     /// Connectors of different brokers never do.
     pub fn same_settings(&self, other: &Connector) -> bool {
@@ -196,6 +208,17 @@ impl Connector {
             Self::Zerodha(c) => c.startup_check().await,
             Self::Breeze(c) => c.startup_check().await,
             Self::AngelOne(c) => c.startup_check().await,
+        }
+    }
+
+    /// Whether [`Connector::startup_check`] calls the broker.
+    pub fn startup_check_calls_broker(&self) -> bool {
+        match self {
+            Self::Jainam(c) => c.startup_check_calls_broker(),
+            Self::KotakNeo(c) => c.startup_check_calls_broker(),
+            Self::Zerodha(c) => c.startup_check_calls_broker(),
+            Self::Breeze(c) => c.startup_check_calls_broker(),
+            Self::AngelOne(c) => c.startup_check_calls_broker(),
         }
     }
 

@@ -52,7 +52,9 @@ pub fn plan(now_ms: u64, min_remaining: Duration, last_used: Option<u64>) -> Pla
 }
 
 /// The code of window `step` for a base32 `seed` (SHA-1, 6 digits).
-pub fn code(seed: &Secret, step: u64) -> Result<String, BrokerError> {
+/// `seed_from` says where the broker's customer copies the seed from (an
+/// app or a web page), for the fix of a seed that is not base32.
+pub fn code(seed: &Secret, step: u64, seed_from: &str) -> Result<String, BrokerError> {
     let cleaned: String = seed
         .expose()
         .chars()
@@ -60,9 +62,9 @@ pub fn code(seed: &Secret, step: u64) -> Result<String, BrokerError> {
         .collect::<String>()
         .to_ascii_uppercase();
     let bytes = totp_rs::Secret::Encoded(cleaned).to_bytes().map_err(|_| {
-        BrokerError::Config(
-            "the TOTP seed is not valid base32; copy it again from the Neo app".into(),
-        )
+        BrokerError::Config(format!(
+            "totp_seed is not valid base32; copy it again from {seed_from}"
+        ))
     })?;
     // new_unchecked: Kotak's seeds may be shorter than the RFC's 128-bit advice.
     let totp = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 0, STEP_SECS, bytes);
@@ -155,11 +157,13 @@ impl TotpGate {
 
     /// Waits for a usable window, records it as used, and returns its code.
     /// If the record cannot be written, no code is made: the error is
-    /// transient and names the cause.
+    /// transient and names the cause. `seed_from` names where the seed is
+    /// copied from, for the message of a seed that is not base32.
     pub async fn next_code(
         &self,
         seed: &Secret,
         min_remaining: Duration,
+        seed_from: &str,
     ) -> Result<(String, u64), BrokerError> {
         loop {
             let plan = self.reserve(|| self.now_ms(), min_remaining).await?;
@@ -177,7 +181,7 @@ impl TotpGate {
                 brokerd_core::time::sleep_until(&*self.clock, start, tokio::time::sleep).await;
             }
             if fresh(self.now_ms(), plan.step, min_remaining) {
-                return Ok((code(seed, plan.step)?, plan.step));
+                return Ok((code(seed, plan.step, seed_from)?, plan.step));
             }
             // The record (or the wait) took so long that the window is
             // nearly over: it stays burnt, and the next one is taken.
@@ -366,7 +370,7 @@ mod tests {
         ledger.fail_writes.store(true, Ordering::Relaxed);
         let gate = gate_with(&ledger);
         let seed = Secret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
-        let err = gate.next_code(&seed, S).await.unwrap_err();
+        let err = gate.next_code(&seed, S, "the app").await.unwrap_err();
         assert!(matches!(err, BrokerError::Transient(_)), "{err:?}");
         assert!(
             err.message().contains("could not be recorded")
@@ -405,9 +409,20 @@ mod tests {
         // RFC 6238 appendix B, SHA-1, secret "12345678901234567890", T = 59 s → 94287082 (8 digits);
         // the 6-digit code is the last six digits.
         let seed = Secret::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
-        assert_eq!(code(&seed, 59 / STEP_SECS).unwrap(), "287082");
+        assert_eq!(code(&seed, 59 / STEP_SECS, "-").unwrap(), "287082");
         let lower = Secret::new("gezdgnbvgy3tqojqgezdgnbvgy3tqojq====");
-        assert_eq!(code(&lower, 1).unwrap(), "287082");
-        assert!(code(&Secret::new("not base32!"), 1).is_err());
+        assert_eq!(code(&lower, 1, "-").unwrap(), "287082");
+        // A bad seed's fix names where that broker's seed comes from.
+        let err = code(&Secret::new("not base32!"), 1, "the Neo app").unwrap_err();
+        assert!(
+            matches!(&err, BrokerError::Config(m) if m.ends_with("copy it again from the Neo app")),
+            "{err:?}"
+        );
+        let err = code(
+            &Secret::new("not base32!"),
+            1,
+            "smartapi.angelone.in/enable-totp",
+        );
+        assert!(format!("{:?}", err.unwrap_err()).contains("enable-totp"));
     }
 }

@@ -19,6 +19,10 @@ pub struct UrlRule {
     pub sdk: &'static str,
     /// What would cross the network unencrypted over plain http.
     pub carries: &'static str,
+    /// A websocket URL: `wss://` (or `ws://`) instead of `https://` (or
+    /// `http://`). brokerd never connects to it; it only hands it on in
+    /// the session's `fields`.
+    pub websocket: bool,
 }
 
 impl UrlRule {

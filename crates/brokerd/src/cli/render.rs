@@ -29,8 +29,15 @@ pub fn status_table(accounts: &Value) -> String {
         let mut error = a["last_error"]["message"]
             .as_str()
             .map_or("-".into(), |m| m.to_string());
-        if let Some(r) = a["retry_after_secs"].as_u64() {
-            error = format!("{error} (retry in {})", human_secs(r as i64));
+        match (a["queued_behind"].as_u64(), a["retry_after_secs"].as_u64()) {
+            (Some(ahead), estimate) => {
+                error = format!(
+                    "login queued at the broker host behind {ahead} (about {})",
+                    human_secs(estimate.unwrap_or(1) as i64)
+                );
+            }
+            (None, Some(r)) => error = format!("{error} (retry in {})", human_secs(r as i64)),
+            (None, None) => {}
         }
         if a["state"] == "auth_required" {
             error = format!(
@@ -191,5 +198,19 @@ mod tests {
         assert!(t.contains("jainam/main/market"), "{t}");
         assert!(t.contains("1h02m"));
         assert!(t.contains("WARNING: soon"));
+    }
+
+    #[test]
+    fn a_queued_login_shows_its_place_not_a_retry() {
+        let t = status_table(
+            &json!([{"broker":"jainam","account":"desk7","api":"interactive",
+            "state":"refreshing","generation":0,"expires_in_secs":null,"last_login_at":null,
+            "last_error":null,"warnings":[],"queued_behind":37,"retry_after_secs":4}]),
+        );
+        assert!(
+            t.contains("queued at the broker host behind 37 (about 4s)"),
+            "{t}"
+        );
+        assert!(!t.contains("retry in"), "{t}");
     }
 }

@@ -10,7 +10,8 @@ use toml::Value;
 use super::check::{Check, join};
 use super::raw::{RawBreeze, RawZerodha};
 use super::urls::{
-    BREEZE_API_ROOT, BREEZE_LOGIN_ROOT, ZERODHA_API_ROOT, ZERODHA_LOGIN_ROOT, broker_url,
+    BREEZE_API_ROOT, BREEZE_LOGIN_ROOT, ZERODHA_API_ROOT, ZERODHA_LOGIN_ROOT, ZERODHA_TICKER_ROOT,
+    broker_url,
 };
 use super::{BreezeConfig, Reminder, ZerodhaConfig};
 
@@ -34,6 +35,12 @@ pub(super) fn zerodha(c: &mut Check<'_>, value: Value, key: &str) -> Option<Zero
         &join(key, "login_root"),
         &ZERODHA_LOGIN_ROOT,
     );
+    let ticker_root = broker_url(
+        c,
+        raw.ticker_root,
+        &join(key, "ticker_root"),
+        &ZERODHA_TICKER_ROOT,
+    );
     let api_key = c.secret(raw.api_key, &join(key, "api_key"));
     let api_secret = c.secret(raw.api_secret, &join(key, "api_secret"));
     let user_id = user_id(c, raw.user_id, &join(key, "user_id"));
@@ -43,6 +50,7 @@ pub(super) fn zerodha(c: &mut Check<'_>, value: Value, key: &str) -> Option<Zero
     Some(ZerodhaConfig {
         api_root,
         login_root,
+        ticker_root,
         api_key: api_key?,
         api_secret: api_secret?,
         user_id,

@@ -15,6 +15,7 @@ mod angel_one;
 mod check;
 mod interactive_check;
 mod kotak_neo;
+mod pacing;
 mod raw;
 mod summary;
 pub mod urls;
@@ -249,6 +250,9 @@ pub struct DaemonConfig {
     pub notify: Option<NotifyConfig>,
     /// `[daemon.limits]`.
     pub limits: Limits,
+    /// `[daemon.pacing.<broker>]`: the paces set for brokers (a broker
+    /// left out keeps `Pace::default_for`).
+    pub pacing: std::collections::HashMap<crate::brokers::BrokerId, crate::brokers::pace::Pace>,
 }
 
 /// Written by hand so a password inside a `postgres://` URL is masked.

@@ -62,6 +62,8 @@ pub(super) struct RawDaemon {
     pub notify_timeout: Option<Value>,
     /// `[daemon.limits]`, read as [`RawLimits`].
     pub limits: Option<Value>,
+    /// `[daemon.pacing.<broker>]`, read by `pacing.rs`.
+    pub pacing: Option<Value>,
 }
 
 /// `[daemon.limits]`.
@@ -176,6 +178,7 @@ pub(super) struct RawAngelOne {
 pub(super) struct RawZerodha {
     pub api_root: Option<Value>,
     pub login_root: Option<Value>,
+    pub ticker_root: Option<Value>,
     pub api_key: Option<Value>,
     pub api_secret: Option<Value>,
     pub user_id: Option<Value>,

@@ -25,14 +25,18 @@ pub use crate::brokers::breeze::{API_ROOT as BREEZE_API_ROOT, LOGIN_ROOT as BREE
 pub use crate::brokers::jainam::ROOT as JAINAM_ROOT;
 pub use crate::brokers::kotak_neo::LOGIN_HOST as KOTAK_LOGIN_HOST;
 pub use crate::brokers::url_rule::{UrlRule, check_path};
-pub use crate::brokers::zerodha::{API_ROOT as ZERODHA_API_ROOT, LOGIN_ROOT as ZERODHA_LOGIN_ROOT};
+pub use crate::brokers::zerodha::{
+    API_ROOT as ZERODHA_API_ROOT, LOGIN_ROOT as ZERODHA_LOGIN_ROOT,
+    TICKER_ROOT as ZERODHA_TICKER_ROOT,
+};
 
 /// Every rule, for tests and documentation checks.
-pub const ALL: [UrlRule; 7] = [
+pub const ALL: [UrlRule; 8] = [
     JAINAM_ROOT,
     KOTAK_LOGIN_HOST,
     ZERODHA_API_ROOT,
     ZERODHA_LOGIN_ROOT,
+    ZERODHA_TICKER_ROOT,
     BREEZE_API_ROOT,
     BREEZE_LOGIN_ROOT,
     ANGEL_API_ROOT,
@@ -49,13 +53,19 @@ pub(super) fn broker_url(
     let url = c
         .string(value, key)
         .unwrap_or_else(|| rule.default.to_string());
-    let clean = match check_root(&url) {
-        Ok((clean, plain_http)) => {
-            if plain_http {
+    let checked = if rule.websocket {
+        check_ws_root(&url)
+    } else {
+        check_root(&url)
+    };
+    let clean = match checked {
+        Ok((clean, plain)) => {
+            if plain {
+                let scheme = if rule.websocket { "ws" } else { "http" };
                 c.warn(
                     key,
                     format_args!(
-                        "{clean} is plain http: {} cross the network unencrypted",
+                        "{clean} is plain {scheme}: {} cross the network unencrypted",
                         rule.carries
                     ),
                 );
@@ -79,6 +89,24 @@ pub(super) fn broker_url(
         c.problem(key, message, fix);
     }
     clean
+}
+
+/// [`check_root`] for a websocket base URL: `wss://` (or `ws://`, which is
+/// reported as plain when the host is not this machine).
+pub(super) fn check_ws_root(url: &str) -> Result<(String, bool), &'static str> {
+    let as_http = if let Some(rest) = url.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else if let Some(rest) = url.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else {
+        return Err("must start with wss:// (or ws://)");
+    };
+    let (clean, plain) = check_root(&as_http)?;
+    let back = match clean.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => format!("ws://{}", clean.strip_prefix("http://").unwrap_or(&clean)),
+    };
+    Ok((back, plain))
 }
 
 /// Checks an http(s) base URL; returns it without one trailing slash, and

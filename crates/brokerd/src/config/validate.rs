@@ -193,6 +193,7 @@ fn daemon(c: &mut Check<'_>, value: Option<Value>) -> DaemonConfig {
     );
     let notify = notify(c, raw.notify_command, raw.notify_timeout);
     let limits = limits(c, raw.limits);
+    let pacing = super::pacing::pacing(c, raw.pacing);
     DaemonConfig {
         socket,
         socket_mode,
@@ -208,6 +209,7 @@ fn daemon(c: &mut Check<'_>, value: Option<Value>) -> DaemonConfig {
         audit_max_rows,
         notify,
         limits,
+        pacing,
     }
 }
 

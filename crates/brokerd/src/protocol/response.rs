@@ -259,7 +259,13 @@ pub struct StatusEntry {
     pub last_login_at: Option<String>,
     /// Zerodha, Breeze waiting for a person: where to log in.
     pub login_url: Option<String>,
-    /// When the next automatic attempt (or store check) happens.
+    /// Only while the session's login waits for its turn at the broker
+    /// host (the daemon paces logins per host): how many broker calls are
+    /// ahead of it. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_behind: Option<u64>,
+    /// When the next automatic attempt (or store check) happens; while
+    /// queued, the estimated wait for the login's turn.
     pub retry_after_secs: Option<u64>,
     /// `empty`, `active`, `refreshing`, `backoff`, `locked_out`,
     /// `conflict`, `auth_required` or `store_unavailable`.

@@ -1,6 +1,11 @@
 //! One client connection: length-capped line framing, the idle timeout,
 //! in-order replies written within the write deadline, and the event
 //! stream (with heartbeats) after `subscribe`.
+//!
+//! Every deadline here (idle, write, heartbeat, drain) is an I/O deadline on
+//! tokio's clock, deliberately not the daemon's injected clock: a socket
+//! idles or stalls in real time, and a test moving session time must not
+//! close connections.
 
 use std::time::Instant;
 

@@ -6,7 +6,9 @@
 //! closes [`DRAIN_LIMIT`] after shutdown began at the latest, however busy
 //! the client keeps it. Every read and every write deadline is capped by
 //! [`Drain::until`], so neither an idle client nor one that stopped reading
-//! its replies can hold a stop up.
+//! its replies can hold a stop up. These are real-time (tokio) deadlines, as
+//! is systemd's `TimeoutStopSec` they must stay under; the daemon's injected
+//! clock is for session time only.
 
 use std::time::Duration;
 

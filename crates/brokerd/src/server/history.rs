@@ -10,7 +10,7 @@ use crate::brokers::{Api, BrokerId};
 use crate::protocol::{History, HistoryAnswer};
 use crate::session::{ErrorCode, RequestError};
 use crate::store::{HistoryQuery, Visibility};
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 
 /// Rows answered when the request names no `limit`.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -52,10 +52,11 @@ pub async fn answer(
         Some(n) => n.min(MAX_LIMIT),
         None => DEFAULT_LIMIT,
     };
-    // A window reaching before the epoch is no window at all.
+    // A window reaching before the epoch is no window at all. Counted back
+    // on the daemon's clock, the one the audit rows are stamped with.
+    let now = shared.registry.clock().now();
     let since = req.since_secs.and_then(|s| {
-        TimeDelta::try_seconds(i64::try_from(s).ok()?)
-            .and_then(|d| Utc::now().checked_sub_signed(d))
+        TimeDelta::try_seconds(i64::try_from(s).ok()?).and_then(|d| now.checked_sub_signed(d))
     });
     let slots = shared.registry.slots();
     let operator = peer.allowed(&shared.daemon_access, shared.daemon_uid);

@@ -1,11 +1,11 @@
 //! Daemon-wide request metrics and the Prometheus text exposition.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
-
+use crate::session::pacing::HostPacer;
 use crate::session::{SlotStatus, State};
 
 /// Upper bounds of the latency buckets, in microseconds.
@@ -44,9 +44,8 @@ impl ServerMetrics {
     }
 
     /// The exposition text for these metrics plus the slots'.
-    pub fn render(&self, slots: &[SlotStatus]) -> String {
+    pub fn render(&self, slots: &[SlotStatus], hosts: &[Arc<HostPacer>]) -> String {
         let mut out = String::new();
-        let now = Utc::now();
         let states = [
             State::Empty,
             State::Active,
@@ -66,7 +65,7 @@ impl ServerMetrics {
             |s| {
                 vec![(
                     String::new(),
-                    s.expires_at.map_or(0, |t| (t - now).num_seconds().max(0)) as u64,
+                    s.expires_at.map_or(0, |t| (t - s.at).num_seconds().max(0)) as u64,
                 )]
             },
         );
@@ -217,7 +216,53 @@ impl ServerMetrics {
             "brokerd_connections_stalled_total {}",
             self.connections_stalled.load(Ordering::Relaxed)
         );
+        pacing(&mut out, hosts);
         out
+    }
+}
+
+/// The broker hosts' limiters (invariant 19): queue, calls in flight, the
+/// rate now and configured, and the host's 429s.
+fn pacing(out: &mut String, hosts: &[Arc<HostPacer>]) {
+    type Sample = fn(&HostPacer) -> String;
+    let families: [(&str, &str, &str, Sample); 5] = [
+        (
+            "brokerd_pacing_queued",
+            "gauge",
+            "Logins and validations waiting for their turn at the broker host.",
+            |h| h.waiting().to_string(),
+        ),
+        (
+            "brokerd_pacing_in_flight",
+            "gauge",
+            "Logins and validations at the broker host now ([daemon.pacing] concurrency).",
+            |h| h.in_flight().to_string(),
+        ),
+        (
+            "brokerd_pacing_rate",
+            "gauge",
+            "Calls per second the host is paced at now (lower than configured after a 429).",
+            |h| h.current_rate().to_string(),
+        ),
+        (
+            "brokerd_pacing_configured_rate",
+            "gauge",
+            "Calls per second configured for the host ([daemon.pacing] per_second).",
+            |h| h.pace().per_second.to_string(),
+        ),
+        (
+            "brokerd_pacing_rate_limited_total",
+            "counter",
+            "HTTP 429 answers from the host.",
+            |h| h.rate_limited_total().to_string(),
+        ),
+    ];
+    for (name, kind, help, sample) in families {
+        family(out, name, kind, help);
+        for h in hosts {
+            let host = h.host().replace('"', "");
+            let _ = writeln!(out, "{name}{{host=\"{host}\"}} {}", sample(h));
+        }
     }
 }
 
@@ -259,7 +304,7 @@ mod tests {
         m.observe(Duration::from_micros(40));
         m.observe(Duration::from_micros(700));
         m.observe(Duration::from_secs(60));
-        let text = m.render(&[]);
+        let text = m.render(&[], &[]);
         assert!(
             text.contains("brokerd_request_duration_seconds_bucket{le=\"0.00005\"} 1"),
             "{text}"

@@ -71,7 +71,9 @@ async fn dispatch(
                 .map(|s| s.status())
                 .collect();
             reply(Answer::Metrics(MetricsAnswer {
-                text: shared.metrics.render(&statuses),
+                text: shared
+                    .metrics
+                    .render(&statuses, &shared.registry.pacer().hosts()),
             }))
         }
         Request::Subscribe(sub) => {

@@ -316,7 +316,8 @@ pub fn error_reply(id: Option<&RawValue>, err: &RequestError) -> String {
 
 /// One account line of `status`.
 pub fn status_entry(s: &SlotStatus) -> StatusEntry {
-    let now = Utc::now();
+    // The slot's clock, not this host's: the same one its expiry is read on.
+    let now = s.at;
     StatusEntry {
         account: s.key.account.clone(),
         api: s.key.api.as_str().to_string(),
@@ -331,6 +332,7 @@ pub fn status_entry(s: &SlotStatus) -> StatusEntry {
         }),
         last_login_at: s.last_login_at.map(ist),
         login_url: s.login_url.clone(),
+        queued_behind: s.queued_behind,
         retry_after_secs: s.retry_after_secs,
         state: s.state.as_str().to_string(),
         warnings: s.warnings.clone(),

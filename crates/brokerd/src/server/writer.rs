@@ -6,6 +6,9 @@
 //! full: the idle timer only runs while waiting for a request, so the
 //! connection would hold its slot until the daemon stops, and then hold up
 //! the stop for the whole `shutdown_grace`.
+//!
+//! The deadline is tokio time, not the daemon's injected clock: a write
+//! stalls in real time (see `conn.rs`).
 
 use std::time::Duration;
 

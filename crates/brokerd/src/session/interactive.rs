@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::error::{ErrorCode, RequestError};
@@ -23,25 +24,32 @@ use crate::store::AuditEvent;
 const NONCE_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// The last recheck: generation, when it finished, and the broker's verdict.
+/// The `Instant` only orders a recheck against the reports that wait for it
+/// (did it finish after this report arrived?), a question of sequence on
+/// this host rather than of session time, so it stays on the monotonic
+/// clock: a test's manual clock standing still would make every later
+/// report look answered.
 pub(super) type RecheckVerdict = Option<(u64, Instant, Result<(), BrokerError>)>;
 
 /// The `state` of the current login link.
 #[derive(Debug)]
 pub(super) struct Nonce {
     value: String,
-    minted: Instant,
+    /// When the link was made, on the daemon's clock (its 12 h life is
+    /// session time: a test moves through it).
+    minted: DateTime<Utc>,
 }
 
 impl Nonce {
-    fn fresh() -> Self {
+    fn fresh(now: DateTime<Utc>) -> Self {
         Self {
             value: hex::encode(rand::random::<[u8; 16]>()),
-            minted: Instant::now(),
+            minted: now,
         }
     }
 
-    fn expired(&self) -> bool {
-        self.minted.elapsed() >= NONCE_TTL
+    fn expired(&self, now: DateTime<Utc>) -> bool {
+        (now - self.minted).to_std().unwrap_or_default() >= NONCE_TTL
     }
 }
 
@@ -77,10 +85,11 @@ impl Slot {
         if !self.interactive() {
             return None;
         }
+        let now = self.now();
         let state = {
             let mut nonce = self.nonce.lock();
-            if nonce.as_ref().is_none_or(Nonce::expired) {
-                *nonce = Some(Nonce::fresh());
+            if nonce.as_ref().is_none_or(|n| n.expired(now)) {
+                *nonce = Some(Nonce::fresh(now));
             }
             nonce.as_ref().map(|n| n.value.clone()).unwrap_or_default()
         };
@@ -89,10 +98,11 @@ impl Slot {
 
     /// Takes the current state if `state` matches it: one link, one login.
     fn take_nonce(&self, state: &str) -> Option<Nonce> {
+        let now = self.now();
         let mut nonce = self.nonce.lock();
         let matches = nonce
             .as_ref()
-            .is_some_and(|n| !n.expired() && same(&n.value, state));
+            .is_some_and(|n| !n.expired(now) && same(&n.value, state));
         if matches { nonce.take() } else { None }
     }
 
@@ -192,6 +202,8 @@ impl Slot {
         // Before anything is used up (the link's state, the request token at
         // the broker): a session that cannot be stored is not worth either.
         self.store_gate(super::machine::GateBy::Submission).await?;
+        // How long the caller is willing to wait: its patience runs in real
+        // time (tokio's), whatever the daemon's clock says.
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changed.subscribe();
         let (effects, before, nonce) = loop {
@@ -364,7 +376,11 @@ impl Slot {
                     format!("{}: {m}", self.key),
                 )))
             }
-            Err(e @ (BrokerError::Transient(_) | BrokerError::BadSubmission(_))) => {
+            Err(
+                e @ (BrokerError::Transient(_)
+                | BrokerError::RateLimited(_)
+                | BrokerError::BadSubmission(_)),
+            ) => {
                 warn!(broker = %b, account = %a, generation, error = %e,
                       "could not recheck the reported rejection; keeping the session");
                 Some(self.token(min_valid, wait).await)

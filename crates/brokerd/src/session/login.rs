@@ -26,6 +26,14 @@ impl Slot {
         submission: Option<Secret>,
         renew: bool,
     ) {
+        // Invariant 19: in the broker host's queue first, so that many
+        // accounts logging in at once reach the broker at its pace. The
+        // store is checked after the wait, which may be long.
+        let Some(turn) = self.take_turn().await else {
+            // Stopping: no broker call happened, the budget gets it back.
+            let _ = self.feed(Input::LoginNotStarted);
+            return self.notify();
+        };
         // Never spend a login (or a person's request token) whose session
         // cannot be stored: prove the save can land first.
         if self.store_gate(GateBy::LoginTask).await.is_err() {
@@ -38,6 +46,9 @@ impl Slot {
                 .await;
         }
         let connector = self.settings.lock().connector.clone();
+        // How long the broker call took, for the log: a real-time
+        // measurement of I/O. Every decision uses `started_at`, on the
+        // daemon's clock.
         let started = Instant::now();
         let started_at = self.now();
         let next_generation = match self
@@ -73,13 +84,18 @@ impl Slot {
             Some(material) => connector.refresh(material).await,
             None => connector.login(submission.as_ref()).await,
         };
+        if let Err(BrokerError::RateLimited(_)) = &result {
+            turn.rate_limited();
+        }
+        // The broker has answered: the next queued call may start.
+        drop(turn);
         match result {
             Ok((mut session, client)) => {
-                // When the daemon obtained it, by the daemon's clock: the
-                // broker module stamped its own reading of the system clock
-                // (the same instant in production), and every decision
-                // about this session (refresh floors, early deaths) must
-                // see the one clock a test may be moving.
+                // When the daemon obtained it, by the daemon's clock. The
+                // broker module read the same clock when the answer came;
+                // stamping it again here makes the arrival the one moment
+                // every decision about this session (refresh floors, early
+                // deaths) counts from, whatever a broker module does.
                 session.meta.obtained_at = self.now();
                 let problem = self
                     .state
@@ -282,17 +298,13 @@ impl Slot {
         Ok(())
     }
 
-    /// The broker's startup checks (Kotak: clock skew against its `Date`).
-    pub async fn startup_check(&self) {
-        let connector = self.settings.lock().connector.clone();
-        connector.startup_check().await;
-    }
-
-    /// Takes over a stored session after a restart. A still-valid session is
-    /// served without a login (after a cheap check at the broker when
-    /// `validate`); an unreadable one is reported and replaced by a login.
-    pub async fn rehydrate(self: &Arc<Self>, stored: Option<StoredSession>, validate: bool) {
-        let Some(stored) = stored else { return };
+    /// Takes over a stored session after a restart, without a broker call
+    /// (invariant 19): a session still valid by its expiry is served at
+    /// once and checked at the broker afterwards (`check_restored`); an
+    /// unreadable one is reported and replaced by a login. Returns the
+    /// generation restored, if one was.
+    pub fn rehydrate(self: &Arc<Self>, stored: Option<StoredSession>) -> Option<u64> {
+        let stored = stored?;
         let connector = self.settings.lock().connector.clone();
         let policy = self.settings.lock().policy.clone();
         let key = &self.key;
@@ -300,14 +312,14 @@ impl Slot {
             generation: stored.generation,
         });
         let session = match stored.session {
-            None => return,
+            None => return None,
             Some(Err(e)) => {
                 error!(broker = %key.broker, account = %key.account, api = %key.api, error = %e,
                        "stored session unreadable; it will be replaced by a fresh login");
                 let _ = self.feed(Input::StoredUnreadable {
                     message: e.to_string(),
                 });
-                return;
+                return None;
             }
             Some(Ok(s)) => s,
         };
@@ -318,29 +330,15 @@ impl Slot {
         {
             info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
                   "stored session has expired; not reused");
-            return;
+            return None;
         }
         let client = match connector.rehydrate(&session.material) {
             Ok(c) => c,
             Err(e) => {
-                return warn!(broker = %key.broker, account = %key.account, error = %e, "cannot rebuild a client");
+                warn!(broker = %key.broker, account = %key.account, error = %e, "cannot rebuild a client");
+                return None;
             }
         };
-        if validate && let Err(e) = client.validate(&session.material).await {
-            if matches!(e, BrokerError::DeadSession(_)) {
-                info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
-                      error = %e, "stored session is no longer accepted by the broker; not reused");
-                let effects = self.feed(Input::StoredDead {
-                    generation: stored.generation,
-                    obtained_at: session.meta.obtained_at,
-                });
-                self.apply(effects.list, None).await;
-                return;
-            }
-            // Keep the last good session when the broker cannot answer.
-            warn!(broker = %key.broker, account = %key.account, api = %key.api, error = %e,
-                  "could not check the stored session with the broker; serving it");
-        }
         let fingerprint = session.material.token.fingerprint();
         let live = Arc::new(Live::new(stored.generation, session, client));
         info!(broker = %key.broker, account = %key.account, api = %key.api, generation = stored.generation,
@@ -350,22 +348,97 @@ impl Slot {
             jitter: rand::random::<f64>(),
         });
         self.notify();
+        Some(stored.generation)
+    }
+
+    /// After a restart, in the background and at the broker host's pace:
+    /// the broker's startup checks (Kotak: clock skew against its `Date`),
+    /// then whether the broker still accepts the restored generation. A
+    /// session it no longer accepts is invalidated exactly as a client's
+    /// report of it would be (fenced by its generation: if a client already
+    /// reported it, or a login replaced it, nothing more happens).
+    pub async fn check_restored(self: Arc<Self>, restored: Option<u64>) {
+        let connector = self.settings.lock().connector.clone();
+        if restored.is_none() && !connector.startup_check_calls_broker() {
+            // Nothing to ask the broker: no turn taken from the logins.
+            return connector.startup_check().await;
+        }
+        let Some(turn) = self.take_turn().await else {
+            return;
+        };
+        connector.startup_check().await;
+        let Some(generation) = restored else { return };
+        let live = self
+            .state
+            .lock()
+            .live()
+            .filter(|l| l.generation == generation)
+            .cloned();
+        // Replaced or reported meanwhile: that path has dealt with it.
+        let Some(live) = live else { return };
+        let verdict = live.client.validate(&live.session.material).await;
+        if let Err(BrokerError::RateLimited(_)) = &verdict {
+            turn.rate_limited();
+        }
+        drop(turn);
+        let key = &self.key;
+        match verdict {
+            Ok(()) => {}
+            Err(BrokerError::DeadSession(e)) => {
+                info!(broker = %key.broker, account = %key.account, api = %key.api, generation,
+                      error = %e, "the restored session is no longer accepted by the broker; logging in");
+                let ends_previous = connector.new_login_ends_previous();
+                let effects = self.feed(Input::Report {
+                    generation,
+                    ends_previous,
+                });
+                let outcome = match effects.answer {
+                    Answer::Invalidated(outcome) => outcome,
+                    Answer::Fail(err) => {
+                        return warn!(broker = %key.broker, account = %key.account, error = %err.message,
+                                     "could not invalidate the restored session");
+                    }
+                    other => unreachable!("a report is answered with its outcome, not {other:?}"),
+                };
+                self.notify();
+                self.apply(effects.list, None).await;
+                self.record_invalidation(
+                    outcome,
+                    generation,
+                    Some("the broker no longer accepts the stored session (checked after the restart)"),
+                )
+                .await;
+            }
+            // Keep the last good session when the broker cannot answer (or
+            // answers something other than "dead"): clients' reports still
+            // invalidate it if it is dead.
+            Err(e) => {
+                warn!(broker = %key.broker, account = %key.account, api = %key.api, error = %e,
+                      "could not check the restored session with the broker; serving it")
+            }
+        }
     }
 
     /// At startup: the logins of the last hour, from the audit trail, count
     /// against the budget, so restarts cannot multiply it.
     pub async fn restore_budget(&self) {
-        let since = self.now()
-            - chrono::Duration::from_std(super::machine::budget::HOUR).unwrap_or_default();
-        match self.store.login_times(&self.key, since).await {
-            Ok(times) => {
-                let _ = self.feed(Input::RecentLogins(times));
-            }
+        match self.store.login_times(&self.key, self.budget_since()).await {
+            Ok(times) => self.restore_budget_from(times),
             Err(e) => {
                 warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
                       error = %e, "could not read the recent logins; the login budget starts empty")
             }
         }
+    }
+
+    /// The start of the hour the login budget remembers.
+    pub(super) fn budget_since(&self) -> chrono::DateTime<chrono::Utc> {
+        self.now() - chrono::Duration::from_std(super::machine::budget::HOUR).unwrap_or_default()
+    }
+
+    /// [`Slot::restore_budget`] with the login starts already read.
+    pub fn restore_budget_from(&self, times: Vec<chrono::DateTime<chrono::Utc>>) {
+        let _ = self.feed(Input::RecentLogins(times));
     }
 
     pub(super) async fn audit(&self, generation: Option<u64>, event: AuditEvent, detail: &str) {

@@ -9,6 +9,8 @@ mod interactive;
 pub mod live;
 mod login;
 pub mod machine;
+pub mod pacing;
+mod queue;
 mod registry;
 mod rejection;
 mod slot;
@@ -25,7 +27,9 @@ pub use slot::{Access, Report, Shared, Slot, SlotCounters, State};
 pub use status::SlotStatus;
 
 /// Milliseconds since the first call: a monotonic clock cheap to keep in an
-/// atomic.
+/// atomic. Only the watchdog heartbeat reads it, and deliberately not the
+/// daemon's clock: systemd's watchdog counts real time, and a loop is stuck
+/// or alive in real time whatever a test's manual clock says.
 pub fn monotonic_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START

@@ -42,6 +42,11 @@ pub struct Registry {
     /// The daemon's one clock, handed to every slot and to the TOTP gates
     /// of Kotak and Angel One.
     clock: SharedClock,
+    /// The broker hosts' limiters, shared by every slot (`[daemon]` is
+    /// fixed until a restart, so a reload keeps them).
+    pacer: Arc<super::pacing::Pacer>,
+    /// Cancelled with the drivers' token: stops logins still queued.
+    stopping: CancellationToken,
 }
 
 /// What a reload did, by session key.
@@ -103,6 +108,11 @@ impl Registry {
             loader,
             drivers: OnceLock::new(),
             source: config.source.clone(),
+            pacer: Arc::new(super::pacing::Pacer::new(
+                config.daemon.pacing.clone(),
+                Arc::clone(&clock),
+            )),
+            stopping: CancellationToken::new(),
             clock,
         };
         let slots = plan(config, &registry.store, &registry.clock)
@@ -124,6 +134,8 @@ impl Registry {
                 events: self.events.clone(),
                 tasks: self.tasks.clone(),
                 clock: Arc::clone(&self.clock),
+                pacer: Arc::clone(&self.pacer),
+                stopping: self.stopping.clone(),
             },
         )
     }
@@ -131,6 +143,17 @@ impl Registry {
     /// Every slot, in config order (a snapshot).
     pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
         Arc::clone(&self.slots.read())
+    }
+
+    /// The broker hosts' limiters.
+    pub fn pacer(&self) -> &Arc<super::pacing::Pacer> {
+        &self.pacer
+    }
+
+    /// The daemon's one clock (audit windows and anything else that must
+    /// agree with the slots about what time it is).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// The store every slot persists to.
@@ -221,10 +244,11 @@ impl Registry {
                 continue;
             }
             let slot = self.new_slot(p);
-            self.restore(&slot, true).await;
+            let restored = self.restore(&slot).await;
             if let Some((cancel, tracker)) = self.drivers.get() {
                 tracker.spawn(Arc::clone(&slot).run(cancel.clone()));
             }
+            self.spawn_checks(vec![(Arc::clone(&slot), restored)]);
             report.added.push(slot.key().to_string());
             next.push(slot);
         }
@@ -299,33 +323,86 @@ impl Registry {
             })
     }
 
-    /// Restores stored sessions for every slot, concurrently.
-    pub async fn rehydrate(&self, validate: bool) {
+    /// Restores every slot from the store, with no broker call (invariant
+    /// 19): sessions still valid by their expiry are served from here on,
+    /// rejected credentials stay locked out, and the login budget
+    /// remembers the last hour. Three store queries whatever the number of
+    /// slots. Returns what [`Registry::spawn_checks`] must check at the
+    /// brokers.
+    pub async fn rehydrate(&self) -> Vec<(Arc<Slot>, Option<u64>)> {
         let slots = self.slots();
-        let loads = slots.iter().map(|slot| self.restore(slot, validate));
-        futures::future::join_all(loads).await;
+        let since = self.clock.now()
+            - chrono::Duration::from_std(super::machine::budget::HOUR).unwrap_or_default();
+        let mut state = match self.store.startup_state(since).await {
+            Ok(state) => state,
+            Err(e) => {
+                // One slot at a time instead: each reports its own trouble.
+                tracing::error!(error = %e, "cannot read the store in one pass; reading it slot by slot");
+                let mut restored = Vec::with_capacity(slots.len());
+                for slot in slots.iter() {
+                    restored.push((Arc::clone(slot), self.restore(slot).await));
+                }
+                return restored;
+            }
+        };
+        slots
+            .iter()
+            .map(|slot| {
+                let generation = slot.rehydrate(state.sessions.remove(slot.key()));
+                slot.restore_rejection_from(
+                    state.rejections.remove(slot.key()).unwrap_or_default(),
+                );
+                slot.restore_budget_from(state.logins.remove(slot.key()).unwrap_or_default());
+                (Arc::clone(slot), generation)
+            })
+            .collect()
     }
 
-    /// Runs a slot's startup checks and restores its stored session.
-    async fn restore(&self, slot: &Arc<Slot>, validate: bool) {
-        match self.store.load_session(slot.key()).await {
-            Ok(stored) => {
-                slot.startup_check().await;
-                slot.rehydrate(stored, validate).await;
-            }
+    /// Restores one slot (one added by a reload, or when the one-pass read
+    /// failed); returns the generation restored, if any.
+    async fn restore(&self, slot: &Arc<Slot>) -> Option<u64> {
+        let generation = match self.store.load_session(slot.key()).await {
+            Ok(stored) => slot.rehydrate(stored),
             Err(e) => {
-                tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session")
+                tracing::error!(session = %slot.key(), error = %e, "cannot read the stored session");
+                None
             }
-        }
+        };
         // Whatever became of the session: a rejected secret stays rejected
         // and the budget remembers the last hour's logins.
         slot.restore_rejection().await;
         slot.restore_budget().await;
+        generation
+    }
+
+    /// In the background, at each broker host's pace: the startup checks
+    /// and the validation of each restored session (`Slot::check_restored`).
+    /// Call after [`Registry::spawn_drivers`]; a stop ends the checks still
+    /// waiting (a check already at the broker is let finish by the stop's
+    /// grace, like any connection).
+    pub fn spawn_checks(&self, restored: Vec<(Arc<Slot>, Option<u64>)>) {
+        let Some((cancel, tracker)) = self.drivers.get() else {
+            return tracing::error!("spawn_checks called before spawn_drivers; no startup checks");
+        };
+        for (slot, generation) in restored {
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = slot.check_restored(generation) => {}
+                }
+            });
+        }
     }
 
     /// Starts every slot's background loop.
     pub fn spawn_drivers(&self, cancel: &CancellationToken, tracker: &TaskTracker) {
         let _ = self.drivers.set((cancel.clone(), tracker.clone()));
+        let (stop, stopping) = (cancel.clone(), self.stopping.clone());
+        tracker.spawn(async move {
+            stop.cancelled().await;
+            stopping.cancel();
+        });
         for slot in self.slots().iter() {
             tracker.spawn(Arc::clone(slot).run(cancel.clone()));
         }
@@ -346,7 +423,7 @@ fn connectors(
     match account.broker {
         BrokerId::Jainam => planned(
             &account.jainam,
-            |c| JainamConnector::plan(c, timeout),
+            |c| JainamConnector::plan(c, timeout, Arc::clone(clock)),
             Connector::Jainam,
         ),
         BrokerId::KotakNeo => planned(
@@ -356,12 +433,12 @@ fn connectors(
         ),
         BrokerId::Zerodha => planned(
             &account.zerodha,
-            |c| ZerodhaConnector::plan(c, timeout),
+            |c| ZerodhaConnector::plan(c, timeout, Arc::clone(clock)),
             Connector::Zerodha,
         ),
         BrokerId::Breeze => planned(
             &account.breeze,
-            |c| BreezeConnector::plan(c, timeout),
+            |c| BreezeConnector::plan(c, timeout, Arc::clone(clock)),
             Connector::Breeze,
         ),
         BrokerId::AngelOne => planned(

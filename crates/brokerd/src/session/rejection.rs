@@ -40,6 +40,11 @@ impl Slot {
                              error = %e, "could not read the stored rejections");
             }
         };
+        self.restore_rejection_from(rejections);
+    }
+
+    /// [`Slot::restore_rejection`] with the rows already read.
+    pub fn restore_rejection_from(self: &Arc<Self>, rejections: Vec<Rejection>) {
         let fingerprint = self.settings.lock().connector.credentials_fingerprint();
         let _ = self.feed(Input::StoredRejections {
             rejections,

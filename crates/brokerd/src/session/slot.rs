@@ -94,6 +94,11 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// The daemon's one clock.
     pub clock: SharedClock,
+    /// The limiters of the broker hosts (logins and validations queue there).
+    pub pacer: Arc<super::pacing::Pacer>,
+    /// Cancelled when the daemon stops: a login still waiting for its turn
+    /// is given up rather than holding the stop for its grace.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Settings replaced as a whole on reload.
@@ -137,6 +142,12 @@ pub struct Slot {
     /// The daemon's one clock: every decision's `now`, and the due times
     /// the driver sleeps until (a test's manual clock wakes it when moved).
     pub(super) clock: SharedClock,
+    /// The broker hosts' limiters every login and validation waits for.
+    pub(super) pacer: Arc<super::pacing::Pacer>,
+    /// Where this slot's login waits in its host's queue, while it does.
+    pub(super) queued: Mutex<Option<super::pacing::Spot>>,
+    /// The daemon is stopping (see [`Shared::stopping`]).
+    pub(super) stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Slot {
@@ -154,6 +165,8 @@ impl Slot {
             events,
             tasks,
             clock,
+            pacer,
+            stopping,
         } = with;
         let machine = Machine::new(key.clone(), policy.clone());
         Arc::new(Self {
@@ -171,6 +184,9 @@ impl Slot {
             nonce: Mutex::new(None),
             recheck: tokio::sync::Mutex::new(None),
             clock,
+            pacer,
+            queued: Mutex::new(None),
+            stopping,
         })
     }
 
@@ -372,6 +388,9 @@ impl Slot {
         need: Need,
         wait: Duration,
     ) -> Result<Arc<Live>, RequestError> {
+        // The caller's `wait` is its patience on the socket, an I/O deadline
+        // in real time (tokio's); what the session needs is decided on the
+        // daemon's clock inside the machine.
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changed.subscribe();
         let mut asked = false;
@@ -408,17 +427,7 @@ impl Slot {
                 Err(_) if self.state.lock().phase() == Phase::AuthRequired => {
                     return Err(self.auth_required_error());
                 }
-                Err(_) => {
-                    return Err(RequestError::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "no session for {} within {}s; a login is still in progress",
-                            self.key,
-                            wait.as_secs()
-                        ),
-                    )
-                    .retry_after(Duration::from_secs(1)));
-                }
+                Err(_) => return Err(self.still_logging_in(wait)),
             }
         }
     }

@@ -11,6 +11,9 @@ use crate::brokers::SessionKey;
 pub struct SlotStatus {
     /// Which slot.
     pub key: SessionKey,
+    /// When this view was taken, on the daemon's clock: what `status` and
+    /// the metrics count the seconds left from.
+    pub at: DateTime<Utc>,
     /// Its state.
     pub state: State,
     /// Generation of the current session (or the newest issued when none).
@@ -35,6 +38,9 @@ pub struct SlotStatus {
     pub counters: [u64; 5],
     /// Logins started in the last hour, as the login budget counts them.
     pub logins_last_hour: u64,
+    /// While the slot's login waits for its broker host's turn: how many
+    /// calls are ahead of it (`retry_after_secs` is then the estimate).
+    pub queued_behind: Option<u64>,
 }
 
 impl Slot {
@@ -48,9 +54,17 @@ impl Slot {
             )
         };
         let now = self.now();
+        let queued = self.queue_place();
         let mut st = self.state.lock();
         let logins_last_hour = st.logins_last_hour(now) as u64;
-        let (state, retry_after_secs) = st.state(now);
+        let (state, mut retry_after_secs) = st.state(now);
+        let queued_behind = match (state, queued) {
+            (State::Refreshing, Some((place, _host))) => {
+                retry_after_secs = Some(place.estimate.as_secs().max(1));
+                Some(place.ahead)
+            }
+            _ => None,
+        };
         let live = st.current();
         let usable = st.valid(now);
         if let (Some(horizon), Some(date)) = (
@@ -63,6 +77,7 @@ impl Slot {
         let c = &self.counters;
         let mut status = SlotStatus {
             key: self.key.clone(),
+            at: now,
             state,
             generation: live.map_or(st.generation(), |l| l.generation),
             expires_at: usable.map(|l| l.expires_at()),
@@ -81,6 +96,7 @@ impl Slot {
                 c.token_requests.load(Ordering::Relaxed),
             ],
             logins_last_hour,
+            queued_behind,
         };
         drop(st);
         // Only a slot waiting for a person shows (and so mints) its link.

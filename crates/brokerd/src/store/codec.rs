@@ -209,11 +209,6 @@ fn text_to_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
 }
 
-/// Now as unix milliseconds, the encoding of `updated_at` and `audit.at`.
-pub(crate) fn now_millis() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 /// Unix milliseconds back to a time; `None` only for absurd values.
 pub(crate) fn millis_to_time(millis: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(millis)

@@ -13,16 +13,19 @@ mod reencrypt;
 mod rejections;
 pub mod rotation;
 pub mod sqlite;
+mod startup;
 
 pub use history::{HistoryQuery, Visibility};
 pub use keyring::KeyRing;
 pub use reencrypt::Reencrypted;
 pub use rejections::Rejection;
+pub use startup::StartupState;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokerd_core::time::{SharedClock, SystemClock};
 use chrono::{DateTime, Utc};
 
 pub use crypto::{EncryptionKey, KeyError, load_key, write_key_file};
@@ -102,10 +105,24 @@ pub enum Store {
 
 impl Store {
     /// Opens (creating if missing) the store at `url` and brings its schema
-    /// up to date. Accepted: what [`database_file`] accepts.
+    /// up to date. Accepted: what [`database_file`] accepts. Its rows are
+    /// stamped on the system clock.
     pub async fn open(url: &str, key: EncryptionKey) -> Result<Store, StoreError> {
+        Self::open_on(url, key, SystemClock::shared()).await
+    }
+
+    /// [`Store::open`] on `clock` (the daemon's): audit rows, `updated_at`
+    /// and reservations are stamped with it and audit pruning counts ages on
+    /// it, so a test's manual clock and the store agree on when things were.
+    pub async fn open_on(
+        url: &str,
+        key: EncryptionKey,
+        clock: SharedClock,
+    ) -> Result<Store, StoreError> {
         let path = database_file(url)?;
-        Ok(Store::Sqlite(sqlite::SqliteStore::open(path, key).await?))
+        Ok(Store::Sqlite(
+            sqlite::SqliteStore::open(path, key, clock).await?,
+        ))
     }
 
     /// Proves that the next [`Store::save_session`] of `key` can land,
@@ -164,6 +181,18 @@ impl Store {
     pub async fn load_all(&self) -> Result<Vec<(SessionKey, StoredSession)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.load_all().await,
+        }
+    }
+
+    /// Every slot's stored session, rejections and login starts since
+    /// `logins_since`, in one pass (a restart reads this before it
+    /// answers anyone).
+    pub async fn startup_state(
+        &self,
+        logins_since: DateTime<Utc>,
+    ) -> Result<StartupState, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.startup_state(logins_since).await,
         }
     }
 

@@ -56,7 +56,7 @@ impl SqliteStore {
         detail: &str,
     ) -> Result<(), StoreError> {
         self.faults.check_write()?;
-        daemon_audit_row(&self.pool, event, detail).await
+        daemon_audit_row(&self.pool, self.now_millis(), event, detail).await
     }
 
     /// Accepts `key` for reading, beside the current key.
@@ -120,7 +120,7 @@ impl SqliteStore {
             .bind(target.id())
             .bind(nonce)
             .bind(ciphertext)
-            .bind(codec::now_millis())
+            .bind(self.now_millis())
             .bind(&row.broker)
             .bind(&row.account)
             .bind(&row.api)
@@ -130,7 +130,7 @@ impl SqliteStore {
             done.sessions += 1;
         }
         self.faults.check_write()?;
-        daemon_audit_row(&mut *tx, event, &detail(&done)).await?;
+        daemon_audit_row(&mut *tx, self.now_millis(), event, &detail(&done)).await?;
         // synchronous=FULL: durable when `commit` returns.
         tx.commit().await?;
         self.set_keys(ring.switched_to(target));
@@ -139,8 +139,14 @@ impl SqliteStore {
 }
 
 /// Inserts an audit row about the daemon as a whole, on the pool or inside
-/// a transaction (the rotation's row commits with the rows it describes).
-async fn daemon_audit_row<'e, E>(exec: E, event: AuditEvent, detail: &str) -> Result<(), StoreError>
+/// a transaction (the rotation's row commits with the rows it describes),
+/// stamped `at` (unix milliseconds on the store's clock).
+async fn daemon_audit_row<'e, E>(
+    exec: E,
+    at: i64,
+    event: AuditEvent,
+    detail: &str,
+) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
@@ -148,7 +154,7 @@ where
         "INSERT INTO audit (at, broker, account, api, generation, event, detail) \
          VALUES (?, ?, '', '', NULL, ?, ?)",
     )
-    .bind(codec::now_millis())
+    .bind(at)
     .bind(DAEMON_ROWS)
     .bind(event.as_str())
     .bind(detail)

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokerd_core::time::SharedClock;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -52,6 +53,10 @@ pub struct SqliteStore {
     pub(super) faults: FaultSwitch,
     /// The database file, for messages (it says which disk to free).
     path: PathBuf,
+    /// The daemon's clock: every time the store writes (audit rows,
+    /// `updated_at`, reservations) and the age audit pruning counts from, so
+    /// a test's manual clock sees the rows it made at the times it made them.
+    clock: SharedClock,
 }
 
 /// A `sessions` row with its slot columns, as `load_all` reads it.
@@ -67,7 +72,12 @@ struct SlotRow {
 impl SqliteStore {
     /// Opens the database at `location` (the URL after `sqlite:` or
     /// `sqlite://`), creating it and its folder if missing, and migrates it.
-    pub(crate) async fn open(path: PathBuf, key: EncryptionKey) -> Result<Self, StoreError> {
+    /// Times are read from `clock`.
+    pub(crate) async fn open(
+        path: PathBuf,
+        key: EncryptionKey,
+        clock: SharedClock,
+    ) -> Result<Self, StoreError> {
         prepare_file(&path)?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -93,7 +103,14 @@ impl SqliteStore {
             sealing: tokio::sync::RwLock::new(()),
             faults: FaultSwitch::default(),
             path,
+            clock,
         })
+    }
+
+    /// Now on the store's clock as unix milliseconds, the encoding of
+    /// `updated_at`, `reserved_at` and `audit.at`.
+    pub(super) fn now_millis(&self) -> i64 {
+        self.clock.now().timestamp_millis()
     }
 
     pub(crate) fn faults(&self) -> &FaultSwitch {
@@ -124,7 +141,7 @@ impl SqliteStore {
         .bind(&slot.account)
         .bind(slot.api.as_str())
         .bind(RESERVATION_BYTES)
-        .bind(codec::now_millis())
+        .bind(self.now_millis())
         .execute(&self.pool)
         .await?;
         // (busy, frames in the WAL, frames checkpointed). Busy: a reader
@@ -177,7 +194,7 @@ impl SqliteStore {
         .bind(row.obtained_at)
         .bind(row.user_id)
         .bind(row.app_expiry)
-        .bind(codec::now_millis())
+        .bind(self.now_millis())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -253,7 +270,7 @@ impl SqliteStore {
                  updated_at = ? \
              WHERE broker = ? AND account = ? AND api = ?",
         )
-        .bind(codec::now_millis())
+        .bind(self.now_millis())
         .bind(slot.broker.as_str())
         .bind(&slot.account)
         .bind(slot.api.as_str())
@@ -304,7 +321,7 @@ impl SqliteStore {
         .bind(broker.as_str())
         .bind(account)
         .bind(window)
-        .bind(codec::now_millis())
+        .bind(self.now_millis())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -317,7 +334,7 @@ impl SqliteStore {
             "INSERT INTO audit (at, broker, account, api, generation, event, detail) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(codec::now_millis())
+        .bind(self.now_millis())
         .bind(entry.key.broker.as_str())
         .bind(&entry.key.account)
         .bind(entry.key.api.as_str())
@@ -347,7 +364,7 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         self.faults.check_write()?;
         let age_millis = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = codec::now_millis().saturating_sub(age_millis);
+        let cutoff = self.now_millis().saturating_sub(age_millis);
         let mut tx = self.pool.begin().await?;
         let by_age = sqlx::query("DELETE FROM audit WHERE at < ?")
             .bind(cutoff)

@@ -250,7 +250,16 @@ async fn a_restart_serves_the_stored_session_without_a_login() {
     assert_eq!(again["generation"], first["generation"]);
     assert_eq!(again["token"], first["token"]);
     assert_eq!(a.sim.login_count(), 1);
-    assert!(a.sim.stats().profiles >= 1, "checked with getProfile");
+    // Checked in the background once the daemon is ready (invariant 19).
+    let mut profiles = a.sim.stats().profiles;
+    for _ in 0..200 {
+        if profiles >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        profiles = a.sim.stats().profiles;
+    }
+    assert!(profiles >= 1, "checked with getProfile");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

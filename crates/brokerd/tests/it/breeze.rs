@@ -213,7 +213,8 @@ async fn invalid_checksum_is_rechecked_before_the_session_is_declared_dead() {
 
 #[tokio::test]
 async fn sessions_end_at_the_earlier_of_lifetime_and_cutoff() {
-    let b = Browser::start("", "max_lifetime = \"3s\"\nexpiring_notice = \"0s\"", "").await;
+    // 20 s of virtual time is a second of real time.
+    let b = Browser::start("", "max_lifetime = \"20s\"\nexpiring_notice = \"0s\"", "").await;
     let mut events = subscribe(&b, "breeze").await;
     let r = b.log_in_breeze().await;
     assert_eq!(session(&r)["generation"], 1);
@@ -251,7 +252,9 @@ async fn concurrent_checksum_reports_share_one_recheck() {
     assert_eq!(session(&r)["generation"], 1);
     let reason =
         json!({"Success": null, "Status": 5, "Error": "Authentication Fail :: Invalid Checksum."});
-    b.breeze.set_latency(Duration::from_millis(300));
+    // Virtual time: 6 s of latency is 300 ms of real time, long enough for
+    // all twenty reports to arrive while the first check runs.
+    b.breeze.set_latency(Duration::from_secs(6));
     let (details, funds) = (b.breeze.customerdetails_count(), b.breeze.funds_count());
     let mut reports = Vec::new();
     for _ in 0..20 {

@@ -60,6 +60,7 @@ async fn start(daemon: &str, limits: &str) -> Harness {
             format!("max_connections = 32\nwrite_timeout = \"300ms\"\n{limits}")
         },
         jainam: String::new(),
+        clock: None,
     };
     // Temp dirs are 0700; the socket folder (0750, GROUP) decides.
     std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();

@@ -2,6 +2,13 @@
 //! on every path that can start a login, a session that arrives expired is
 //! never published, and a rejected secret is never sent again. Logins are
 //! counted at the simulator.
+//!
+//! The tests that wait for the budget's interval, backoff, cooldowns or
+//! kill-after run the daemon and the simulator on one manual clock moved
+//! 20× faster than real time (`common::virtual_time`); their durations are
+//! ten times the old real-time ones, so that the trips between the daemon
+//! and the simulator (real milliseconds, twenty times longer in virtual
+//! time) stay small beside them.
 
 use crate::common;
 
@@ -11,16 +18,19 @@ use std::time::{Duration, Instant};
 
 use brokerd::brokers::Api;
 use brokerd_sim::xts::FailMode;
+use common::virtual_time::Pump;
 use common::{Harness, error_code, session};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
-    // A 1 s interval and a cap of 8 an hour keep the test short; the rules
-    // are the same at the defaults (30 s, 20).
-    let h = Harness::start(
-        "min_login_interval = \"1s\"\nmax_logins_per_hour = 8\nbackoff_initial = \"50ms\"\n\
-         backoff_max = \"200ms\"\nmin_valid = \"1s\"\nconflict_cooldown = \"2s\"\nconflict_window = \"60s\"",
+    // A 10 s interval (half a second of real time) and a cap of 8 an hour
+    // keep the test short; the rules are the same at the defaults (30 s, 20).
+    let time = Pump::start();
+    let h = Harness::start_virtual(
+        "min_login_interval = \"10s\"\nmax_logins_per_hour = 8\nbackoff_initial = \"500ms\"\n\
+         backoff_max = \"2s\"\nmin_valid = \"10s\"\nconflict_cooldown = \"20s\"\nconflict_window = \"600s\"",
+        &time,
     )
     .await;
     let start_logins = h.sim.login_count(Api::Interactive);
@@ -35,7 +45,7 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
             let mut c = brokerd::client::Client::connect(&socket).await.unwrap();
             while !stop.load(Ordering::Relaxed) {
                 let r = c
-                    .call(&json!({"op": "token", "broker": "jainam", "wait_secs": 0, "min_valid_secs": 1}))
+                    .call(&json!({"op": "token", "broker": "jainam", "wait_secs": 0, "min_valid_secs": 10}))
                     .await
                     .unwrap();
                 if let Some(g) = r["session"]["generation"].as_u64() {
@@ -56,23 +66,23 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
     h.sim.set_clock_offset(-3600);
     h.sim
         .set_token_lifetime(Api::Interactive, Duration::from_secs(1800));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    time.sleep(Duration::from_secs(30)).await;
     // Phase 2: outages (backoff retries).
     h.sim.set_clock_offset(0);
     h.sim
         .fail_next_logins(Api::Interactive, 3, FailMode::ServerError(503));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // Phase 3: sessions that live 3 s (refreshes with nobody asking) and
+    time.sleep(Duration::from_secs(20)).await;
+    // Phase 3: sessions that live 30 s (refreshes with nobody asking) and
     // die right after login (early deaths: conflict, then its cooldown).
     h.sim
-        .set_token_lifetime(Api::Interactive, Duration::from_secs(3));
+        .set_token_lifetime(Api::Interactive, Duration::from_secs(30));
     h.sim
-        .set_kill_after(Api::Interactive, Some(Duration::from_millis(200)));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+        .set_kill_after(Api::Interactive, Some(Duration::from_secs(2)));
+    time.sleep(Duration::from_secs(20)).await;
     // Reloads on top.
     for _ in 0..3 {
         assert_eq!(h.call(json!({"op": "reload"})).await["ok"], true);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        time.sleep(Duration::from_secs(3)).await;
     }
     // However long the hostility lasts, the hour's cap is where it ends.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -86,7 +96,7 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // And it stays there: more hostility, no more logins.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    time.sleep(Duration::from_secs(30)).await;
     let status = h.status_of("interactive").await;
     stop.store(true, Ordering::Relaxed);
     hammer.await.unwrap();
@@ -104,14 +114,45 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
         "the hostile broker uses up the budget: {status} {seen:?}"
     );
     assert!(capped(&status), "{status}");
-    // The interval, at the simulator: no two logins closer than 1 s (less
-    // 50 ms for the two requests' trips from the daemon, which a loaded
-    // machine can stretch differently).
+    // The interval, where the budget decides: every login's
+    // `login_started` audit row, written as it starts, on the clock the
+    // daemon and the simulator share. No two closer than 10 s, less two
+    // seconds (100 ms of real time at 20x: between the decision and the
+    // row's stamp come the host's turn and the store gate's fsync, which a
+    // loaded machine stretches). Without the budget the hostile broker's
+    // backoff would space them 1, 2 and 4 s apart.
+    let store = &h.running.as_ref().unwrap().store;
+    let mut started: Vec<_> = store
+        .audit_rows(500)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event == "login_started" && r.api == "interactive" && r.account == "main")
+        .map(|r| r.at)
+        .collect();
+    started.reverse();
+    assert!(started.len() >= 8, "{started:?}");
+    for (i, pair) in started.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= chrono::Duration::seconds(8),
+            "logins {} and {} started only {gap:?} apart",
+            i + 1,
+            i + 2
+        );
+    }
+    // And at the simulator, stamped there on arrival: apart by the
+    // interval less each request's trip from the decision (its audit
+    // row's fsync, a new HTTP client, the connection). In virtual time a
+    // trip is twenty times its real length, and a loaded machine stretches
+    // one trip and not the next by a few hundred milliseconds, so this
+    // allows half the interval: a broken budget, driven by the hammering
+    // clients above, puts logins a fraction of a second apart.
     for (i, pair) in seen.windows(2).enumerate() {
         let gap = pair[1] - pair[0];
         assert!(
-            gap >= Duration::from_millis(950),
-            "logins {} and {} only {gap:?} apart",
+            gap >= chrono::Duration::seconds(5),
+            "logins {} and {} reached the broker only {gap:?} apart",
             i + 1,
             i + 2
         );
@@ -128,7 +169,7 @@ async fn the_login_budget_holds_on_every_path_whatever_the_broker_does() {
         reload.to_string().contains("jainam/main/interactive"),
         "{reload}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    time.sleep(Duration::from_secs(20)).await;
     assert_eq!(h.sim.login_count(Api::Interactive) - start_logins, 8);
     assert!(capped(&h.status_of("interactive").await));
 
@@ -238,23 +279,33 @@ async fn a_death_the_daemon_finds_itself_counts_toward_conflict() {
     // One early death is enough here, so that the one the daemon finds by
     // itself decides (early deaths are counted in memory: see the note in
     // conflict.rs).
-    let mut h = Harness::start(
+    let time = Pump::start();
+    let mut h = Harness::start_virtual(
         "login_at_start = false\nconflict_threshold = 1\nconflict_window = \"60s\"\nconflict_cooldown = \"15m\"",
+        &time,
     )
     .await;
-    // Sessions die 300 ms after login: another program logs in.
+    // Sessions die 3 s after login: another program logs in.
     h.sim
-        .set_kill_after(Api::Interactive, Some(Duration::from_millis(300)));
+        .set_kill_after(Api::Interactive, Some(Duration::from_secs(3)));
     assert_eq!(session(&h.token("interactive").await)["generation"], 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    time.sleep(Duration::from_secs(4)).await;
     // Nobody reports the death; the restarted daemon finds it itself when
-    // it checks the stored session, seconds after its login: an early
-    // death like a reported one, so conflict, not another login.
+    // it checks the stored session in the background, seconds after its
+    // login: an early death like a reported one, so conflict, not another
+    // login.
     h.restart().await;
-    let status = h.status_of("interactive").await;
+    let mut status = h.status_of("interactive").await;
+    for _ in 0..200 {
+        if status["state"] == "conflict" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        status = h.status_of("interactive").await;
+    }
     assert_eq!(status["state"], "conflict", "{status}");
     assert_eq!(error_code(&h.token("interactive").await), "conflict");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    time.sleep(Duration::from_secs(10)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 1);
 }
 
@@ -262,14 +313,19 @@ async fn a_death_the_daemon_finds_itself_counts_toward_conflict() {
 async fn the_login_budget_holds_across_restarts() {
     // Every session arrives expired, and the daemon is restarted again and
     // again (a crash loop, an impatient operator): each start wants a login.
-    let mut h = Harness::start("min_login_interval = \"1s\"\nmax_logins_per_hour = 4").await;
+    let time = Pump::start();
+    let mut h = Harness::start_virtual(
+        "min_login_interval = \"10s\"\nmax_logins_per_hour = 4",
+        &time,
+    )
+    .await;
     h.sim.set_clock_offset(-3600);
     h.sim
         .set_token_lifetime(Api::Interactive, Duration::from_secs(1800));
     let before = h.sim.login_count(Api::Interactive);
     for _ in 0..16 {
         h.restart().await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        time.sleep(Duration::from_secs(4)).await;
     }
     let status = h.status_of("interactive").await;
     let total = h.sim.login_count(Api::Interactive);

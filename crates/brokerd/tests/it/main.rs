@@ -23,6 +23,7 @@ mod key_rotation_crash;
 mod kotak;
 mod kotak_conflict;
 mod login_safety;
+mod pacing;
 mod peer_groups;
 mod persistence;
 mod protocol;

@@ -33,13 +33,55 @@ async fn a_stored_session_the_broker_no_longer_accepts_is_replaced_after_a_resta
     h.stop().await;
     h.sim.reject_all_now();
     h.boot().await;
+    // Ready before any broker call (invariant 19): the stored session is
+    // served until the background check finds it dead, then replaced
+    // through the fenced path, by exactly one login.
+    assert!(
+        eventually(Duration::from_secs(10), || h
+            .sim
+            .login_count(Api::Interactive)
+            == 2)
+        .await,
+        "the check found the stored session dead and logged in once"
+    );
     let after = h.token("interactive").await;
     assert_eq!(
         session(&after)["generation"],
         2,
         "generation continues from the store"
     );
+    // A client that used the old session and reports it late is answered
+    // with the new one: no second login.
+    let late = h
+        .call(json!({"op": "invalidate", "broker": "jainam", "api": "interactive", "generation": 1, "reason": "Invalid Token"}))
+        .await;
+    assert_eq!(session(&late)["generation"], 2, "{late}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_racing_the_restart_check_of_a_dead_session_costs_one_login() {
+    for _ in 0..5 {
+        let mut h = Harness::start("login_at_start = false").await;
+        session(&h.token("interactive").await);
+        h.stop().await;
+        h.sim.reject_all_now();
+        h.boot().await;
+        // A client reports the restored generation while the daemon's own
+        // check of it may be running: both are reports of generation 1.
+        let reply = h
+            .call(json!({"op": "invalidate", "broker": "jainam", "api": "interactive", "generation": 1, "reason": "Invalid Token"}))
+            .await;
+        assert_eq!(session(&reply)["generation"], 2, "{reply}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            h.sim.login_count(Api::Interactive),
+            2,
+            "one login per death"
+        );
+        h.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

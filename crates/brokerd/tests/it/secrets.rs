@@ -1,16 +1,24 @@
-//! Black-box: the real `brokerd` and `brokerctl` binaries through a full
-//! lifecycle with every secret set to a distinctive value. None of them may
-//! appear in the logs, the status output or the audit table.
+//! Black-box: a daemon in a process of its own, the real `brokerctl` and
+//! `brokerd check-config` through a full lifecycle with every secret set to
+//! a distinctive value. None of them may appear in the logs, the status
+//! output or the audit table.
+//!
+//! The daemon is this test binary again in the daemon's role
+//! (`child::spawn_virtual`: the daemon library as `brokerd --config` runs
+//! it, JSON logs on stderr), on virtual time ten times faster than real
+//! time, shared with the simulators: its second Kotak login waits for the
+//! next TOTP window in 3 s of real time instead of up to 30.
 
 use crate::common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use brokerd::brokers::Api;
 use brokerd_sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser};
 use brokerd_sim::xts::{FailMode, XtsSim, XtsSimConfig, XtsSimUser};
 use common::blackbox::{self, brokerctl};
+use common::child;
 use common::eventually;
 
 const APP_KEY: &str = "APPKEY-SENTINEL-7f1c2e";
@@ -23,8 +31,21 @@ const KOTAK_SEED: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 /// Not a secret, but personal data: it has no business in logs either.
 const MOBILE_DIGITS: &str = "9999900001";
 
+/// This test, by its module path, for the daemon's command line.
+const THIS_TEST: &str = "secrets::no_secret_reaches_logs_status_or_audit";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_logs_status_or_audit() {
+    if child::daemon_child().await {
+        return;
+    }
+    let now = chrono::Utc::now();
+    let time = child::SharedTime {
+        origin: now,
+        since: now,
+        speed: 10,
+    };
+    let pump = time.pump();
     let user = XtsSimUser {
         interactive_app_key: APP_KEY.into(),
         interactive_secret_key: SECRET_KEY.into(),
@@ -50,6 +71,8 @@ async fn no_secret_reaches_logs_status_or_audit() {
     })
     .await
     .unwrap();
+    sim.set_clock(pump.clock.clone());
+    kotak.set_clock(pump.clock.clone());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("secrets")).unwrap();
@@ -121,17 +144,14 @@ totp_seed = "file:secrets/kotak_seed"
     assert!(check.status.success(), "{check_text}");
 
     let log_path = d.join("daemon.log");
-    let daemon = Command::new(env!("CARGO_BIN_EXE_brokerd"))
-        .arg("--config")
-        .arg(&config_path)
-        .env("BROKERD_KEY", &key_b64)
-        .env("TEST_MD_APP_KEY", MD_APP_KEY)
-        .env("TEST_MD_SECRET_KEY", MD_SECRET_KEY)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let env = [
+        ("BROKERD_KEY", key_b64.as_str()),
+        ("TEST_MD_APP_KEY", MD_APP_KEY),
+        ("TEST_MD_SECRET_KEY", MD_SECRET_KEY),
+        ("RUST_LOG", "debug"),
+    ];
+    let log = std::fs::File::create(&log_path).unwrap();
+    let daemon = child::spawn_virtual(THIS_TEST, d, time, &env, log);
     let socket = d.join("run/brokerd.sock");
     assert!(
         eventually(Duration::from_secs(20), || socket.exists()).await,

@@ -189,9 +189,12 @@ async fn a_broker_answering_503_is_retried_with_growing_delays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_rejected_right_after_login_every_time_are_a_conflict_not_a_storm() {
-    let h = Harness::start(&format!(
-        "{NO_EAGER_LOGIN}\nconflict_threshold = 3\nconflict_window = \"60s\""
-    ))
+    // On virtual time (20x): each session's 2 s life is 100 ms of real time.
+    let time = common::virtual_time::Pump::start();
+    let h = Harness::start_virtual(
+        &format!("{NO_EAGER_LOGIN}\nconflict_threshold = 3\nconflict_window = \"60s\""),
+        &time,
+    )
     .await;
     h.sim
         .set_kill_after(Api::Interactive, Some(Duration::from_secs(2)));
@@ -237,7 +240,7 @@ async fn sessions_rejected_right_after_login_every_time_are_a_conflict_not_a_sto
     for _ in 0..10 {
         assert_eq!(error_code(&h.token("interactive").await), "conflict");
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    time.sleep(Duration::from_secs(20)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 3);
     let mut kinds = Vec::new();
     while kinds.last() != Some(&"conflict".to_string()) {

@@ -42,6 +42,7 @@ async fn harness(gid: u32) -> Harness {
         ),
         limits: String::new(),
         jainam: String::new(),
+        clock: None,
     };
     std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     h

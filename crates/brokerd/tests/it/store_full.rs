@@ -17,6 +17,7 @@ use brokerd::client::Client;
 use brokerd::store::Store;
 use brokerd_sim::xts::{XtsSim, XtsSimConfig};
 use common::browser::{Browser, browser, next_event, open, subscribe};
+use common::virtual_time::Pump;
 use common::{Harness, error_code, eventually, session};
 use serde_json::{Value, json};
 
@@ -53,7 +54,8 @@ async fn event_within(c: &mut Client, limit: Duration) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jainam_makes_no_login_while_the_store_is_full_keeps_serving_and_recovers_by_itself() {
-    let h = Harness::start(&format!("login_at_start = false\n{FAST_PROBES}")).await;
+    let time = Pump::start();
+    let h = Harness::start_virtual(&format!("login_at_start = false\n{FAST_PROBES}"), &time).await;
     let first = h.token("interactive").await;
     let good = session(&first)["token"].as_str().unwrap().to_string();
     assert_eq!(h.sim.login_count(Api::Interactive), 1);
@@ -103,9 +105,9 @@ async fn jainam_makes_no_login_while_the_store_is_full_keeps_serving_and_recover
     assert_eq!(event["generation"], 1);
     assert!(event["expires_at"].is_string(), "{event}");
 
-    // Several probe periods (200 ms, 400 ms, 800 ms, 1.6 s): still no
-    // login, and the outage was announced once.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Several probe periods (200 ms, 400 ms, 800 ms, 1.6 s, in virtual
+    // time): still no login, and the outage was announced once.
+    time.sleep(Duration::from_secs(4)).await;
     assert_eq!(
         h.sim.login_count(Api::Interactive),
         1,
@@ -134,7 +136,7 @@ async fn jainam_makes_no_login_while_the_store_is_full_keeps_serving_and_recover
         error_code(&h.token("interactive").await),
         "store_unavailable"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    time.sleep(Duration::from_secs(1)).await;
     assert_eq!(
         h.sim.login_count(Api::Interactive),
         1,
@@ -150,7 +152,7 @@ async fn jainam_makes_no_login_while_the_store_is_full_keeps_serving_and_recover
     let status = h.status_of("interactive").await;
     assert_eq!(status["state"], "active", "{status}");
     assert_eq!(status["last_error"], Value::Null);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    time.sleep(Duration::from_secs(1)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 2, "exactly one login");
     assert_eq!(session(&h.token("interactive").await)["generation"], 2);
     let audit = store(&h.running).audit_rows(50).await.unwrap();
@@ -169,16 +171,18 @@ async fn jainam_makes_no_login_while_the_store_is_full_keeps_serving_and_recover
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_refused_after_the_reservation_spends_one_login_and_no_more() {
-    let h = Harness::start(&format!("login_at_start = false\n{FAST_PROBES}")).await;
+    let time = Pump::start();
+    let h = Harness::start_virtual(&format!("login_at_start = false\n{FAST_PROBES}"), &time).await;
     session(&h.token("interactive").await);
     assert_eq!(h.sim.login_count(Api::Interactive), 1);
     // The disk fills while the broker answers: after the reservation
-    // succeeded, before the save.
-    h.sim.set_latency(Duration::from_millis(800));
+    // succeeded, before the save. (Virtual time: 16 s of latency is 800 ms
+    // of real time, and the disk fills 6 s (300 ms) into it.)
+    h.sim.set_latency(Duration::from_secs(16));
     let mut c = h.client().await;
     let login = json!({"op": "login", "broker": "jainam", "account": "main", "api": "interactive"});
     let (forced, ()) = tokio::join!(c.call(&login), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        time.sleep(Duration::from_secs(6)).await;
         store(&h.running).faults().set_disk_full(true);
     });
     let forced = forced.unwrap();
@@ -190,7 +194,7 @@ async fn a_save_refused_after_the_reservation_spends_one_login_and_no_more() {
     );
     h.sim.set_latency(Duration::ZERO);
     // No backoff loop of logins that are all thrown away.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    time.sleep(Duration::from_secs(3)).await;
     assert_eq!(
         h.sim.login_count(Api::Interactive),
         2,
@@ -209,7 +213,7 @@ async fn a_save_refused_after_the_reservation_spends_one_login_and_no_more() {
     );
     // The session still served is valid and nothing asked for another:
     // recovering alone logs in for nobody. The operator's retry does.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    time.sleep(Duration::from_millis(500)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 2);
     let again = h.call(login).await;
     assert_eq!(session(&again)["generation"], 2);
@@ -269,9 +273,10 @@ async fn zerodha_callback_during_the_outage_is_refused_before_the_exchange_and_t
 async fn a_submission_whose_session_the_store_then_refuses_is_reported_as_spent() {
     let b = Browser::start("", "", "").await;
     // The disk fills while Kite answers the exchange.
-    b.kite.set_latency(Duration::from_millis(800));
+    // (Virtual time: 16 s of latency is 800 ms of real time.)
+    b.kite.set_latency(Duration::from_secs(16));
     let (r, ()) = tokio::join!(b.log_in_zerodha(), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.time.sleep(Duration::from_secs(6)).await;
         store(&b.running).faults().set_disk_full(true);
     });
     // Not "your login was not used": it was, and only a new one helps.
@@ -373,6 +378,8 @@ fn fill(path: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_starting_on_a_full_disk_makes_no_login_and_logs_in_once_space_returns() {
     let sim = XtsSim::start(XtsSimConfig::default()).await.unwrap();
+    let time = Pump::start();
+    sim.set_clock(time.clock.clone());
     let mut h = Harness {
         dir: tempfile::tempdir().unwrap(),
         sim,
@@ -382,6 +389,7 @@ async fn a_daemon_starting_on_a_full_disk_makes_no_login_and_logs_in_once_space_
         daemon: String::new(),
         limits: String::new(),
         jainam: String::new(),
+        clock: Some(time.clock.clone()),
     };
     let state = h.dir.path().join("state");
     let _tmpfs = Tmpfs::mount(&state, "2m");
@@ -419,7 +427,7 @@ async fn a_daemon_starting_on_a_full_disk_makes_no_login_and_logs_in_once_space_
     let refused = h.token("interactive").await;
     assert_eq!(error_code(&refused), "store_unavailable", "{refused}");
     // Several probe periods: no login at all.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    time.sleep(Duration::from_secs(3)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 0);
     assert_eq!(h.sim.login_count(Api::Market), 0);
 
@@ -434,7 +442,7 @@ async fn a_daemon_starting_on_a_full_disk_makes_no_login_and_logs_in_once_space_
         "{}",
         h.call(json!({"op": "status"})).await
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    time.sleep(Duration::from_secs(1)).await;
     assert_eq!(h.sim.login_count(Api::Interactive), 1);
     assert_eq!(h.sim.login_count(Api::Market), 1);
     assert_eq!(session(&h.token("interactive").await)["generation"], 1);

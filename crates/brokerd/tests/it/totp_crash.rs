@@ -1,32 +1,41 @@
-//! Black-box: a daemon killed (SIGKILL) after its Kotak TOTP reached the
-//! broker but before the answer came back never sends that window's code
-//! again after a restart. The simulator runs here and holds every
-//! `tradeApiLogin` answer, so each kill lands at the worst moment: the code
-//! has arrived, no session exists, and the daemon is waiting.
+//! A daemon killed (SIGKILL) after its Kotak TOTP reached the broker but
+//! before the answer came back never sends that window's code again after
+//! a restart. The simulator runs here and holds every `tradeApiLogin`
+//! answer, so each kill lands at the worst moment: the code has arrived, no
+//! session exists, and the daemon is waiting.
 //!
-//! This test waits for real 30 s TOTP windows (the daemon's TOTP uses the
-//! system clock): about a minute.
+//! The daemon runs in a child process (this test binary again, in the
+//! daemon's role: `child::spawn_virtual`, the daemon library as the
+//! `brokerd` binary runs it), killed with SIGKILL and restarted. The child
+//! and the simulator here read the same virtual time, ten times faster than
+//! real time, from the system clock and one origin passed to the child
+//! (`virtual_time::Following`): TOTP windows last 3 s of real time, and the test
+//! takes seconds instead of waiting for real 30 s windows.
 
 use crate::common;
 use crate::common::child;
 
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use brokerd_core::time::Clock;
 use brokerd_sim::kotak::{KotakSim, KotakSimConfig, KotakSimUser, TotpAttempt};
+use child::SharedTime;
+use chrono::{DateTime, Utc};
 use common::blackbox::{self, brokerctl};
 use common::eventually;
 
 const STEP_MS: u64 = 30_000;
 /// The daemon's default `totp_min_remaining`.
 const MIN_REMAINING_MS: u64 = 5_000;
+/// Virtual time runs this many times faster than real time.
+const SPEED: i32 = 10;
+/// This test, by its module path, for the child's command line.
+const THIS_TEST: &str = "totp_crash::a_totp_window_is_never_used_twice_across_kill_9";
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+fn millis(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap()
 }
 
 fn config(d: &Path, sim: &KotakSim) -> String {
@@ -83,13 +92,12 @@ impl Daemon {
     }
 }
 
-fn spawn(d: &Path, key_b64: &str, run: usize) -> Daemon {
-    Daemon(Some(child::spawn_run(
-        d,
-        key_b64,
-        run,
-        &[("RUST_LOG", "debug")],
-    )))
+/// Run `run` of the daemon: this test binary again, in the daemon's role,
+/// with its stderr in `d/daemon{run}.log` (read by `child::run_logs`).
+fn spawn(d: &Path, key_b64: &str, run: usize, time: SharedTime) -> Daemon {
+    let log = std::fs::File::create(d.join(format!("daemon{run}.log"))).unwrap();
+    let env = [("BROKERD_KEY", key_b64), ("RUST_LOG", "debug")];
+    Daemon(Some(child::spawn_virtual(THIS_TEST, d, time, &env, log)))
 }
 
 /// SIGKILL (what `Child::kill` sends on Unix): no shutdown path runs.
@@ -123,7 +131,25 @@ async fn wait_for_held_code(sim: &KotakSim, n: usize, limit: Duration, d: &Path)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_totp_window_is_never_used_twice_across_kill_9() {
+    if child::daemon_child().await {
+        return;
+    }
+    // Virtual time starts 1 s into a window, so the first window still has
+    // well over `totp_min_remaining` left when the daemon restarts: a
+    // daemon that forgot it would then send its code again.
+    let since = Utc::now();
+    let into = millis(since) % STEP_MS;
+    let origin = since - chrono::Duration::milliseconds(into as i64 - 1000);
+    let clock = SharedTime {
+        origin,
+        since,
+        speed: SPEED,
+    };
+    let time = clock.pump();
+    let now_ms = || millis(time.clock.now());
+
     let sim = KotakSim::start(KotakSimConfig::default()).await.unwrap();
+    sim.set_clock(time.clock.clone());
     sim.hold_logins(true);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -133,20 +159,12 @@ async fn a_totp_window_is_never_used_twice_across_kill_9() {
         .expose()
         .to_string();
 
-    // Start early in a window, so the first window still has well over
-    // `totp_min_remaining` left when the daemon restarts: a daemon that
-    // forgot it would then send its code again.
-    let into = now_ms() % STEP_MS;
-    if STEP_MS - into < 15_000 {
-        tokio::time::sleep(Duration::from_millis(STEP_MS - into + 200)).await;
-    }
-
     // Run 0 sends window W and is killed while the sim holds its answer.
-    let daemon = spawn(d, &key_b64, 0);
+    let daemon = spawn(d, &key_b64, 0, clock);
     let first = wait_for_held_code(&sim, 1, Duration::from_secs(20), d).await;
     kill_9(daemon).await;
     // Run 1 starts at once, while W is still current with time to spare.
-    let daemon = spawn(d, &key_b64, 1);
+    let daemon = spawn(d, &key_b64, 1, clock);
     let first_step = first.matched_step.expect("a valid code") as u64;
     let left = (first_step + 1) * STEP_MS - now_ms().min((first_step + 1) * STEP_MS);
     assert!(
@@ -156,7 +174,7 @@ async fn a_totp_window_is_never_used_twice_across_kill_9() {
     // It must wait for W+1. Its code is held too, and it is killed at the
     // very start of that window: the longest time for a forgetful restart
     // to reuse it.
-    let second = wait_for_held_code(&sim, 2, Duration::from_secs(45), d).await;
+    let second = wait_for_held_code(&sim, 2, Duration::from_secs(20), d).await;
     kill_9(daemon).await;
     assert!(
         second.matched_step > first.matched_step,
@@ -164,9 +182,9 @@ async fn a_totp_window_is_never_used_twice_across_kill_9() {
         sim.totp_attempts()
     );
     // Run 2 starts at once; the answers are released, so it can log in.
-    let daemon = spawn(d, &key_b64, 2);
+    let daemon = spawn(d, &key_b64, 2, clock);
     sim.hold_logins(false);
-    let logged_in = eventually(Duration::from_secs(45), || sim.successful_logins() == 1).await;
+    let logged_in = eventually(Duration::from_secs(20), || sim.successful_logins() == 1).await;
     assert!(
         logged_in,
         "the restarted daemon logs in: {:?}\n{}",

@@ -5,7 +5,9 @@ use crate::common;
 
 use std::time::Duration;
 
+use brokerd_core::time::Clock;
 use common::browser::{Browser, KITE_KEY, KITE_SECRET, ist_in, next_event, open, subscribe};
+use common::virtual_time::Pump;
 use common::{error_code, eventually, session};
 use serde_json::json;
 
@@ -72,7 +74,8 @@ async fn one_click_login_wakes_waiting_clients_and_subscribers() {
     let answer = b.kite.last_exchange_answer().unwrap();
     common::assert_session_fields(
         &got,
-        json!({"api_root": b.kite.base_url(), "user_id": "ZD1234", "api_key": KITE_KEY,
+        json!({"api_root": b.kite.base_url(), "ticker_root": b.kite.ticker_url(),
+               "user_id": "ZD1234", "api_key": KITE_KEY,
                "public_token": answer["public_token"], "login_time": answer["login_time"]}),
         &[KITE_SECRET],
         &[token],
@@ -129,9 +132,9 @@ async fn reused_expired_and_forged_submissions_fail_clearly() {
     );
 
     // Expired.
-    b.kite.set_request_token_ttl(Duration::from_millis(50));
+    b.kite.set_request_token_ttl(Duration::from_secs(1));
     let old = b.kite.mint_request_token(KITE_KEY);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    b.time.sleep(Duration::from_secs(2)).await;
     let r = b
         .call(zerodha(json!({"op": "submit", "request_token": old})))
         .await;
@@ -181,7 +184,8 @@ async fn the_wrong_user_or_a_wrong_secret_never_becomes_the_session() {
     let text = b.config_text().replace(KITE_SECRET, "not-the-secret");
     let path = b.dir.path().join("brokerd.toml");
     std::fs::write(&path, text).unwrap();
-    let running = brokerd::daemon::start(brokerd::config::Config::load(&path).unwrap())
+    let loaded = brokerd::config::Config::load(&path).unwrap();
+    let running = brokerd::daemon::start_on(loaded, None, b.time.clock.clone())
         .await
         .unwrap();
     b.running = Some(running);
@@ -199,11 +203,16 @@ async fn the_wrong_user_or_a_wrong_secret_never_becomes_the_session() {
 
 #[tokio::test]
 async fn the_cutoff_moves_the_account_to_auth_required() {
-    // Far enough ahead that a slow start cannot push it to tomorrow.
-    let secs = 15;
-    let cutoff = ist_in(secs);
-    let cutoff_at = chrono::Utc::now() + chrono::Duration::seconds(secs);
-    let b = Browser::start(&format!("cutoff = \"{cutoff}\""), "", "").await;
+    // Far enough ahead (in virtual time: 3 s of real time) that a slow
+    // start cannot push it to tomorrow.
+    let secs = 60;
+    let time = Pump::start();
+    let cutoff = ist_in(&time, secs);
+    let cutoff_at = time.clock.now() + chrono::Duration::seconds(secs);
+    let b = Browser::start_on(time, &format!("cutoff = \"{cutoff}\""), "", "").await;
+    // Kite ends its tokens at the same cut-off.
+    b.kite
+        .set_cutoff(chrono::NaiveTime::parse_from_str(&cutoff, "%H:%M:%S").ok());
     let mut events = subscribe(&b, "zerodha").await;
     let before = b.login_url("zerodha").await;
     let r = b.log_in_zerodha().await;
@@ -227,25 +236,19 @@ async fn the_cutoff_moves_the_account_to_auth_required() {
     assert_eq!(b.status_of("zerodha").await["state"], "active");
 
     // (The startup announcement, generation 0, may come first.)
-    let mut auth = next_event(
-        &mut events,
-        "auth_required",
-        Duration::from_secs(secs as u64 + 10),
-    )
-    .await;
+    let token = s["token"].as_str().unwrap().to_string();
+    assert!(b.kite.is_token_valid(&token));
+    let mut auth = next_event(&mut events, "auth_required", Duration::from_secs(20)).await;
     if auth["generation"] == 0 {
-        auth = next_event(
-            &mut events,
-            "auth_required",
-            Duration::from_secs(secs as u64 + 10),
-        )
-        .await;
+        auth = next_event(&mut events, "auth_required", Duration::from_secs(20)).await;
     }
     assert_eq!(auth["generation"], 1);
     assert!(
-        chrono::Utc::now() >= cutoff_at - chrono::Duration::seconds(1),
+        b.time.clock.now() >= cutoff_at - chrono::Duration::seconds(1),
         "announced at the cut-off, not before"
     );
+    // And at the simulator, by the same clock, the token died then too.
+    assert!(!b.kite.is_token_valid(&token));
     // The alert carries a fresh link: the one from before the login is retired.
     let link = auth["login_url"].as_str().unwrap();
     assert!(link.contains("state%3D"), "{link}");
@@ -262,7 +265,9 @@ async fn the_cutoff_moves_the_account_to_auth_required() {
 #[tokio::test]
 async fn a_logout_during_a_submission_leaves_the_account_alone() {
     let b = Browser::start("", "", "").await;
-    b.kite.set_latency(Duration::from_millis(800));
+    // Virtual time: 20 s of latency is a second of real time, the logout
+    // comes 4 s (200 ms) into it.
+    b.kite.set_latency(Duration::from_secs(20));
     let pending = {
         let mut c = b.client().await;
         tokio::spawn(async move {
@@ -273,7 +278,7 @@ async fn a_logout_during_a_submission_leaves_the_account_alone() {
             .unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.time.sleep(Duration::from_secs(4)).await;
     let r = b.call(zerodha(json!({"op": "logout"}))).await;
     assert_eq!(r["ok"], true, "{r}");
     let r = pending.await.unwrap();
@@ -319,9 +324,9 @@ async fn restart_validates_the_stored_session_and_logout_ends_it() {
     let r = b.log_in_zerodha().await;
     let token = session(&r)["token"].as_str().unwrap().to_string();
     b.restart().await;
-    let profiles = b.kite.profile_count();
+    // Checked in the background once the daemon is ready (invariant 19).
     assert!(
-        profiles >= 1,
+        eventually(Duration::from_secs(10), || b.kite.profile_count() >= 1).await,
         "the stored session was checked with /user/profile"
     );
     let r = b.call(zerodha(json!({"op": "token"}))).await;
@@ -336,7 +341,15 @@ async fn restart_validates_the_stored_session_and_logout_ends_it() {
     b.stop().await;
     b.kite.kill_all_sessions();
     b.boot().await;
-    assert_eq!(b.status_of("zerodha").await["state"], "auth_required");
+    let mut state = b.status_of("zerodha").await["state"].clone();
+    for _ in 0..200 {
+        if state == "auth_required" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        state = b.status_of("zerodha").await["state"].clone();
+    }
+    assert_eq!(state, "auth_required");
 
     let r = b.log_in_zerodha().await;
     let token = session(&r)["token"].as_str().unwrap().to_string();
@@ -382,17 +395,19 @@ async fn notify_command_gets_the_event_with_the_login_link() {
 
 #[tokio::test]
 async fn the_daily_reminder_repeats_the_alert_while_nobody_has_logged_in() {
-    let secs = 8;
-    let remind_at = ist_in(secs);
-    let due = chrono::Utc::now() + chrono::Duration::seconds(secs);
-    let b = Browser::start(&format!("remind_at = \"{remind_at}\""), "", "").await;
+    // 40 s of virtual time: 2 s of real time.
+    let secs = 40;
+    let time = Pump::start();
+    let remind_at = ist_in(&time, secs);
+    let due = time.clock.now() + chrono::Duration::seconds(secs);
+    let b = Browser::start_on(time, &format!("remind_at = \"{remind_at}\""), "", "").await;
     let mut events = subscribe(&b, "zerodha").await;
     // The startup announcement may arrive first; the reminder comes at its time.
     let mut reminder = next_event(&mut events, "auth_required", Duration::from_secs(20)).await;
-    if chrono::Utc::now() < due - chrono::Duration::seconds(1) {
+    if b.time.clock.now() < due - chrono::Duration::seconds(1) {
         reminder = next_event(&mut events, "auth_required", Duration::from_secs(20)).await;
     }
-    assert!(chrono::Utc::now() >= due - chrono::Duration::seconds(1));
+    assert!(b.time.clock.now() >= due - chrono::Duration::seconds(1));
     assert_eq!(reminder["generation"], 0);
     assert!(
         reminder["login_url"].as_str().unwrap().contains("state%3D"),

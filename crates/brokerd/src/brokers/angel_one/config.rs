@@ -37,6 +37,7 @@ pub const API_ROOT: UrlRule = UrlRule {
     sdk: "the SDKs' root is https://apiconnect.angelone.in (the Go SDK's is \
           https://apiconnect.angelbroking.com)",
     carries: "the API key, PIN, TOTP codes and session tokens",
+    websocket: false,
 };
 
 /// One Angel One SmartAPI account, secrets resolved.

@@ -89,6 +89,10 @@ impl Broker for AngelConnector {
         self.cfg == other.cfg && self.timeout == other.timeout
     }
 
+    fn paced_root(&self) -> &str {
+        &self.cfg.api_root
+    }
+
     fn login_identity(&self) -> Vec<String> {
         let cfg = &self.cfg;
         vec![

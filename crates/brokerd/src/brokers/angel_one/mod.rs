@@ -35,6 +35,8 @@ use errors::{Class, LoginFailure};
 pub use session::AngelSession;
 
 /// The paths under the REST root, as the SDKs spell them.
+/// Where an Angel One customer copies the TOTP seed from.
+const SEED_FROM: &str = "smartapi.angelone.in/enable-totp";
 const LOGIN: &str = "/rest/auth/angelbroking/user/v1/loginByPassword";
 const RENEW: &str = "/rest/auth/angelbroking/jwt/v1/generateTokens";
 const PROFILE: &str = "/rest/secure/angelbroking/user/v1/getProfile";
@@ -113,9 +115,8 @@ impl AngelOneClient {
         let data = loop {
             let (code, step) = shared
                 .totp
-                .next_code(&self.cfg.totp_seed, self.cfg.totp_min_remaining)
-                .await
-                .map_err(seed_message)?;
+                .next_code(&self.cfg.totp_seed, self.cfg.totp_min_remaining, SEED_FROM)
+                .await?;
             let body = json!({"clientcode": self.cfg.client_code,
                 "password": self.cfg.pin.expose(), "totp": code});
             let answer = http::send(self.post(root, LOGIN).json(&body)).await?;
@@ -265,18 +266,6 @@ fn from_failure(f: LoginFailure) -> BrokerError {
         LoginFailure::Transient(m) => BrokerError::Transient(m),
         LoginFailure::Totp(m) | LoginFailure::Rejected(m) => BrokerError::Rejected(m),
         LoginFailure::Config(m) => BrokerError::Config(m),
-    }
-}
-
-/// The gate's seed error names the Neo app; Angel's seed comes from its
-/// own enable-TOTP page.
-fn seed_message(e: BrokerError) -> BrokerError {
-    match e {
-        BrokerError::Config(_) => BrokerError::Config(
-            "totp_seed is not valid base32; copy it again from smartapi.angelone.in/enable-totp"
-                .into(),
-        ),
-        other => other,
     }
 }
 

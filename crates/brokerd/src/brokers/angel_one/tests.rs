@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokerd_core::time::ManualClock;
+use brokerd_sim::virtual_time::Pump;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -49,34 +49,6 @@ impl WindowLedger for Ledger {
             self.records.lock().push((step, received));
             Ok(())
         })
-    }
-}
-
-/// Moves a manual clock 100 ms every 5 ms (20× real time) while it lives.
-struct Pump {
-    clock: Arc<ManualClock>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Pump {
-    fn start() -> Self {
-        let clock = ManualClock::new(Utc::now());
-        let moved = Arc::clone(&clock);
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                moved.advance(chrono::Duration::milliseconds(100));
-            }
-        });
-        Self { clock, task }
-    }
-}
-
-impl Drop for Pump {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -44,6 +44,7 @@ pub const API_ROOT: UrlRule = UrlRule {
     appends: "/customerdetails and /funds",
     sdk: "breeze_connect's API_URL is https://api.icicidirect.com/breezeapi/api/v1/",
     carries: "the app key, session keys and session tokens",
+    websocket: false,
 };
 
 /// `[account.breeze] login_root`: where the browser login page lives.
@@ -56,4 +57,5 @@ pub const LOGIN_ROOT: UrlRule = UrlRule {
     sdk: "the SDKs' login link is https://api.icicidirect.com/apiuser/login?api_key=...; \
           brokerd adds the /login part itself",
     carries: "the app key",
+    websocket: false,
 };

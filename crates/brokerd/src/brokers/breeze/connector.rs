@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 
 use super::{BreezeClient, BreezeConfig, ReportClass};
@@ -19,18 +20,26 @@ pub struct BreezeConnector {
     cfg: BreezeConfig,
     /// HTTP timeout of one broker call.
     timeout: Duration,
+    /// The daemon's clock (expiry, cut-off, the checks' timestamps).
+    clock: SharedClock,
 }
 
 impl BreezeConnector {
-    /// The account's one (interactive) session.
-    pub fn plan(cfg: &BreezeConfig, timeout: Duration) -> Vec<(Api, Self)> {
+    /// The account's one (interactive) session, its times read from `clock`
+    /// (the daemon's).
+    pub fn plan(cfg: &BreezeConfig, timeout: Duration, clock: SharedClock) -> Vec<(Api, Self)> {
         vec![(
             Api::Interactive,
             Self {
                 cfg: cfg.clone(),
                 timeout,
+                clock,
             },
         )]
+    }
+
+    fn client(&self) -> Result<BreezeClient, BrokerError> {
+        BreezeClient::new(&self.cfg, self.timeout, std::sync::Arc::clone(&self.clock))
     }
 }
 
@@ -42,17 +51,21 @@ impl Broker for BreezeConnector {
         submission: Option<&Secret>,
     ) -> Result<(NewSession, BreezeClient), BrokerError> {
         let submitted = submission.ok_or_else(needs_a_person)?;
-        let client = BreezeClient::new(&self.cfg, self.timeout)?;
+        let client = self.client()?;
         let session = client.exchange(submitted).await?;
         Ok((session, client))
     }
 
     fn rehydrate(&self, _material: &Material) -> Result<BreezeClient, BrokerError> {
-        BreezeClient::new(&self.cfg, self.timeout)
+        self.client()
     }
 
     fn same_settings(&self, other: &Self) -> bool {
         self.cfg == other.cfg && self.timeout == other.timeout
+    }
+
+    fn paced_root(&self) -> &str {
+        &self.cfg.api_root
     }
 
     fn login_identity(&self) -> Vec<String> {

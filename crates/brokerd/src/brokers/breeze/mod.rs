@@ -18,6 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
+use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::HeaderValue;
@@ -33,10 +34,14 @@ use errors::Fault;
 pub use errors::{ReportClass, classify_report};
 pub use sign::{login_url, sign, timestamp};
 
-/// One login's client: a brand-new HTTP client and the account's settings.
+/// One login's client: a brand-new HTTP client, the account's settings and
+/// the daemon's clock.
 pub struct BreezeClient {
     http: reqwest::Client,
     cfg: BreezeConfig,
+    /// The daemon's clock: `obtained_at`, the cut-off and 24 h expiry, and
+    /// the `X-Timestamp` of signed checks are read from it.
+    clock: SharedClock,
 }
 
 impl fmt::Debug for BreezeClient {
@@ -50,11 +55,17 @@ impl fmt::Debug for BreezeClient {
 }
 
 impl BreezeClient {
-    /// A brand-new client (its own `reqwest::Client` via `http::new_client`).
-    pub fn new(cfg: &BreezeConfig, timeout: Duration) -> Result<Self, BrokerError> {
+    /// A brand-new client (its own `reqwest::Client` via `http::new_client`),
+    /// reading time from `clock`.
+    pub fn new(
+        cfg: &BreezeConfig,
+        timeout: Duration,
+        clock: SharedClock,
+    ) -> Result<Self, BrokerError> {
         Ok(Self {
             http: http::new_client(timeout)?,
             cfg: cfg.clone(),
+            clock,
         })
     }
 
@@ -118,7 +129,7 @@ impl BreezeClient {
         if session_key_of(&token).is_none() {
             warn!(token = %fingerprint(&token), "Breeze session_token is not base64 of user_id:session_key; validating it will fail");
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let expires_at = expiry(&self.cfg, now);
         info!(user_id = %user_id, token = %fingerprint(&token), %expires_at, "Breeze session obtained");
         let mut headers = BTreeMap::new();
@@ -201,7 +212,7 @@ impl BreezeClient {
             self.cfg.secret_key.expose(),
             material.token.expose(),
             body,
-            Utc::now(),
+            self.clock.now(),
         );
         let mut req = self.http.request(Method::GET, self.url("funds"));
         for (name, value) in headers {

@@ -9,6 +9,7 @@ use reqwest::{Client, redirect};
 use super::*;
 use crate::brokers::http::Answer;
 use crate::config::Reminder;
+use brokerd_core::time::{ManualClock, SystemClock};
 use brokerd_sim::breeze::{BreezeFail, BreezeSim, BreezeSimApp, BreezeSimConfig, Delivery};
 
 const REDIRECT: &str = "https://brokerd.example/breeze/callback";
@@ -37,7 +38,7 @@ fn cfg(sim: &BreezeSim) -> BreezeConfig {
 }
 
 fn client(cfg: &BreezeConfig) -> BreezeClient {
-    BreezeClient::new(cfg, Duration::from_secs(5)).unwrap()
+    BreezeClient::new(cfg, Duration::from_secs(5), SystemClock::shared()).unwrap()
 }
 
 fn no_redirects() -> Client {
@@ -209,6 +210,21 @@ async fn signed_funds_request_is_accepted_and_a_changed_byte_is_refused() {
     let changed = read(funds("{ }", "{}").send().await.unwrap()).await;
     assert_eq!(changed, refused);
     assert_eq!(sim.funds_count(), 3);
+}
+
+/// The session's times come from the clock the client is given: an hour
+/// before midnight IST, it ends at midnight, not 24 h later.
+#[tokio::test]
+async fn the_session_times_follow_the_given_clock() {
+    let sim = sim().await;
+    let cfg = cfg(&sim);
+    let at = utc("2026-11-24T23:00:00+05:30");
+    let clock = ManualClock::new(at);
+    let c = BreezeClient::new(&cfg, Duration::from_secs(5), clock.clone()).unwrap();
+    let key = Secret::new(sim.mint_session_key(cfg.app_key.expose()));
+    let s = c.exchange(&key).await.unwrap();
+    assert_eq!(s.meta.obtained_at, at);
+    assert_eq!(s.meta.expires_at, utc("2026-11-25T00:00:00+05:30"));
 }
 
 #[tokio::test]
@@ -474,7 +490,7 @@ async fn outages_and_rate_limits_are_transient() {
     assert!(matches!(e, BrokerError::Transient(_)), "{e:?}");
     // Timeouts.
     sim.set_latency(Duration::from_millis(400));
-    let slow = BreezeClient::new(&cfg, Duration::from_millis(100)).unwrap();
+    let slow = BreezeClient::new(&cfg, Duration::from_millis(100), SystemClock::shared()).unwrap();
     let e = slow.validate(&s.material).await.unwrap_err();
     assert!(matches!(e, BrokerError::Transient(_)), "{e:?}");
     assert!(e.message().contains("timed out"), "{e}");

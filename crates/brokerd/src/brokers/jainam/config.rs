@@ -46,4 +46,5 @@ pub const ROOT: UrlRule = UrlRule {
     appends: "/interactive/... and market_prefix",
     sdk: "the XTS SDK's root (config.ini), https://jtrade.jainam.in:5000 for Jainam retail",
     carries: "app keys and tokens",
+    websocket: false,
 };

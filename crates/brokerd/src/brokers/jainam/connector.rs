@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 
 use super::{JainamClient, JainamConfig};
@@ -20,11 +21,14 @@ pub struct JainamConnector {
     api: Api,
     /// HTTP timeout of one broker call.
     timeout: Duration,
+    /// The daemon's clock (a session's `obtained_at` and fallback expiry).
+    clock: SharedClock,
 }
 
 impl JainamConnector {
-    /// One connector per configured key pair of the account.
-    pub fn plan(cfg: &JainamConfig, timeout: Duration) -> Vec<(Api, Self)> {
+    /// One connector per configured key pair of the account, its times read
+    /// from `clock` (the daemon's).
+    pub fn plan(cfg: &JainamConfig, timeout: Duration, clock: SharedClock) -> Vec<(Api, Self)> {
         let mut out = Vec::new();
         for (api, present) in [
             (Api::Interactive, cfg.interactive.is_some()),
@@ -37,6 +41,7 @@ impl JainamConnector {
                         cfg: view(cfg, api),
                         api,
                         timeout,
+                        clock: std::sync::Arc::clone(&clock),
                     },
                 ));
             }
@@ -67,17 +72,23 @@ impl Broker for JainamConnector {
         if submission.is_some() {
             return Err(nothing_to_submit());
         }
-        let mut client = JainamClient::new(&self.cfg, self.api, self.timeout)?;
+        let clock = std::sync::Arc::clone(&self.clock);
+        let mut client = JainamClient::new(&self.cfg, self.api, self.timeout, clock)?;
         let session = client.login().await?;
         Ok((session, client))
     }
 
     fn rehydrate(&self, material: &Material) -> Result<JainamClient, BrokerError> {
-        JainamClient::for_stored(&self.cfg, self.api, self.timeout, material)
+        let clock = std::sync::Arc::clone(&self.clock);
+        JainamClient::for_stored(&self.cfg, self.api, self.timeout, clock, material)
     }
 
     fn same_settings(&self, other: &Self) -> bool {
         self.api == other.api && self.timeout == other.timeout && self.cfg == other.cfg
+    }
+
+    fn paced_root(&self) -> &str {
+        &self.cfg.root
     }
 
     fn login_identity(&self) -> Vec<String> {

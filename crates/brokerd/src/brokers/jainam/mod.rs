@@ -10,7 +10,7 @@ pub use connector::JainamConnector;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use brokerd_core::SharedClock;
 use serde_json::{Value, json};
 
 use super::http::{self, Answer};
@@ -29,16 +29,26 @@ pub struct JainamClient {
     api: Api,
     /// The dealer client code sent as `clientID`, when the login is a dealer's.
     client_id: Option<String>,
+    /// The daemon's clock: `obtained_at` and the fallback expiry (a token
+    /// without `exp`) are read from it.
+    clock: SharedClock,
 }
 
 impl JainamClient {
-    /// Builds a fresh client (never reused across logins: invariant 2).
-    pub fn new(cfg: &JainamConfig, api: Api, timeout: Duration) -> Result<Self, BrokerError> {
+    /// Builds a fresh client (never reused across logins: invariant 2),
+    /// reading time from `clock`.
+    pub fn new(
+        cfg: &JainamConfig,
+        api: Api,
+        timeout: Duration,
+        clock: SharedClock,
+    ) -> Result<Self, BrokerError> {
         Ok(Self {
             http: http::new_client(timeout)?,
             cfg: cfg.clone(),
             api,
             client_id: cfg.client_id.clone(),
+            clock,
         })
     }
 
@@ -47,9 +57,10 @@ impl JainamClient {
         cfg: &JainamConfig,
         api: Api,
         timeout: Duration,
+        clock: SharedClock,
         material: &Material,
     ) -> Result<Self, BrokerError> {
-        let mut client = Self::new(cfg, api, timeout)?;
+        let mut client = Self::new(cfg, api, timeout, clock)?;
         client.client_id = material
             .fields
             .get("client_id")
@@ -143,7 +154,7 @@ impl JainamClient {
             .get("userID")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let now = Utc::now();
+        let now = self.clock.now();
         let expires_at = jwt::expiry(token).unwrap_or_else(|| {
             now + chrono::Duration::from_std(self.cfg.fallback_lifetime)
                 .expect("fallback lifetime is validated to a sane range")

@@ -1,6 +1,7 @@
 //! Jainam (XTS) answers classified, and logins against the XTS simulator.
 
 use super::*;
+use brokerd_core::time::SystemClock;
 
 fn answer(status: u16, body: &str) -> Answer {
     Answer::new(status, body.as_bytes())
@@ -76,7 +77,7 @@ async fn a_missing_login_endpoint_names_root_or_market_prefix() {
         app_expiry_warning: Duration::from_secs(14 * 24 * 3600),
     };
     let timeout = Duration::from_secs(5);
-    let e = JainamClient::new(&cfg, Api::Market, timeout)
+    let e = JainamClient::new(&cfg, Api::Market, timeout, SystemClock::shared())
         .unwrap()
         .login()
         .await
@@ -90,7 +91,8 @@ async fn a_missing_login_endpoint_names_root_or_market_prefix() {
         "{m}"
     );
 
-    let mut interactive = JainamClient::new(&cfg, Api::Interactive, timeout).unwrap();
+    let mut interactive =
+        JainamClient::new(&cfg, Api::Interactive, timeout, SystemClock::shared()).unwrap();
     sim.fail_next_logins(Api::Interactive, 1, FailMode::ServerError(404));
     let e = interactive.login().await.unwrap_err();
     let BrokerError::Config(m) = &e else {

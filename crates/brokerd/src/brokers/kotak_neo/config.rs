@@ -53,4 +53,5 @@ pub const LOGIN_HOST: UrlRule = UrlRule {
     appends: "/login/1.0/tradeApiLogin and /login/1.0/tradeApiValidate",
     sdk: "the Neo SDK posts to https://mis.kotaksecurities.com/login/1.0/tradeApiLogin",
     carries: "the access token, MPIN, TOTP codes and session tokens",
+    websocket: false,
 };

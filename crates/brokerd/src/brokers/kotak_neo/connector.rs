@@ -70,6 +70,10 @@ impl Broker for KotakConnector {
         self.cfg == other.cfg && self.timeout == other.timeout
     }
 
+    fn paced_root(&self) -> &str {
+        &self.cfg.login_host
+    }
+
     fn login_identity(&self) -> Vec<String> {
         let cfg = &self.cfg;
         vec![
@@ -109,6 +113,11 @@ impl Broker for KotakConnector {
         if let Ok(client) = KotakClient::new(&self.cfg, self.timeout) {
             client.check_clock(&self.shared).await;
         }
+    }
+
+    /// The clock check asks Kotak for its `Date`.
+    fn startup_check_calls_broker(&self) -> bool {
+        true
     }
 
     /// That login's TOTP window must not be reused (invariant 10).

@@ -31,6 +31,8 @@ pub const DEFAULT_LOGIN_HOST: &str = LOGIN_HOST.default;
 
 /// Values of the `tradeApiValidate` answer copied into the session's fields
 /// when present (`hsServerId` even when empty): (answer key, field name).
+/// Where a Kotak Neo customer copies the TOTP seed from.
+const SEED_FROM: &str = "the Neo app";
 const TRADE_PASSTHROUGH: [(&str, &str); 4] = [
     ("rid", "rid"),
     ("hsServerId", "hs_server_id"),
@@ -120,7 +122,7 @@ impl KotakClient {
         let view = loop {
             let (code, step) = shared
                 .totp
-                .next_code(&self.cfg.totp_seed, self.cfg.totp_min_remaining)
+                .next_code(&self.cfg.totp_seed, self.cfg.totp_min_remaining, SEED_FROM)
                 .await?;
             let body = json!({"mobileNumber": self.cfg.mobile, "ucc": self.cfg.ucc, "totp": code});
             let req = self

@@ -1,5 +1,5 @@
 //! Kite Connect's settings: what `[account.zerodha]` becomes, and the rules
-//! of its two URL keys.
+//! of its three URL keys.
 
 use chrono::NaiveTime;
 
@@ -16,6 +16,10 @@ pub struct ZerodhaConfig {
     /// `https://kite.zerodha.com`); the login URL is
     /// `{login_root}/connect/login?v=3&api_key=...`.
     pub login_root: String,
+    /// KiteTicker's websocket root without trailing slash (default
+    /// `wss://ws.kite.trade`). brokerd never connects to it: it goes into
+    /// every session's `fields` as `ticker_root`, for the programs' tickers.
+    pub ticker_root: String,
     /// The Kite Connect app's `api_key`.
     pub api_key: Secret,
     /// The app's `api_secret`; only ever used inside the checksum.
@@ -38,6 +42,7 @@ pub const API_ROOT: UrlRule = UrlRule {
     appends: "/session/token and /user/profile",
     sdk: "pykiteconnect's _default_root_uri is https://api.kite.trade",
     carries: "the app key, request tokens and session tokens",
+    websocket: false,
 };
 
 /// `[account.zerodha] login_root`: where the browser login page lives.
@@ -50,4 +55,18 @@ pub const LOGIN_ROOT: UrlRule = UrlRule {
     sdk: "pykiteconnect's _default_login_uri is https://kite.zerodha.com/connect/login; \
           brokerd adds the /connect/login part itself",
     carries: "the app key",
+    websocket: false,
+};
+
+/// `[account.zerodha] ticker_root`: KiteTicker's websocket host, handed on
+/// in the session's `fields` (brokerd itself never connects to it).
+pub const TICKER_ROOT: UrlRule = UrlRule {
+    table: "zerodha",
+    name: "ticker_root",
+    default: "wss://ws.kite.trade",
+    path: "",
+    appends: "nothing (the programs' KiteTicker adds ?api_key=..&access_token=..)",
+    sdk: "pykiteconnect's KiteTicker ROOT_URI is wss://ws.kite.trade",
+    carries: "the app key and the session token (in the programs' ticker URL)",
+    websocket: true,
 };

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use brokerd_core::SharedClock;
 use chrono::{DateTime, Utc};
 
 use super::{ZerodhaClient, ZerodhaConfig};
@@ -18,18 +19,26 @@ pub struct ZerodhaConnector {
     cfg: ZerodhaConfig,
     /// HTTP timeout of one broker call.
     timeout: Duration,
+    /// The daemon's clock (a session's `obtained_at` and cut-off).
+    clock: SharedClock,
 }
 
 impl ZerodhaConnector {
-    /// The account's one (interactive) session.
-    pub fn plan(cfg: &ZerodhaConfig, timeout: Duration) -> Vec<(Api, Self)> {
+    /// The account's one (interactive) session, its times read from `clock`
+    /// (the daemon's).
+    pub fn plan(cfg: &ZerodhaConfig, timeout: Duration, clock: SharedClock) -> Vec<(Api, Self)> {
         vec![(
             Api::Interactive,
             Self {
                 cfg: cfg.clone(),
                 timeout,
+                clock,
             },
         )]
+    }
+
+    fn client(&self) -> Result<ZerodhaClient, BrokerError> {
+        ZerodhaClient::new(&self.cfg, self.timeout, std::sync::Arc::clone(&self.clock))
     }
 }
 
@@ -41,17 +50,21 @@ impl Broker for ZerodhaConnector {
         submission: Option<&Secret>,
     ) -> Result<(NewSession, ZerodhaClient), BrokerError> {
         let submitted = submission.ok_or_else(needs_a_person)?;
-        let client = ZerodhaClient::new(&self.cfg, self.timeout)?;
+        let client = self.client()?;
         let session = client.exchange(submitted).await?;
         Ok((session, client))
     }
 
     fn rehydrate(&self, _material: &Material) -> Result<ZerodhaClient, BrokerError> {
-        ZerodhaClient::new(&self.cfg, self.timeout)
+        self.client()
     }
 
     fn same_settings(&self, other: &Self) -> bool {
         self.cfg == other.cfg && self.timeout == other.timeout
+    }
+
+    fn paced_root(&self) -> &str {
+        &self.cfg.api_root
     }
 
     fn login_identity(&self) -> Vec<String> {

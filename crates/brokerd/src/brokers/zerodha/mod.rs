@@ -10,13 +10,13 @@ mod tests;
 
 mod config;
 mod connector;
-pub use config::{API_ROOT, LOGIN_ROOT, ZerodhaConfig};
+pub use config::{API_ROOT, LOGIN_ROOT, TICKER_ROOT, ZerodhaConfig};
 pub use connector::ZerodhaConnector;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use brokerd_core::SharedClock;
 use reqwest::Url;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -31,20 +31,29 @@ use errors::KiteError;
 /// The API version every request declares.
 const KITE_VERSION: &str = "3";
 
-/// One session's client: a brand-new HTTP client and the account's Kite
-/// settings (whose secrets print masked).
+/// One session's client: a brand-new HTTP client, the account's Kite
+/// settings (whose secrets print masked) and the daemon's clock.
 #[derive(Debug)]
 pub struct ZerodhaClient {
     http: reqwest::Client,
     cfg: ZerodhaConfig,
+    /// The daemon's clock: a session's `obtained_at` and the 06:00 IST
+    /// cut-off it expires at are read from it.
+    clock: SharedClock,
 }
 
 impl ZerodhaClient {
-    /// A brand-new client (its own reqwest::Client via http::new_client) for one session.
-    pub fn new(cfg: &ZerodhaConfig, timeout: Duration) -> Result<Self, BrokerError> {
+    /// A brand-new client (its own reqwest::Client via http::new_client) for
+    /// one session, reading time from `clock`.
+    pub fn new(
+        cfg: &ZerodhaConfig,
+        timeout: Duration,
+        clock: SharedClock,
+    ) -> Result<Self, BrokerError> {
         Ok(Self {
             http: http::new_client(timeout)?,
             cfg: cfg.clone(),
+            clock,
         })
     }
 
@@ -146,6 +155,12 @@ impl ZerodhaClient {
             "api_root".into(),
             json!(self.cfg.api_root.trim_end_matches('/')),
         );
+        // KiteTicker(root=...) likewise: Kite's in production, the
+        // simulator's websocket in tests.
+        fields.insert(
+            "ticker_root".into(),
+            json!(self.cfg.ticker_root.trim_end_matches('/')),
+        );
         fields.insert("user_id".into(), json!(user_id));
         fields.insert("api_key".into(), json!(text("api_key").unwrap_or(api_key)));
         for key in ["public_token", "login_time"] {
@@ -153,7 +168,7 @@ impl ZerodhaClient {
                 fields.insert(key.into(), json!(v));
             }
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let expires_at = ist::next_at(now, self.cfg.cutoff);
         info!(user_id = %user_id, token = %fingerprint(access_token), %expires_at,
             "Kite session obtained");
@@ -264,6 +279,7 @@ fn scrub(e: BrokerError, secrets: &[&str], what: &str) -> BrokerError {
     };
     match e {
         BrokerError::Transient(m) => BrokerError::Transient(clean(&m)),
+        BrokerError::RateLimited(m) => BrokerError::RateLimited(clean(&m)),
         BrokerError::Rejected(m) => BrokerError::Rejected(clean(&m)),
         BrokerError::CodeRejected(m) => BrokerError::CodeRejected(clean(&m)),
         BrokerError::DeadSession(m) => BrokerError::DeadSession(clean(&m)),

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveTime, TimeDelta, Timelike};
+use chrono::{NaiveTime, TimeDelta, Timelike, Utc};
 use reqwest::redirect;
 use serde_json::json;
 
 use super::*;
 use crate::config::Reminder;
+use brokerd_core::time::{ManualClock, SystemClock};
 use brokerd_sim::kite::{KiteFail, KiteSim, KiteSimApp, KiteSimConfig};
 
 const KEY: &str = "demokitekey01";
@@ -23,6 +24,7 @@ fn cfg_for(root: &str, api_key: &str, api_secret: &str) -> ZerodhaConfig {
     ZerodhaConfig {
         api_root: root.to_string(),
         login_root: root.to_string(),
+        ticker_root: root.replacen("http", "ws", 1),
         api_key: Secret::new(api_key),
         api_secret: Secret::new(api_secret),
         user_id: Some("ZD1234".into()),
@@ -39,7 +41,7 @@ fn cfg(sim: &KiteSim) -> ZerodhaConfig {
 }
 
 fn client(cfg: &ZerodhaConfig) -> ZerodhaClient {
-    ZerodhaClient::new(cfg, Duration::from_secs(5)).unwrap()
+    ZerodhaClient::new(cfg, Duration::from_secs(5), SystemClock::shared()).unwrap()
 }
 
 async fn sim() -> KiteSim {
@@ -74,6 +76,27 @@ fn assert_clean(e: &BrokerError, secrets: &[&str]) {
     for s in secrets {
         assert!(!e.message().contains(s), "{s:?} leaked into {e:?}");
     }
+}
+
+/// The session's times come from the clock the client is given, not the
+/// system's: one minute before the 06:00 IST cut-off, it ends at the cut-off.
+#[tokio::test]
+async fn the_session_times_follow_the_given_clock() {
+    let sim = sim().await;
+    let cfg = cfg(&sim);
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T05:59:00+05:30")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = ManualClock::new(at);
+    let client = ZerodhaClient::new(&cfg, Duration::from_secs(5), clock.clone()).unwrap();
+    let token = Secret::new(sim.mint_request_token(KEY));
+    let session = client.exchange(&token).await.unwrap();
+    assert_eq!(session.meta.obtained_at, at);
+    assert_eq!(
+        session.meta.expires_at.to_rfc3339(),
+        "2026-11-24T00:30:00+00:00",
+        "06:00 IST the same day"
+    );
 }
 
 #[tokio::test]
@@ -112,10 +135,12 @@ async fn full_flow_login_exchange_validate_logout() {
             "api_root",
             "login_time",
             "public_token",
+            "ticker_root",
             "user_id"
         ]
     );
     assert_eq!(m.fields["api_root"], json!(cfg.api_root));
+    assert_eq!(m.fields["ticker_root"], json!(cfg.ticker_root));
     assert_eq!(m.fields["user_id"], json!("ZD1234"));
     assert_eq!(m.fields["api_key"], json!(KEY));
     let public = m.fields["public_token"].as_str().unwrap();
@@ -266,7 +291,14 @@ async fn overload_broken_answers_and_network_trouble_are_transient() {
     ] {
         sim.fail_next_exchanges(1, fail);
         let e = client.exchange(&rt).await.unwrap_err();
-        assert!(matches!(e, BrokerError::Transient(_)), "{fail:?}: {e:?}");
+        // Retried later either way; a 429 also slows the host's pacer.
+        let want_kind = match fail {
+            KiteFail::RateLimit => matches!(e, BrokerError::RateLimited(_)),
+            KiteFail::ServerError(_) | KiteFail::Html | KiteFail::NotFound => {
+                matches!(e, BrokerError::Transient(_))
+            }
+        };
+        assert!(want_kind && e.is_retryable(), "{fail:?}: {e:?}");
         assert_clean(&e, &[rt.expose(), SECRET]);
     }
     // The request token survived the failures.
@@ -274,7 +306,8 @@ async fn overload_broken_answers_and_network_trouble_are_transient() {
     assert_eq!((sim.exchange_count(), sim.successful_exchanges()), (5, 1));
 
     sim.set_latency(Duration::from_millis(300));
-    let impatient = ZerodhaClient::new(&cfg(&sim), Duration::from_millis(80)).unwrap();
+    let impatient =
+        ZerodhaClient::new(&cfg(&sim), Duration::from_millis(80), SystemClock::shared()).unwrap();
     let e = impatient
         .exchange(&Secret::new(sim.mint_request_token(KEY)))
         .await

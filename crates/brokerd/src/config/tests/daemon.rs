@@ -329,3 +329,53 @@ fn database_urls() {
     assert!(l.config.daemon.database_url.starts_with("sqlite:///"));
     assert!(l.config.daemon.database_url.ends_with("/db/b.db"));
 }
+
+#[test]
+fn pacing_tables_replace_a_brokers_default_and_name_their_mistakes() {
+    use crate::brokers::BrokerId;
+    use crate::brokers::pace::Pace;
+    let c = ok(&format!(
+        "[daemon.pacing.jainam]\nconcurrency = 3\nper_second = 2.5\n\
+         [daemon.pacing.kotak_neo]\nper_second = 1\n{ACCOUNT}"
+    ));
+    let pacing = &c.config.daemon.pacing;
+    assert_eq!(pacing[&BrokerId::Jainam], Pace::new(3, 2.5));
+    // A key left out keeps the broker's default.
+    assert_eq!(
+        pacing[&BrokerId::KotakNeo].concurrency,
+        Pace::default_for(BrokerId::KotakNeo).concurrency
+    );
+    assert_eq!(pacing[&BrokerId::KotakNeo].per_second, 1.0);
+    assert!(
+        !pacing.contains_key(&BrokerId::Zerodha),
+        "only the brokers named"
+    );
+
+    let p = problems(&format!(
+        "[daemon.pacing.jainam]\nconcurrency = 0\nper_second = 5000\n\
+         [daemon.pacing.upstox]\nper_second = 1\n\
+         [daemon.pacing.zerodha]\nper_second = \"fast\"\nburst = 3\n{ACCOUNT}"
+    ));
+    assert!(
+        problem_on(&p, "daemon.pacing.jainam.concurrency")
+            .message
+            .contains("out of range")
+    );
+    let rate = problem_on(&p, "daemon.pacing.jainam.per_second");
+    assert!(rate.fix.contains("0.01 to 1000"), "{rate}");
+    assert!(
+        problem_on(&p, "daemon.pacing.upstox")
+            .fix
+            .contains("kotak_neo")
+    );
+    assert!(
+        problem_on(&p, "daemon.pacing.zerodha.per_second")
+            .message
+            .contains("a number")
+    );
+    assert!(
+        problem_on(&p, "daemon.pacing.zerodha.burst")
+            .message
+            .contains("unknown key")
+    );
+}

@@ -45,6 +45,7 @@ fn value_of(loaded: &Loaded, rule: &UrlRule) -> String {
         ("kotak_neo", "login_host") => a.kotak_neo.as_ref().unwrap().login_host.clone(),
         ("zerodha", "api_root") => a.zerodha.as_ref().unwrap().api_root.clone(),
         ("zerodha", "login_root") => a.zerodha.as_ref().unwrap().login_root.clone(),
+        ("zerodha", "ticker_root") => a.zerodha.as_ref().unwrap().ticker_root.clone(),
         ("breeze", "api_root") => a.breeze.as_ref().unwrap().api_root.clone(),
         ("breeze", "login_root") => a.breeze.as_ref().unwrap().login_root.clone(),
         ("angel_one", "api_root") => a.angel_one.as_ref().unwrap().api_root.clone(),
@@ -79,6 +80,11 @@ fn every_rule_accepts_its_default_and_the_official_shape() {
         // Another host, a port, plain http to this machine: the path is
         // what the rule is about.
         for host in ["https://proxy.example.in:8443", "http://127.0.0.1:40123"] {
+            let host = if rule.websocket {
+                host.replacen("http", "ws", 1)
+            } else {
+                host.to_string()
+            };
             let url = format!("{host}{}", rule.path);
             let (text, _) = with(&rule, &url);
             assert_eq!(value_of(&ok(&text), &rule), url);
@@ -277,4 +283,31 @@ fn the_example_states_each_rule_and_sdk_default_next_to_its_key() {
             );
         }
     }
+}
+
+#[test]
+fn the_ticker_root_is_a_websocket_url() {
+    let rule = urls::ZERODHA_TICKER_ROOT;
+    assert_eq!(rule.default, "wss://ws.kite.trade");
+    // An https URL (the REST root copied here) is refused with the form.
+    let text = refused(&rule, "https://api.kite.trade");
+    assert!(text.contains("must start with wss://"), "{text}");
+    assert!(text.contains(&rule.expected()), "{text}");
+    let text = refused(&rule, "wss://ws.kite.trade/v3");
+    assert!(text.contains("is a host only"), "{text}");
+    // Plain ws:// to another machine is allowed with a warning.
+    let (text, key) = with(&rule, "ws://10.0.0.5:9000");
+    let loaded = ok(&text);
+    assert_eq!(value_of(&loaded, &rule), "ws://10.0.0.5:9000");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with(&format!("{key}: ")) && w.contains("is plain ws")),
+        "{:?}",
+        loaded.warnings
+    );
+    // And the REST keys still refuse a websocket URL.
+    let text = refused(&urls::ZERODHA_API_ROOT, "wss://ws.kite.trade");
+    assert!(text.contains("must start with https://"), "{text}");
 }

@@ -137,13 +137,6 @@ pub enum Input<S> {
         /// Why.
         message: String,
     },
-    /// At startup: the stored session was found dead by the broker.
-    StoredDead {
-        /// Its generation.
-        generation: u64,
-        /// When it was obtained.
-        obtained_at: DateTime<Utc>,
-    },
     /// At startup: the stored session is served without a login.
     Restored {
         /// The session.

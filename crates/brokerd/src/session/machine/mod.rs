@@ -236,14 +236,6 @@ impl<S: Session> Machine<S> {
                 self.last_error = Some(("store", message));
                 Answer::None
             }
-            Input::StoredDead {
-                generation,
-                obtained_at,
-            } => {
-                // Found dead by the daemon itself: it counts like a report.
-                self.count_death(now, Some(generation), obtained_at, &mut out);
-                Answer::None
-            }
             Input::Restored { session, jitter } => self.restored(session, jitter),
             Input::StoredRejections {
                 rejections,

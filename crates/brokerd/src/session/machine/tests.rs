@@ -616,17 +616,28 @@ fn invariant_7_conflict_a_report_of_the_replaced_generation_still_counts() {
 #[test]
 fn invariant_7_conflict_logins_killed_halfway_and_stored_dead_sessions_count() {
     let mut r = Rig::new(BrokerId::Jainam);
-    r.feed(Input::StoredDead {
+    // A restored session, served at once, then found dead at the broker
+    // in the background: a report of its generation, like a client's.
+    r.feed(Input::StoredRow { generation: 4 });
+    let stored = Fake {
         generation: 4,
         obtained_at: r.now - 30 * S,
+        expires_at: r.now + 3600 * S,
+    };
+    r.feed(Input::Restored {
+        session: stored,
+        jitter: 0.0,
     });
-    // Counted once, however often it is found.
-    r.feed(Input::StoredDead {
-        generation: 4,
-        obtained_at: r.now - 30 * S,
-    });
+    let e = r.report(4);
+    assert!(matches!(
+        e.answer,
+        Answer::Invalidated(Invalidation::Current(_))
+    ));
+    assert_eq!(logins(&e), 1, "the check's verdict starts the one login");
+    // Counted once, however often it is found (a client reports it too).
+    let e = r.report(4);
+    assert_eq!(logins(&e), 0);
     assert_eq!(r.m.early_deaths, 1);
-    r.token(S, false);
     r.fails(BrokerError::DeadSession("session killed".into()));
     assert_eq!(r.m.early_deaths, 2);
     let Phase::Backoff { until } = r.m.phase() else {

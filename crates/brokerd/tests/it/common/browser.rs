@@ -1,6 +1,10 @@
 //! Harness for the interactive brokers: Kite and Breeze simulators, a
 //! daemon with the callback listener on a free port, and a browser (a
 //! reqwest client that follows redirects, as `curl -L` would).
+//!
+//! The daemon and both simulators share one manual clock moved 20× faster
+//! than real time (`virtual_time::Pump`): cut-offs, reminders, link and
+//! token lifetimes and simulated latency pass without waiting for them.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -9,9 +13,12 @@ use std::time::Duration;
 use brokerd::client::Client;
 use brokerd::config::{Config, Loaded};
 use brokerd::daemon::{self, Running};
+use brokerd_core::time::Clock;
 use brokerd_sim::breeze::{BreezeSim, BreezeSimConfig};
 use brokerd_sim::kite::{KiteSim, KiteSimConfig};
 use serde_json::{Value, json};
+
+use super::virtual_time::Pump;
 
 pub const KITE_KEY: &str = "demokitekey01";
 pub const KITE_SECRET: &str = "demo-kite-api-secret";
@@ -30,16 +37,32 @@ pub struct Browser {
     pub zerodha: String,
     /// Extra lines for `[account.breeze]`.
     pub breeze_lines: String,
+    /// The virtual time the daemon and the simulators share.
+    pub time: Pump,
 }
 
 impl Browser {
+    /// Both simulators and a daemon on a new virtual clock.
     pub async fn start(zerodha: &str, breeze: &str, daemon: &str) -> Self {
+        Self::start_on(Pump::start(), zerodha, breeze, daemon).await
+    }
+
+    /// Like [`Browser::start`], on `time` (a test that computes cut-offs
+    /// from the clock before the daemon starts).
+    pub async fn start_on(time: Pump, zerodha: &str, breeze: &str, daemon: &str) -> Self {
         let kite = KiteSim::start(KiteSimConfig::default())
             .await
             .expect("kite sim");
         let breeze_sim = BreezeSim::start(BreezeSimConfig::default())
             .await
             .expect("breeze sim");
+        kite.set_clock(time.clock.clone());
+        breeze_sim.set_clock(time.clock.clone());
+        // The daemon's cut-off is the test's to choose (by default an hour
+        // behind the clock); a test that wants the brokers' own cut-off
+        // sets it on the simulator too.
+        kite.set_cutoff(None);
+        breeze_sim.set_cutoff(None);
         let mut b = Self {
             dir: tempfile::tempdir().expect("temp dir"),
             kite,
@@ -48,6 +71,7 @@ impl Browser {
             daemon: daemon.to_string(),
             zerodha: zerodha.to_string(),
             breeze_lines: breeze.to_string(),
+            time,
         };
         b.boot().await;
         b
@@ -60,15 +84,16 @@ impl Browser {
         let zerodha = if self.zerodha.contains("cutoff") {
             self.zerodha.clone()
         } else {
-            format!("cutoff = \"{}\"\n{}", ist_in(-3600), self.zerodha)
+            format!("cutoff = \"{}\"\n{}", self.ist_in(-3600), self.zerodha)
         };
         let breeze_lines = if self.breeze_lines.contains("cutoff") {
             self.breeze_lines.clone()
         } else {
-            format!("cutoff = \"{}\"\n{}", ist_in(-3600), self.breeze_lines)
+            format!("cutoff = \"{}\"\n{}", self.ist_in(-3600), self.breeze_lines)
         };
         let d = self.dir.path().display();
         let kite = self.kite.base_url();
+        let kite_ticker = self.kite.ticker_url();
         let breeze = self.breeze.base_url();
         format!(
             r#"
@@ -92,6 +117,7 @@ name = "main"
 [account.zerodha]
 api_root = "{kite}"
 login_root = "{kite}"
+ticker_root = "{kite_ticker}"
 api_key = "{KITE_KEY}"
 api_secret = "{KITE_SECRET}"
 {zerodha}
@@ -119,7 +145,9 @@ secret_key = "{BREEZE_SECRET}"
     /// Starts the daemon and registers its callback URLs with the simulators
     /// (what an operator does once in each broker's developer console).
     pub async fn boot(&mut self) {
-        let running = daemon::start(self.load()).await.expect("daemon starts");
+        let running = daemon::start_on(self.load(), None, self.time.clock.clone())
+            .await
+            .expect("daemon starts");
         let base = running.callback_url.clone().expect("callback listener on");
         self.kite
             .set_redirect_url(KITE_KEY, &format!("{base}/callback/zerodha/main"));
@@ -232,10 +260,18 @@ pub async fn next_event(c: &mut Client, kind: &str, limit: Duration) -> Value {
     .unwrap_or_else(|_| panic!("no {kind} event within {limit:?}"))
 }
 
-/// An Asia/Kolkata time of day `secs` from now, for a cut-off in a test.
-pub fn ist_in(secs: i64) -> String {
+impl Browser {
+    /// The Asia/Kolkata time of day `secs` from now on the shared clock.
+    pub fn ist_in(&self, secs: i64) -> String {
+        ist_in(&self.time, secs)
+    }
+}
+
+/// The Asia/Kolkata time of day `secs` from now on `time`'s clock, for a
+/// cut-off in a test.
+pub fn ist_in(time: &Pump, secs: i64) -> String {
     let ist = brokerd::brokers::ist::offset();
-    (chrono::Utc::now() + chrono::Duration::seconds(secs))
+    (time.clock.now() + chrono::Duration::seconds(secs))
         .with_timezone(&ist)
         .format("%H:%M:%S")
         .to_string()

@@ -99,3 +99,89 @@ pub fn run_logs(dir: &Path, runs: usize) -> String {
         .collect::<Vec<_>>()
         .join("\n----\n")
 }
+
+/// Set, to the folder of its `brokerd.toml`, in a child copy of this test
+/// binary that runs the daemon on virtual time ([`spawn_virtual`]).
+const DAEMON_CHILD: &str = "BROKERD_TEST_DAEMON_CHILD";
+/// The child's virtual clock: origin, the system time it stood there (Unix
+/// milliseconds) and speed, as [`brokerd_sim::virtual_time::Following`]
+/// takes them.
+const CLOCK_ORIGIN: &str = "BROKERD_TEST_CLOCK_ORIGIN_MS";
+const CLOCK_SINCE: &str = "BROKERD_TEST_CLOCK_SINCE_MS";
+const CLOCK_SPEED: &str = "BROKERD_TEST_CLOCK_SPEED";
+
+/// Virtual time a test shares with a daemon in a child process: both
+/// compute it from the system clock, so neither waits for the other.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedTime {
+    /// Virtual time at `since`.
+    pub origin: chrono::DateTime<chrono::Utc>,
+    /// The system time at which virtual time stood at `origin`.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// How many times faster than real time it runs.
+    pub speed: i32,
+}
+
+impl SharedTime {
+    /// This process's clock of it (hand it to the simulators).
+    pub fn pump(&self) -> brokerd_sim::virtual_time::Following {
+        brokerd_sim::virtual_time::Following::start(self.origin, self.since, self.speed)
+    }
+}
+
+/// Starts the daemon on `dir/brokerd.toml` in a child copy of this test
+/// binary, running `test` (its module path), which must begin with
+/// `if child::daemon_child().await { return; }`. The child runs the daemon
+/// library as `brokerd --config` does (its `log_format`, the key from
+/// `BROKERD_KEY`, `env` added), on `time`, with its stderr into `log`, until
+/// SIGTERM (a clean stop, exit 0) or SIGKILL. For tests that must kill and
+/// restart the daemon, or run it in a process of its own, without waiting
+/// in real time for what virtual time moves through (TOTP windows).
+pub fn spawn_virtual(
+    test: &str,
+    dir: &Path,
+    time: SharedTime,
+    env: &[(&str, &str)],
+    log: std::fs::File,
+) -> Child {
+    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis().to_string();
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(DAEMON_CHILD, dir)
+        .env(CLOCK_ORIGIN, ms(time.origin))
+        .env(CLOCK_SINCE, ms(time.since))
+        .env(CLOCK_SPEED, time.speed.to_string())
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// In a child of [`spawn_virtual`]: runs the daemon until SIGTERM and
+/// returns true. Elsewhere: false at once.
+pub async fn daemon_child() -> bool {
+    let Some(dir) = std::env::var_os(DAEMON_CHILD) else {
+        return false;
+    };
+    let at = |var: &str| {
+        let ms: i64 = std::env::var(var).unwrap().parse().unwrap();
+        chrono::DateTime::from_timestamp_millis(ms).unwrap()
+    };
+    let time = SharedTime {
+        origin: at(CLOCK_ORIGIN),
+        since: at(CLOCK_SINCE),
+        speed: std::env::var(CLOCK_SPEED).unwrap().parse().unwrap(),
+    };
+    let loaded = brokerd::config::Config::load(&Path::new(&dir).join("brokerd.toml")).unwrap();
+    brokerd::logging::init(loaded.config.daemon.log_format);
+    let pump = time.pump();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    let running = brokerd::daemon::start_on(loaded, None, pump.clock.clone())
+        .await
+        .unwrap();
+    term.recv().await;
+    running.stop().await;
+    true
+}

@@ -32,6 +32,8 @@ pub struct Harness {
     pub limits: String,
     /// Extra lines for the main account's `[account.jainam]` table.
     pub jainam: String,
+    /// The clock every boot of the daemon runs on (`None`: the system's).
+    pub clock: Option<brokerd_core::SharedClock>,
 }
 
 impl Harness {
@@ -46,9 +48,46 @@ impl Harness {
         Self::start_on(policy, extra, None).await
     }
 
-    /// Like [`start`], with the daemon and the simulator on `pump`'s
-    /// virtual clock (for the first boot; a restart goes back to the
-    /// system clock).
+    /// A desk: the main account plus `accounts` more, each its own user at
+    /// the simulator (both apis, logged in at start), with `daemon` lines
+    /// in `[daemon]` (e.g. a `[daemon.pacing.jainam]` table) and the
+    /// simulator's login latency set before the daemon starts.
+    pub async fn start_desk(accounts: usize, daemon: &str, latency: Duration) -> Self {
+        let mut cfg = XtsSimConfig::default();
+        let mut extra = String::new();
+        for i in 0..accounts {
+            let user = desk_user(i);
+            extra.push_str(&format!(
+                "\n[[account]]\nbroker = \"jainam\"\nname = \"desk{i}\"\nmin_login_interval = \"0s\"\n\
+                 [account.jainam]\nroot = \"{{root}}\"\n\
+                 [account.jainam.interactive]\napp_key = \"{}\"\nsecret_key = \"{}\"\n\
+                 [account.jainam.market]\napp_key = \"{}\"\nsecret_key = \"{}\"\n",
+                user.interactive_app_key,
+                user.interactive_secret_key,
+                user.market_app_key,
+                user.market_secret_key
+            ));
+            cfg.users.push(user);
+        }
+        let sim = XtsSim::start(cfg).await.expect("simulator starts");
+        sim.set_latency(latency);
+        let mut h = Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            sim,
+            running: None,
+            policy: String::new(),
+            extra,
+            daemon: daemon.to_string(),
+            limits: String::new(),
+            jainam: String::new(),
+            clock: None,
+        };
+        h.boot().await;
+        h
+    }
+
+    /// Like [`start`], with the daemon (every boot of it) and the
+    /// simulator on `pump`'s virtual clock.
     pub async fn start_virtual(policy: &str, pump: &virtual_time::Pump) -> Self {
         Self::start_on(policy, "", Some(pump)).await
     }
@@ -70,15 +109,9 @@ impl Harness {
             daemon: String::new(),
             limits: String::new(),
             jainam: String::new(),
+            clock: pump.map(|p| p.clock.clone() as brokerd_core::SharedClock),
         };
-        match pump {
-            Some(pump) => {
-                let loaded = h.load(&h.config_text());
-                let running = daemon::start_on(loaded, None, pump.clock.clone()).await;
-                h.running = Some(running.expect("daemon starts"));
-            }
-            None => h.boot().await,
-        }
+        h.boot().await;
         h
     }
 
@@ -143,7 +176,11 @@ secret_key = "demo-market-secret"
     /// Starts (or restarts) the daemon on the same directory.
     pub async fn boot(&mut self) {
         let loaded = self.load(&self.config_text());
-        self.running = Some(daemon::start(loaded).await.expect("daemon starts"));
+        let running = match &self.clock {
+            Some(clock) => daemon::start_on(loaded, None, clock.clone()).await,
+            None => daemon::start(loaded).await,
+        };
+        self.running = Some(running.expect("daemon starts"));
     }
 
     /// Restarts with extra `[account.jainam]` lines for account main.
@@ -241,6 +278,20 @@ pub fn second_user() -> XtsSimUser {
         is_investor_client: false,
         client_codes: vec!["CLI01".into(), "CLI02".into()],
         application_expiry_date: "2026-12-01".into(),
+    }
+}
+
+/// The `i`-th user of a desk ([`Harness::start_desk`]).
+pub fn desk_user(i: usize) -> XtsSimUser {
+    XtsSimUser {
+        user_id: format!("DESK{i:04}"),
+        interactive_app_key: format!("desk{i}-interactive-key"),
+        interactive_secret_key: format!("desk{i}-interactive-secret"),
+        market_app_key: format!("desk{i}-market-key"),
+        market_secret_key: format!("desk{i}-market-secret"),
+        is_investor_client: false,
+        client_codes: Vec::new(),
+        application_expiry_date: "2027-03-31".into(),
     }
 }
 

@@ -1,0 +1,80 @@
+//! What a starting daemon reads back, in three queries whatever the number
+//! of accounts: every stored session, every remembered rejection and the
+//! last hour's login starts. One query per session each (three per slot)
+//! made a restart of a 1,000-account desk wait on thousands of round trips
+//! before it could answer anyone.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::sqlite::SqliteStore;
+use super::{AuditEvent, Rejection, StoreError, StoredSession, codec};
+use crate::brokers::{Api, BrokerId, SessionKey};
+
+/// The store's state for every slot at startup.
+#[derive(Debug, Default)]
+pub struct StartupState {
+    /// The stored session row of each slot that has one.
+    pub sessions: HashMap<SessionKey, StoredSession>,
+    /// Remembered rejections, oldest first.
+    pub rejections: HashMap<SessionKey, Vec<Rejection>>,
+    /// Login starts since the time asked for, oldest first.
+    pub logins: HashMap<SessionKey, Vec<DateTime<Utc>>>,
+}
+
+/// The key of a row; `None` for a broker or api this build does not know
+/// (a newer build's row), which is left alone.
+fn key_of(broker: &str, account: String, api: &str) -> Option<SessionKey> {
+    Some(SessionKey::new(
+        BrokerId::parse(broker)?,
+        account,
+        Api::parse(api)?,
+    ))
+}
+
+impl SqliteStore {
+    pub(crate) async fn startup_state(
+        &self,
+        logins_since: DateTime<Utc>,
+    ) -> Result<StartupState, StoreError> {
+        let sessions = self.load_all().await?.into_iter().collect();
+        let rows: Vec<(String, String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT broker, account, api, fingerprint, rejected_at, message FROM rejections \
+             ORDER BY rejected_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rejections: HashMap<SessionKey, Vec<Rejection>> = HashMap::new();
+        for (broker, account, api, fingerprint, at, message) in rows {
+            let Some(key) = key_of(&broker, account, &api) else {
+                continue;
+            };
+            rejections.entry(key).or_default().push(Rejection {
+                fingerprint,
+                at: codec::millis_to_time(at).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                message,
+            });
+        }
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT broker, account, api, at FROM audit WHERE event = ? AND at >= ? ORDER BY at",
+        )
+        .bind(AuditEvent::LoginStarted.as_str())
+        .bind(logins_since.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut logins: HashMap<SessionKey, Vec<DateTime<Utc>>> = HashMap::new();
+        for (broker, account, api, at) in rows {
+            let (Some(key), Some(at)) = (key_of(&broker, account, &api), codec::millis_to_time(at))
+            else {
+                continue;
+            };
+            logins.entry(key).or_default().push(at);
+        }
+        Ok(StartupState {
+            sessions,
+            rejections,
+            logins,
+        })
+    }
+}
