@@ -61,6 +61,8 @@ pub async fn demo_memory(settings: &Settings) -> Result<(u64, u64, Duration), St
             BrokerId::Zerodha => vec![
                 ("api_root", kite.base_url()),
                 ("login_root", kite.base_url()),
+                // Its ticker websocket is at its root, as brokerd-demo says.
+                ("ticker_root", kite.base_url().replacen("http", "ws", 1)),
             ],
             BrokerId::Breeze => vec![
                 (
@@ -76,6 +78,15 @@ pub async fn demo_memory(settings: &Settings) -> Result<(u64, u64, Duration), St
             .ok_or("a demo account has no broker table")?;
         for (key, url) in urls {
             section.insert(key.into(), url.into());
+        }
+        // A "simulator" this mapping does not know would fail the start.
+        if let Some((key, _)) = section
+            .iter()
+            .find(|(_, v)| v.as_str() == Some("simulator"))
+        {
+            return Err(format!(
+                "demo.toml: {broker}.{key} = \"simulator\" has no simulator here"
+            ));
         }
     }
     std::fs::write(home.config(), toml::to_string(&table).expect("toml")).expect("write config");

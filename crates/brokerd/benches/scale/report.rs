@@ -141,7 +141,15 @@ pub fn tables(rows: &[Row], settings: &Settings) {
     println!();
     println!("restart (SIGTERM, then start again on the same state directory):");
     let mut t = Table::new(&[
-        "N", "stop_ms", "ready_ms", "token_ms", "active_s", "logins", "checks", "checks/s",
+        "N",
+        "stop_ms",
+        "ready_ms",
+        "token_ms",
+        "active_s",
+        "logins",
+        "checks",
+        "all_checked_s",
+        "checks/s",
     ]);
     for r in rows {
         t.row(vec![
@@ -152,13 +160,16 @@ pub fn tables(rows: &[Row], settings: &Settings) {
             secs(&r.restart.all_active),
             r.restart.logins.to_string(),
             r.restart.checks.to_string(),
+            r.restart
+                .all_checked
+                .map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64())),
             r.restart.peak_checks_per_sec.to_string(),
         ]);
     }
     t.print();
     println!(
-        "  checks: session checks (profile, clientConfig) the simulator answered, checks/s the \
-         most in any 1 s window; logins must be 0 when the cold start ended with every session \
+        "  checks: session checks (profile, clientConfig) the simulator answered, all_checked_s \
+         when it had answered one for every stored session, checks/s the most in any 1 s window; logins must be 0 when the cold start ended with every session \
          active (each one stored and valid)"
     );
 

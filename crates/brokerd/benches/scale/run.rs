@@ -67,6 +67,9 @@ pub struct Start {
     pub peak_per_sec: usize,
     /// The most session checks in any one second.
     pub peak_checks_per_sec: usize,
+    /// When the simulator had answered the last of the expected session
+    /// checks (a restart: every stored session), from spawn.
+    pub all_checked: Option<Duration>,
     pub peak_in_flight: usize,
     pub rss_kib: u64,
     pub hwm_kib: u64,
@@ -88,6 +91,7 @@ impl Start {
             checks: 0,
             peak_per_sec: 0,
             peak_checks_per_sec: 0,
+            all_checked: None,
             peak_in_flight: 0,
             rss_kib: 0,
             hwm_kib: 0,
@@ -155,6 +159,7 @@ pub async fn run_n(n: usize, settings: &Settings) -> Row {
         &all_active,
         &mut failures,
         "cold start",
+        0,
     )
     .await;
     let apis = [Api::Interactive, Api::Market];
@@ -200,6 +205,8 @@ pub async fn run_n(n: usize, settings: &Settings) -> Row {
         &all_active,
         &mut failures,
         "restart",
+        // Every stored session is checked, before READY or after it.
+        if cold.all_active.is_ok() { sessions } else { 0 },
     )
     .await;
     // Only a finished cold start stored a valid session for every one.
@@ -238,6 +245,7 @@ pub async fn measure_start(
     all_active: &impl Fn(&BTreeMap<String, usize>) -> bool,
     failures: &mut Vec<String>,
     what: &str,
+    checks_expected: usize,
 ) -> Start {
     let _ = sim.take_peak_logins_in_flight();
     let mut start = Start::new();
@@ -276,8 +284,21 @@ pub async fn measure_start(
         times.sort_unstable();
         times
     };
+    // Checks may go on after every session is active (in the background).
+    while checks_expected > 0 && since_spawn(XtsSim::check_times).len() < checks_expected {
+        if spawned.elapsed() > limit {
+            failures.push(format!(
+                "N={n} {what}: not every stored session was checked within {limit:?}"
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let logins = since_spawn(XtsSim::login_times);
     let checks = since_spawn(XtsSim::check_times);
+    if checks_expected > 0 && checks.len() >= checks_expected {
+        start.all_checked = checks.last().map(|t| since(*t));
+    }
     let second = Duration::from_secs(1);
     start.logins = logins.len() as u64;
     start.checks = checks.len() as u64;
