@@ -42,6 +42,10 @@ async fn the_notify_protocol_in_order() {
     // A harness only for its simulator and config; the daemon runs as a process.
     let mut h = Harness::start("login_at_start = true").await;
     session(&h.token("interactive").await);
+    // Both stored before the stop (the READY line below counts 2 active):
+    // the market session may not be stored yet when the interactive token
+    // is served, and the restart then finds it empty.
+    session(&h.token("market").await);
     h.stop().await;
     let config = h.dir.path().join("brokerd.toml");
     std::fs::write(&config, h.config_text()).unwrap();
