@@ -2,8 +2,12 @@
 //! check and logout endpoints (see `shared/brokers/jainam.md`), with HS256
 //! JWT tokens this simulator alone can validate, and knobs to kill tokens,
 //! fail logins, add latency and change the status of "Invalid Token" answers.
+//! With a pattern ([`XtsSimPattern`]) it serves any number of accounts
+//! without registering each, and it measures the login load: logins per
+//! account, their arrival times, the peak in flight, and an optional rate
+//! limit answered with HTTP 429.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -18,9 +22,16 @@ use rand::Rng;
 use brokerd_core::Api;
 
 mod control;
+mod load;
+#[cfg(test)]
+mod load_tests;
+mod pattern;
 mod server;
 #[cfg(test)]
 mod tests;
+
+pub use load::{RateLimit, peak_in_window};
+pub use pattern::{KeyPattern, MAX_ID_LEN, XtsSimPattern};
 
 /// How to start a simulator.
 #[derive(Clone)]
@@ -31,6 +42,9 @@ pub struct XtsSimConfig {
     pub market_prefix: String,
     /// The accounts the simulator knows.
     pub users: Vec<XtsSimUser>,
+    /// Multi-account mode: every key pair of this pattern is an account
+    /// too (`None`, the default: only `users`).
+    pub pattern: Option<XtsSimPattern>,
 }
 
 impl Default for XtsSimConfig {
@@ -39,6 +53,7 @@ impl Default for XtsSimConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             market_prefix: "/apibinarymarketdata".into(),
             users: vec![XtsSimUser::demo()],
+            pattern: None,
         }
     }
 }
@@ -112,9 +127,21 @@ pub struct XtsSim {
 }
 
 struct Shared {
-    users: Vec<XtsSimUser>,
+    pattern: Option<XtsSimPattern>,
     key: jsonwebtoken::EncodingKey,
     inner: Mutex<Inner>,
+    /// Atomics, not under `inner`: a guard counts a login until its answer
+    /// leaves or its connection is dropped.
+    in_flight: Arc<load::InFlight>,
+}
+
+/// One account: a configured user or one made by the pattern.
+struct Account {
+    user: Arc<XtsSimUser>,
+    /// Login attempts naming this account's app key, by api.
+    logins: [u64; 2],
+    /// Logins that issued a token, by api.
+    successes: [u64; 2],
 }
 
 struct ApiState {
@@ -123,6 +150,10 @@ struct ApiState {
     kill_after: Option<Duration>,
     faults: VecDeque<FailMode>,
     logins: u64,
+    /// Session checks (profile, clientConfig) received.
+    checks: u64,
+    /// When each session check arrived.
+    check_times: Vec<chrono::DateTime<chrono::Utc>>,
     /// When each login request arrived, for tests of the spacing between
     /// logins (measured here, not by polling the count).
     login_times: Vec<chrono::DateTime<chrono::Utc>>,
@@ -135,6 +166,17 @@ struct Inner {
     /// with the daemon (token deadlines, kill-after, claims, latency).
     clock: SharedClock,
     apis: [ApiState; 2],
+    /// The configured users first, then pattern accounts as they appear.
+    accounts: Vec<Account>,
+    /// How many of `accounts` are configured users.
+    configured: usize,
+    /// Pattern account id → index in `accounts`.
+    pattern_ids: HashMap<String, usize>,
+    /// Added to every login answer (after the login is processed).
+    login_latency: Duration,
+    /// Added to every session check (profile, clientConfig).
+    check_latency: Duration,
+    rate: load::RateWindow,
     /// Seconds added to the real clock for the `iat`/`exp` claims: a
     /// server clock behind the daemon's makes sessions arrive expired.
     clock_offset_secs: i64,
@@ -161,6 +203,41 @@ fn idx(api: Api) -> usize {
 }
 
 impl Inner {
+    /// The account `app_key` names for `api`: a configured user's, or one
+    /// following `pattern` (made at its first mention).
+    fn account_of(
+        &mut self,
+        pattern: Option<&XtsSimPattern>,
+        api: Api,
+        app_key: &str,
+    ) -> Option<usize> {
+        let configured = self.accounts[..self.configured]
+            .iter()
+            .position(|a| a.user.keys(api).0 == app_key);
+        if configured.is_some() {
+            return configured;
+        }
+        let pattern = pattern?;
+        let id = pattern.id_of(api, app_key)?;
+        if let Some(i) = self.pattern_ids.get(id) {
+            return Some(*i);
+        }
+        let user = pattern.user(id)?;
+        self.accounts.push(Account::new(user));
+        self.pattern_ids
+            .insert(id.to_owned(), self.accounts.len() - 1);
+        Some(self.accounts.len() - 1)
+    }
+
+    /// `count` of every account where it is not zero, by user id.
+    fn per_account(&self, count: impl Fn(&Account) -> u64) -> BTreeMap<String, u64> {
+        self.accounts
+            .iter()
+            .map(|a| (a.user.user_id.clone(), count(a)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// The token's record if it is alive (for `api`, when given). Kill-after
     /// is read at check time so it can be switched on for tokens already out.
     fn live(&self, token: &str, api: Option<Api>) -> Option<&Issued> {
@@ -172,6 +249,16 @@ impl Inner {
             && t.deadline.is_none_or(|d| now < d)
             && kill.is_none_or(|k| (now - t.at).to_std().unwrap_or_default() < k);
         alive.then_some(t)
+    }
+}
+
+impl Account {
+    fn new(user: XtsSimUser) -> Self {
+        Self {
+            user: Arc::new(user),
+            logins: [0; 2],
+            successes: [0; 2],
+        }
     }
 }
 
@@ -187,16 +274,26 @@ impl XtsSim {
             kill_after: None,
             faults: VecDeque::new(),
             logins: 0,
+            checks: 0,
+            check_times: Vec::new(),
             login_times: Vec::new(),
             successes: 0,
             logouts: 0,
         };
+        let configured = cfg.users.len();
         let shared = Arc::new(Shared {
-            users: cfg.users,
+            pattern: cfg.pattern,
             key: jsonwebtoken::EncodingKey::from_secret(&secret),
+            in_flight: Arc::default(),
             inner: Mutex::new(Inner {
                 clock: SystemClock::shared(),
                 apis: [api_state(), api_state()],
+                accounts: cfg.users.into_iter().map(Account::new).collect(),
+                configured,
+                pattern_ids: HashMap::new(),
+                login_latency: Duration::ZERO,
+                check_latency: Duration::ZERO,
+                rate: load::RateWindow::default(),
                 clock_offset_secs: 0,
                 latency: Duration::ZERO,
                 invalid_status: 400,
@@ -277,6 +374,31 @@ impl XtsSim {
         self.shared.inner.lock().latency = d;
     }
 
+    /// Delay added to every login answer, by the sim's clock: the login is
+    /// processed (its token issued, the account's older one killed) when it
+    /// arrives, and the answer leaves this much later. Answers of the rate
+    /// limit and of injected server errors are not delayed.
+    pub fn set_login_latency(&self, d: Duration) {
+        self.shared.inner.lock().login_latency = d;
+    }
+
+    /// Delay added to every session check (`profile`, `clientConfig`),
+    /// by the sim's clock.
+    pub fn set_check_latency(&self, d: Duration) {
+        self.shared.inner.lock().check_latency = d;
+    }
+
+    /// Answers logins beyond `limit` with HTTP 429 (`None`, the default:
+    /// no limit). Starts a new window.
+    pub fn set_login_rate_limit(&self, limit: Option<RateLimit>) {
+        self.shared.inner.lock().rate.set(limit);
+    }
+
+    /// Logins answered 429 by the rate limit.
+    pub fn rate_limited_logins(&self) -> u64 {
+        self.shared.inner.lock().rate.refused
+    }
+
     /// HTTP status of "Invalid Token" answers (default 400; 400 is used if
     /// `status` is not a valid HTTP status). A missing header is always 401.
     pub fn set_invalid_token_status(&self, status: u16) {
@@ -292,6 +414,55 @@ impl XtsSim {
     /// counts them), on the sim's clock (without the clock offset).
     pub fn login_times(&self, api: Api) -> Vec<chrono::DateTime<chrono::Utc>> {
         self.shared.inner.lock().apis[idx(api)].login_times.clone()
+    }
+
+    /// Login attempts per account for `api`, by user id: every attempt
+    /// that named the account's app key (wrong secrets, injected failures
+    /// and rate-limited ones included). Accounts never named are absent.
+    pub fn logins_per_account(&self, api: Api) -> BTreeMap<String, u64> {
+        self.shared.inner.lock().per_account(|a| a.logins[idx(api)])
+    }
+
+    /// Logins that issued a token, per account for `api`, by user id.
+    pub fn successful_logins_per_account(&self, api: Api) -> BTreeMap<String, u64> {
+        self.shared
+            .inner
+            .lock()
+            .per_account(|a| a.successes[idx(api)])
+    }
+
+    /// The most login requests (both apis) that arrived within any
+    /// `window`: with one second, the peak logins per second.
+    pub fn peak_logins_in(&self, window: Duration) -> usize {
+        let g = self.shared.inner.lock();
+        let mut times = g.apis[0].login_times.clone();
+        times.extend_from_slice(&g.apis[1].login_times);
+        drop(g);
+        peak_in_window(&times, window)
+    }
+
+    /// Login requests (both apis) being answered right now.
+    pub fn logins_in_flight(&self) -> usize {
+        self.shared.in_flight.current()
+    }
+
+    /// The most login requests (both apis) in flight at once since the
+    /// last call (or the start); the next peak starts from those in
+    /// flight now.
+    pub fn take_peak_logins_in_flight(&self) -> usize {
+        self.shared.in_flight.take_peak()
+    }
+
+    /// Session checks (`profile` for interactive, `clientConfig` for
+    /// market) received, valid or not.
+    pub fn check_count(&self, api: Api) -> u64 {
+        self.shared.inner.lock().apis[idx(api)].checks
+    }
+
+    /// When each session check of `api` arrived by the sim's clock, in
+    /// order (as [`Self::check_count`] counts them).
+    pub fn check_times(&self, api: Api) -> Vec<chrono::DateTime<chrono::Utc>> {
+        self.shared.inner.lock().apis[idx(api)].check_times.clone()
     }
 
     /// Logins that issued a token.

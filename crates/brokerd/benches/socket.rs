@@ -12,8 +12,10 @@
 //! the echo server is this binary re-executed with `BROKERD_BENCH_ECHO` set.
 //! The clients run in this process, so clients and servers share the cores.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,8 @@ use brokerd::protocol::{Hello, Request, Token};
 use brokerd_sim::xts::{XtsSim, XtsSimConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+
+use common::{ChildGuard, memory_kib, mib, wait_ready};
 
 /// Set in the re-executed child: the socket path the echo server binds.
 const ECHO_ENV: &str = "BROKERD_BENCH_ECHO";
@@ -122,36 +126,6 @@ fn echo_server(path: &Path) {
     });
 }
 
-// ---------------------------------------------------------------------------
-// Child processes
-
-/// Kills the child when dropped, so a panicking benchmark leaves no daemon
-/// behind.
-struct ChildGuard {
-    name: &'static str,
-    child: Child,
-}
-
-impl ChildGuard {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Panics with the child's exit status if it has died.
-    fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited unexpectedly: {status}", self.name);
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn config_text(dir: &Path, root: &str) -> String {
     let d = dir.display();
     format!(
@@ -188,58 +162,8 @@ secret_key = "demo-market-secret"
     )
 }
 
-/// Polls `path` until `request` gets a reply containing `expect`, or panics
-/// after `limit` (with `on_fail` appended, e.g. the daemon's log).
-async fn wait_ready(
-    guard: &mut ChildGuard,
-    path: &Path,
-    request: &str,
-    expect: &str,
-    limit: Duration,
-    on_fail: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + limit;
-    let mut last = String::from("never connected");
-    while Instant::now() < deadline {
-        guard.assert_alive();
-        match round_trip_once(path, request).await {
-            Ok(reply) if reply.contains(expect) => return,
-            Ok(reply) => last = format!("replied {}", reply.trim_end()),
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "{} not ready after {limit:?} ({request} -> {last}){}",
-        guard.name,
-        on_fail()
-    );
-}
-
-async fn round_trip_once(path: &Path, request: &str) -> std::io::Result<String> {
-    let stream = UnixStream::connect(path).await?;
-    let (read, mut write) = stream.into_split();
-    write.write_all(format!("{request}\n").as_bytes()).await?;
-    let mut reply = String::new();
-    BufReader::new(read).read_line(&mut reply).await?;
-    Ok(reply)
-}
-
 // ---------------------------------------------------------------------------
 // /proc readings
-
-/// `VmRSS` and `VmHWM` of `pid`, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 /// CPU time of all live threads of `pid`, from `schedstat` (nanoseconds,
 /// finer than the 10 ms ticks of `/proc/PID/stat`).
@@ -252,10 +176,6 @@ fn cpu_ns(pid: u32) -> u64 {
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 // ---------------------------------------------------------------------------

@@ -110,7 +110,8 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
         clock,
     } = opts;
     let Loaded { config, warnings } = loaded;
-    for w in &warnings {
+    // Grouped as check-config prints them: one line per message on a big desk.
+    for w in crate::config::warning_lines(&warnings, config.accounts.len()) {
         warn!("config: {w}");
     }
     let d = &config.daemon;
@@ -288,7 +289,7 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
     });
     crate::systemd::ready(&crate::systemd::summary(&registry));
     info!(socket = %d.socket.display(), accounts = config.accounts.len(), sessions = registry.slots().len(),
-          key_id = %store.key_id(), "brokerd ready");
+          key_id = %store.key_id(), "brokerd ready: {}", crate::config::accounts_line(&config.accounts));
     Ok(Running {
         socket: d.socket.clone(),
         registry,

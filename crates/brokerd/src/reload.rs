@@ -75,7 +75,8 @@ impl Reloader {
         crate::systemd::reloading();
         let result = match self.loader.load(path) {
             Ok(loaded) => {
-                for w in &loaded.warnings {
+                let accounts = loaded.config.accounts.len();
+                for w in crate::config::warning_lines(&loaded.warnings, accounts) {
                     warn!("config: {w}");
                 }
                 Ok(self.apply(&loaded.config, forget_removed).await)

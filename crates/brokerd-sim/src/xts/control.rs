@@ -1,7 +1,8 @@
 //! The `/_sim/` control surface, so the demo can inject faults over HTTP:
 //! `POST /_sim/reject_all`, `POST /_sim/fail_next?api=&n=&mode=[&ms=]`
 //! (mode: an HTTP status such as `503`, `wrong_secret`, `html`, `timeout`)
-//! and `GET /_sim/stats`.
+//! and `GET /_sim/stats` (counts per api, tokens, accounts known, logins
+//! refused by the rate limit and in flight).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +76,7 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
     let per_api = |api: Api| {
         let a = &g.apis[idx(api)];
         json!({"logins": a.logins, "successful_logins": a.successes, "logouts": a.logouts,
-               "pending_faults": a.faults.len()})
+               "checks": a.checks, "pending_faults": a.faults.len()})
     };
     let live = g
         .tokens
@@ -84,6 +85,7 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         .count();
     ok(
         json!({"interactive": per_api(Api::Interactive), "market": per_api(Api::Market),
-              "issued_tokens": g.issued.len(), "live_tokens": live}),
+              "issued_tokens": g.issued.len(), "live_tokens": live, "accounts": g.accounts.len(),
+              "rate_limited_logins": g.rate.refused, "logins_in_flight": s.in_flight.current()}),
     )
 }

@@ -1,5 +1,6 @@
 //! The XTS endpoints: login, check and logout for both apis, their
-//! answers in XTS envelopes, and the latency layer in front of them all.
+//! answers in XTS envelopes, the latency layer in front of them all, and
+//! the login's own latency and rate limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::{FailMode, Issued, Shared, XtsSimUser, control, idx};
 use brokerd_core::Api;
+use brokerd_core::time::SharedClock;
 
 pub(super) fn router(shared: Arc<Shared>, prefix: &str) -> Router {
     // Accept "apimarketdata", "/apimarketdata/" and "" alike.
@@ -53,12 +55,16 @@ async fn latency(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Resp
         let g = s.inner.lock();
         (g.latency, Arc::clone(&g.clock))
     };
-    if !d.is_zero() {
-        // By the sim's clock: a test's manual clock moves through it.
-        let until = clock.now() + d;
-        brokerd_core::time::sleep_until(&*clock, until, tokio::time::sleep).await;
-    }
+    delay(&clock, d).await;
     next.run(req).await
+}
+
+/// Waits `d` by the sim's clock: a test's manual clock moves through it.
+async fn delay(clock: &SharedClock, d: std::time::Duration) {
+    if !d.is_zero() {
+        let until = clock.now() + d;
+        brokerd_core::time::sleep_until(&**clock, until, tokio::time::sleep).await;
+    }
 }
 
 pub(super) fn envelope(status: StatusCode, body: Value) -> Response {
@@ -127,16 +133,36 @@ async fn login_fields(req: Request) -> HashMap<String, String> {
         .collect()
 }
 
+fn too_many_requests() -> Response {
+    error(429, "e-rate-0001", "Too Many Requests")
+}
+
 async fn login(State(s): State<Arc<Shared>>, api: Api, req: Request) -> Response {
-    let fault = {
+    let _in_flight = s.in_flight.enter();
+    let fields = login_fields(req).await;
+    let (fault, admitted, latency, clock) = {
         let mut g = s.inner.lock();
         let now = g.clock.now();
+        let account = fields
+            .get("appKey")
+            .and_then(|k| g.account_of(s.pattern.as_ref(), api, k));
+        if let Some(i) = account {
+            g.accounts[i].logins[idx(api)] += 1;
+        }
         let a = &mut g.apis[idx(api)];
         a.logins += 1;
         a.login_times.push(now);
-        a.faults.pop_front()
+        let admitted = g.rate.admit(now);
+        // A refused login never reaches the faults queued for real ones.
+        let fault = admitted
+            .then(|| g.apis[idx(api)].faults.pop_front())
+            .flatten();
+        (fault, admitted, g.login_latency, Arc::clone(&g.clock))
     };
-    tracing::debug!(%api, fault = ?fault, "xts sim: login attempt");
+    tracing::debug!(%api, fault = ?fault, admitted, "xts sim: login attempt");
+    if !admitted {
+        return too_many_requests();
+    }
     let hold = match fault {
         Some(FailMode::ServerError(code)) => {
             let reason = StatusCode::from_u16(code)
@@ -152,7 +178,8 @@ async fn login(State(s): State<Arc<Shared>>, api: Api, req: Request) -> Response
         Some(FailMode::Timeout(d)) => Some(d),
         None => None,
     };
-    let answer = issue(&s, api, login_fields(req).await);
+    let answer = issue(&s, api, fields);
+    delay(&clock, latency).await;
     if let Some(d) = hold {
         tokio::time::sleep(d).await;
     }
@@ -169,16 +196,20 @@ fn issue(s: &Shared, api: Api, fields: HashMap<String, String>) -> Response {
     if !missing.is_empty() {
         return bad_request(&missing);
     }
-    let creds = (
+    let (app_key, secret_key) = (
         get("appKey").unwrap_or_default(),
         get("secretKey").unwrap_or_default(),
     );
-    let Some(ui) = s.users.iter().position(|u| u.keys(api) == creds) else {
+    let mut g = s.inner.lock();
+    let found = g
+        .account_of(s.pattern.as_ref(), api, app_key)
+        .map(|i| (i, Arc::clone(&g.accounts[i].user)))
+        .filter(|(_, u)| u.keys(api).1 == secret_key);
+    let Some((ui, user)) = found else {
+        drop(g);
         tracing::debug!(%api, "xts sim: login rejected");
         return wrong_secret();
     };
-    let user = &s.users[ui];
-    let mut g = s.inner.lock();
     let (lifetime, include_exp) = (g.apis[idx(api)].lifetime, g.apis[idx(api)].include_exp);
     let now = g.clock.now() + chrono::Duration::seconds(g.clock_offset_secs);
     let mut claims = json!({
@@ -221,6 +252,7 @@ fn issue(s: &Shared, api: Api, fields: HashMap<String, String>) -> Response {
     );
     g.issued.push(token.clone());
     g.apis[idx(api)].successes += 1;
+    g.accounts[ui].successes[idx(api)] += 1;
     drop(g);
     tracing::debug!(%api, user = %user.user_id, "xts sim: login ok");
     let body = match api {
@@ -248,14 +280,27 @@ fn token_of(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()
 }
 
-/// The user index behind a live `api` token, or the status its Invalid
-/// Token answer gets (401 when the header is missing).
-fn authorize(s: &Shared, headers: &HeaderMap, api: Api) -> Result<usize, u16> {
+/// The user behind a live `api` token, or the status its Invalid Token
+/// answer gets (401 when the header is missing).
+fn authorize(s: &Shared, headers: &HeaderMap, api: Api) -> Result<Arc<XtsSimUser>, u16> {
     let token = token_of(headers).ok_or(401u16)?;
     let g = s.inner.lock();
     g.live(token, Some(api))
-        .map(|t| t.user)
+        .map(|t| Arc::clone(&g.accounts[t.user].user))
         .ok_or(g.invalid_status)
+}
+
+/// Counts a session check of `api` and waits the check latency.
+async fn checked(s: &Shared, api: Api) {
+    let (d, clock) = {
+        let mut g = s.inner.lock();
+        let now = g.clock.now();
+        let a = &mut g.apis[idx(api)];
+        a.checks += 1;
+        a.check_times.push(now);
+        (g.check_latency, Arc::clone(&g.clock))
+    };
+    delay(&clock, d).await;
 }
 
 /// Dealers must name one of their clients; investors act for themselves.
@@ -269,11 +314,12 @@ fn client_id(user: &XtsSimUser, q: &Q) -> Option<String> {
 }
 
 async fn profile(State(s): State<Arc<Shared>>, headers: HeaderMap, Query(q): Query<Q>) -> Response {
+    checked(&s, Api::Interactive).await;
     let user = match authorize(&s, &headers, Api::Interactive) {
-        Ok(u) => &s.users[u],
+        Ok(u) => u,
         Err(status) => return invalid_token(status),
     };
-    let Some(client) = client_id(user, &q) else {
+    let Some(client) = client_id(&user, &q) else {
         return bad_request(&["clientID"]);
     };
     let result = json!({"ClientId": client, "ClientName": "Simulated Client",
@@ -283,6 +329,7 @@ async fn profile(State(s): State<Arc<Shared>>, headers: HeaderMap, Query(q): Que
 }
 
 async fn client_config(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    checked(&s, Api::Market).await;
     if let Err(status) = authorize(&s, &headers, Api::Market) {
         return invalid_token(status);
     }
@@ -295,10 +342,10 @@ async fn client_config(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Resp
 
 async fn logout(s: State<Arc<Shared>>, api: Api, headers: HeaderMap, q: Query<Q>) -> Response {
     let user = match authorize(&s, &headers, api) {
-        Ok(u) => &s.users[u],
+        Ok(u) => u,
         Err(status) => return invalid_token(status),
     };
-    if api == Api::Interactive && client_id(user, &q).is_none() {
+    if api == Api::Interactive && client_id(&user, &q).is_none() {
         return bad_request(&["clientID"]);
     }
     let token = token_of(&headers).unwrap_or_default();

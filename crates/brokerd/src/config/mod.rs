@@ -17,6 +17,7 @@ mod interactive_check;
 mod kotak_neo;
 mod pacing;
 mod raw;
+mod summary;
 pub mod urls;
 mod validate;
 
@@ -28,6 +29,7 @@ pub use crate::brokers::jainam::{AppKeyPair, JainamConfig};
 pub use crate::brokers::kotak_neo::KotakNeoConfig;
 pub use crate::brokers::reminder::Reminder;
 pub use crate::brokers::zerodha::ZerodhaConfig;
+pub use summary::{NAMES_UP_TO, accounts_line, warning_lines};
 
 #[cfg(test)]
 mod tests;
@@ -487,22 +489,13 @@ pub fn check_config_report_in(path: &Path, env: &SecretEnv) -> (bool, String) {
     if !problems.is_empty() {
         return (false, problems_report(path, &ConfigErrors(problems)));
     }
-    let mut out = String::new();
     let accounts = &loaded.config.accounts;
-    let names: Vec<String> = accounts
-        .iter()
-        .map(|a| format!("{}/{}", a.broker, a.name))
-        .collect();
-    out.push_str(&format!(
-        "ok: {} account{} ({}) in {}\n",
-        accounts.len(),
-        if accounts.len() == 1 { "" } else { "s" },
-        names.join(", "),
-        path.display()
-    ));
+    // Names up to NAMES_UP_TO accounts, counts above (a desk's thousand).
+    let mut out = format!("ok: {} in {}\n", accounts_line(accounts), path.display());
     // The socket folder's check is the one the daemon logs at start.
     let folder = crate::server::socket_dir::warning(&loaded.config.daemon);
-    for w in loaded.warnings.iter().chain(folder.iter()) {
+    let warnings: Vec<String> = loaded.warnings.iter().cloned().chain(folder).collect();
+    for w in warning_lines(&warnings, accounts.len()) {
         out.push_str(&format!("warning: {w}\n"));
     }
     (true, out)

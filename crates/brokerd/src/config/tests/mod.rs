@@ -659,6 +659,83 @@ fn check_report_lists_problems_or_accounts() {
     );
 }
 
+/// A Jainam account `d{i:03}` with literal keys (each warned about), and
+/// its market pair when `market`.
+fn desk_account(i: usize, market: bool) -> String {
+    let market = if market {
+        format!(
+            "[account.jainam.market]\napp_key = \"md-app-{i}\"\nsecret_key = \"md-secret-{i}\"\n"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "\n[[account]]\nbroker = \"jainam\"\nname = \"d{i:03}\"\n[account.jainam.interactive]\n\
+         app_key = \"ia-app-{i}\"\nsecret_key = \"ia-secret-{i}\"\n{market}"
+    )
+}
+
+#[test]
+fn check_report_counts_instead_of_naming_a_big_desk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("brokerd.toml");
+    let at_limit: String = (0..NAMES_UP_TO).map(|i| desk_account(i, true)).collect();
+
+    // Up to NAMES_UP_TO accounts: every name, every warning on its line.
+    std::fs::write(&path, private_daemon(dir.path()) + &at_limit).unwrap();
+    let (passed, text) = check_config_report_in(&path, &env());
+    assert!(passed, "{text}");
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("ok: 20 accounts (jainam/d000, jainam/d001, "),
+        "{first}"
+    );
+    assert!(first.ends_with(&format!("jainam/d019) in {}", path.display())));
+    let warnings = text.lines().filter(|l| l.starts_with("warning: ")).count();
+    assert_eq!(warnings, 4 * NAMES_UP_TO, "{text}");
+
+    // One more: counts by broker and set of sessions, one line per warning.
+    let desk = private_daemon(dir.path()) + &at_limit + &desk_account(20, false) + KOTAK;
+    std::fs::write(&path, desk).unwrap();
+    let (passed, text) = check_config_report_in(&path, &env());
+    assert!(passed, "{text}");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!(
+            "ok: 22 accounts, 42 sessions: jainam 21 (20 interactive+market, 1 interactive), \
+             kotak_neo 1 (interactive) in {}",
+            path.display()
+        )
+    );
+    let warning = lines.next().unwrap();
+    assert!(
+        warning.starts_with(
+            "warning: account[0].jainam.interactive.app_key, \
+             account[0].jainam.interactive.secret_key, account[0].jainam.market.app_key \
+             and 79 more (82 keys): secret written literally in the config file"
+        ),
+        "{text}"
+    );
+    assert_eq!(lines.next(), None, "{text}");
+    assert!(
+        !text.contains("d000") && !text.contains("ia-secret-"),
+        "{text}"
+    );
+
+    // A message only one key has keeps its own line.
+    let one = vec![
+        "daemon.x: once".to_string(),
+        "a.b: twice".into(),
+        "c.d: twice".into(),
+    ];
+    assert_eq!(
+        warning_lines(&one, NAMES_UP_TO + 1),
+        ["daemon.x: once", "a.b, c.d (2 keys): twice"]
+    );
+    assert_eq!(warning_lines(&one, NAMES_UP_TO), one);
+}
+
 #[test]
 fn normalize_is_lexical() {
     use super::check::normalize;
