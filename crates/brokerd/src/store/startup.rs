@@ -33,20 +33,22 @@ fn key_of(broker: &str, account: String, api: &str) -> Option<SessionKey> {
     ))
 }
 
-impl SqliteStore {
-    pub(crate) async fn startup_state(
-        &self,
-        logins_since: DateTime<Utc>,
-    ) -> Result<StartupState, StoreError> {
-        let sessions = self.load_all().await?.into_iter().collect();
-        let rows: Vec<(String, String, String, String, i64, String)> = sqlx::query_as(
-            "SELECT broker, account, api, fingerprint, rejected_at, message FROM rejections \
-             ORDER BY rejected_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+/// A `rejections` row as both backends read it: broker, account, api,
+/// fingerprint, rejected_at (ms), message.
+pub(crate) type RejectionRow = (String, String, String, String, i64, String);
+
+/// A `login_started` audit row: broker, account, api, at (ms).
+pub(crate) type LoginRow = (String, String, String, i64);
+
+impl StartupState {
+    /// The state from the three reads, whichever backend made them.
+    pub(crate) fn assemble(
+        sessions: Vec<(SessionKey, StoredSession)>,
+        rejection_rows: Vec<RejectionRow>,
+        login_rows: Vec<LoginRow>,
+    ) -> Self {
         let mut rejections: HashMap<SessionKey, Vec<Rejection>> = HashMap::new();
-        for (broker, account, api, fingerprint, at, message) in rows {
+        for (broker, account, api, fingerprint, at, message) in rejection_rows {
             let Some(key) = key_of(&broker, account, &api) else {
                 continue;
             };
@@ -56,25 +58,41 @@ impl SqliteStore {
                 message,
             });
         }
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT broker, account, api, at FROM audit WHERE event = ? AND at >= ? ORDER BY at",
-        )
-        .bind(AuditEvent::LoginStarted.as_str())
-        .bind(logins_since.timestamp_millis())
-        .fetch_all(&self.pool)
-        .await?;
         let mut logins: HashMap<SessionKey, Vec<DateTime<Utc>>> = HashMap::new();
-        for (broker, account, api, at) in rows {
+        for (broker, account, api, at) in login_rows {
             let (Some(key), Some(at)) = (key_of(&broker, account, &api), codec::millis_to_time(at))
             else {
                 continue;
             };
             logins.entry(key).or_default().push(at);
         }
-        Ok(StartupState {
-            sessions,
+        Self {
+            sessions: sessions.into_iter().collect(),
             rejections,
             logins,
-        })
+        }
+    }
+}
+
+impl SqliteStore {
+    pub(crate) async fn startup_state(
+        &self,
+        logins_since: DateTime<Utc>,
+    ) -> Result<StartupState, StoreError> {
+        let sessions = self.load_all().await?;
+        let rejections: Vec<RejectionRow> = sqlx::query_as(
+            "SELECT broker, account, api, fingerprint, rejected_at, message FROM rejections \
+             ORDER BY rejected_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let logins: Vec<LoginRow> = sqlx::query_as(
+            "SELECT broker, account, api, at FROM audit WHERE event = ? AND at >= ? ORDER BY at",
+        )
+        .bind(AuditEvent::LoginStarted.as_str())
+        .bind(logins_since.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(StartupState::assemble(sessions, rejections, logins))
     }
 }

@@ -2,28 +2,19 @@
 //! login times, rejections, the one-pass startup read, and the database
 //! half of a key rotation. Same rows and meaning; `$n` placeholders.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::Postgres;
 
 use super::PgStore;
-use crate::brokers::{Api, BrokerId, SessionKey};
+use crate::brokers::SessionKey;
 use crate::store::codec::{self, Sealed};
 use crate::store::crypto::EncryptionKey;
 use crate::store::history::{AuditTuple, HistoryQuery, audit_row, history_sql};
 use crate::store::reencrypt::{CipherRow, DAEMON_ROWS, Reencrypted};
+use crate::store::startup::{LoginRow, RejectionRow};
 use crate::store::{AuditEvent, AuditRow, Rejection, StartupState, StoreError};
-
-/// The key of a row; `None` for a broker or api this build does not know.
-fn key_of(broker: &str, account: String, api: &str) -> Option<SessionKey> {
-    Some(SessionKey::new(
-        BrokerId::parse(broker)?,
-        account,
-        Api::parse(api)?,
-    ))
-}
 
 impl PgStore {
     pub(crate) async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
@@ -113,25 +104,14 @@ impl PgStore {
         &self,
         logins_since: DateTime<Utc>,
     ) -> Result<StartupState, StoreError> {
-        let sessions = self.load_all().await?.into_iter().collect();
-        let rows: Vec<(String, String, String, String, i64, String)> = sqlx::query_as(
+        let sessions = self.load_all().await?;
+        let rejections: Vec<RejectionRow> = sqlx::query_as(
             "SELECT broker, account, api, fingerprint, rejected_at, message FROM rejections \
              ORDER BY rejected_at",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut rejections: HashMap<SessionKey, Vec<Rejection>> = HashMap::new();
-        for (broker, account, api, fingerprint, at, message) in rows {
-            let Some(key) = key_of(&broker, account, &api) else {
-                continue;
-            };
-            rejections.entry(key).or_default().push(Rejection {
-                fingerprint,
-                at: codec::millis_to_time(at).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-                message,
-            });
-        }
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        let logins: Vec<LoginRow> = sqlx::query_as(
             "SELECT broker, account, api, at FROM audit WHERE event = $1 AND at >= $2 \
              ORDER BY at, id",
         )
@@ -139,19 +119,7 @@ impl PgStore {
         .bind(logins_since.timestamp_millis())
         .fetch_all(&self.pool)
         .await?;
-        let mut logins: HashMap<SessionKey, Vec<DateTime<Utc>>> = HashMap::new();
-        for (broker, account, api, at) in rows {
-            let (Some(key), Some(at)) = (key_of(&broker, account, &api), codec::millis_to_time(at))
-            else {
-                continue;
-            };
-            logins.entry(key).or_default().push(at);
-        }
-        Ok(StartupState {
-            sessions,
-            rejections,
-            logins,
-        })
+        Ok(StartupState::assemble(sessions, rejections, logins))
     }
 
     /// How many stored sessions are under each key id.
