@@ -386,9 +386,17 @@ async fn a_renewal_answered_with_an_expired_token_is_never_served() {
             >= 2)
         .await
     );
-    let reply = a
-        .call(json!({"op": "token", "broker": "angel_one", "min_valid_secs": 1}))
-        .await;
+    // The simulator has answered; the daemon stores, then publishes it.
+    let mut reply = Value::Null;
+    for _ in 0..400 {
+        reply = a
+            .call(json!({"op": "token", "broker": "angel_one", "min_valid_secs": 1}))
+            .await;
+        if session(&reply)["token"] != first["token"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let renewed = session(&reply);
     assert_ne!(renewed["token"], first["token"], "{reply}");
     assert_eq!(renewed["generation"], 2, "{reply}");
