@@ -63,7 +63,19 @@ impl Slot {
                 retry_after_secs = Some(place.estimate.as_secs().max(1));
                 Some(place.ahead)
             }
-            _ => None,
+            // A place is kept only while the login waits, and the slot is
+            // `refreshing` then; any other state shows none.
+            (State::Refreshing, None)
+            | (
+                State::Empty
+                | State::Active
+                | State::AuthRequired
+                | State::Backoff
+                | State::LockedOut
+                | State::Conflict
+                | State::StoreUnavailable,
+                _,
+            ) => None,
         };
         let live = st.current();
         let usable = st.valid(now);
