@@ -19,7 +19,7 @@ use brokerd::daemon::{self, Running};
 use brokerd::secret::SecretEnv;
 use brokerd_sim::angel::{AngelFail, AngelSim, AngelSimConfig, AngelSimUser, Endpoint};
 use common::virtual_time::Pump;
-use common::{error_code, eventually, session};
+use common::{error_code, eventually, eventually_async, session};
 use serde_json::{Value, json};
 
 const AG8001: &str =
@@ -251,15 +251,10 @@ async fn a_restart_serves_the_stored_session_without_a_login() {
     assert_eq!(again["token"], first["token"]);
     assert_eq!(a.sim.login_count(), 1);
     // Checked in the background once the daemon is ready (invariant 19).
-    let mut profiles = a.sim.stats().profiles;
-    for _ in 0..200 {
-        if profiles >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        profiles = a.sim.stats().profiles;
-    }
-    assert!(profiles >= 1, "checked with getProfile");
+    assert!(
+        eventually(Duration::from_secs(5), || a.sim.stats().profiles >= 1).await,
+        "checked with getProfile"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,15 +316,14 @@ async fn a_dead_session_report_while_a_renewal_runs_starts_no_login() {
     // renewed tokens live 10 minutes.
     a.sim.set_jwt_lifetime(Duration::from_secs(600));
     a.sim.set_latency(Duration::from_secs(20));
-    let mut state = a.status().await["state"].clone();
-    for _ in 0..2400 {
-        if state == "refreshing" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        state = a.status().await["state"].clone();
-    }
-    assert_eq!(state, "refreshing", "the renewal started");
+    let a = &a;
+    assert!(
+        eventually_async(Duration::from_secs(60), || async move {
+            a.status().await["state"] == "refreshing"
+        })
+        .await,
+        "the renewal started"
+    );
     assert_eq!(a.sim.stats().successful_renewals, 0, "and is still held");
     // Clients report the live generation dead while it runs: the renewal
     // already brings the next session, so no login is started.
@@ -387,16 +381,15 @@ async fn a_renewal_answered_with_an_expired_token_is_never_served() {
         .await
     );
     // The simulator has answered; the daemon stores, then publishes it.
-    let mut reply = Value::Null;
-    for _ in 0..400 {
-        reply = a
-            .call(json!({"op": "token", "broker": "angel_one", "min_valid_secs": 1}))
-            .await;
-        if session(&reply)["token"] != first["token"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let token = || async {
+        a.call(json!({"op": "token", "broker": "angel_one", "min_valid_secs": 1}))
+            .await
+    };
+    eventually_async(Duration::from_secs(10), || async {
+        session(&token().await)["token"] != first["token"]
+    })
+    .await;
+    let reply = token().await;
     let renewed = session(&reply);
     assert_ne!(renewed["token"], first["token"], "{reply}");
     assert_eq!(renewed["generation"], 2, "{reply}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use brokerd_sim::kotak::{DeadShape, IpRule, KotakFail, KotakSimUser};
 use common::kotak::Kotak;
-use common::{error_code, eventually, session};
+use common::{error_code, eventually, eventually_async, session};
 use serde_json::json;
 
 const FLATTENED_900901: &str = r#"{"code":"900901","message":"Invalid Credentials","description":"Invalid JWT token. Make sure you have provided the correct security credentials"}"#;
@@ -124,14 +124,12 @@ async fn a_totp_rejected_twice_locks_out_and_names_the_clock() {
     // The broker's clock runs 45 s ahead: every code is for the wrong window.
     let k = Kotak::start_with_sim("", |sim| sim.set_clock_offset(45)).await;
     // The clock is checked in the background once the daemon is ready.
-    let mut status = k.status().await;
-    for _ in 0..200 {
-        if status["warnings"][0].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        status = k.status().await;
-    }
+    let k = &k;
+    eventually_async(Duration::from_secs(5), || async move {
+        k.status().await["warnings"][0].is_string()
+    })
+    .await;
+    let status = k.status().await;
     assert!(
         status["warnings"][0].as_str().unwrap().contains("clock"),
         "{status}"

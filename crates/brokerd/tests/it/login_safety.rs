@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use brokerd::brokers::Api;
 use brokerd_sim::xts::FailMode;
 use common::virtual_time::Pump;
-use common::{Harness, error_code, session};
+use common::{Harness, error_code, eventually_async, session};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,14 +295,12 @@ async fn a_death_the_daemon_finds_itself_counts_toward_conflict() {
     // login: an early death like a reported one, so conflict, not another
     // login.
     h.restart().await;
-    let mut status = h.status_of("interactive").await;
-    for _ in 0..200 {
-        if status["state"] == "conflict" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        status = h.status_of("interactive").await;
-    }
+    let h = &h;
+    eventually_async(Duration::from_secs(5), || async move {
+        h.status_of("interactive").await["state"] == "conflict"
+    })
+    .await;
+    let status = h.status_of("interactive").await;
     assert_eq!(status["state"], "conflict", "{status}");
     assert_eq!(error_code(&h.token("interactive").await), "conflict");
     time.sleep(Duration::from_secs(10)).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use brokerd_core::time::Clock;
 use common::browser::{Browser, KITE_KEY, KITE_SECRET, ist_in, next_event, open, subscribe};
 use common::virtual_time::Pump;
-use common::{error_code, eventually, session};
+use common::{error_code, eventually, eventually_async, session};
 use serde_json::json;
 
 fn zerodha(extra: serde_json::Value) -> serde_json::Value {
@@ -341,15 +341,12 @@ async fn restart_validates_the_stored_session_and_logout_ends_it() {
     b.stop().await;
     b.kite.kill_all_sessions();
     b.boot().await;
-    let mut state = b.status_of("zerodha").await["state"].clone();
-    for _ in 0..200 {
-        if state == "auth_required" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        state = b.status_of("zerodha").await["state"].clone();
-    }
-    assert_eq!(state, "auth_required");
+    let booted = &b;
+    eventually_async(Duration::from_secs(5), || async move {
+        booted.status_of("zerodha").await["state"] == "auth_required"
+    })
+    .await;
+    assert_eq!(b.status_of("zerodha").await["state"], "auth_required");
 
     let r = b.log_in_zerodha().await;
     let token = session(&r)["token"].as_str().unwrap().to_string();
