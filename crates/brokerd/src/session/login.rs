@@ -422,18 +422,14 @@ impl Slot {
     /// At startup: the logins of the last hour, from the audit trail, count
     /// against the budget, so restarts cannot multiply it.
     pub async fn restore_budget(&self) {
-        match self.store.login_times(&self.key, self.budget_since()).await {
+        let since = super::machine::budget::remembered_since(self.now());
+        match self.store.login_times(&self.key, since).await {
             Ok(times) => self.restore_budget_from(times),
             Err(e) => {
                 warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
                       error = %e, "could not read the recent logins; the login budget starts empty")
             }
         }
-    }
-
-    /// The start of the hour the login budget remembers.
-    pub(super) fn budget_since(&self) -> chrono::DateTime<chrono::Utc> {
-        self.now() - chrono::Duration::from_std(super::machine::budget::HOUR).unwrap_or_default()
     }
 
     /// [`Slot::restore_budget`] with the login starts already read.

@@ -332,8 +332,7 @@ impl Registry {
     pub async fn rehydrate(&self) -> Vec<(Arc<Slot>, Option<u64>)> {
         let slots = self.slots();
         let started = std::time::Instant::now();
-        let since = self.clock.now()
-            - chrono::Duration::from_std(super::machine::budget::HOUR).unwrap_or_default();
+        let since = super::machine::budget::remembered_since(self.clock.now());
         let mut state = match self.store.startup_state(since).await {
             Ok(state) => state,
             Err(e) => {

@@ -14,6 +14,14 @@ use chrono::{DateTime, Utc};
 /// The window of the hourly cap.
 pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 
+/// The start of the hour the budget remembers at `now`: the login starts
+/// a starting daemon reads back from the audit trail.
+pub(crate) fn remembered_since(
+    now: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    now - chrono::Duration::from_std(HOUR).unwrap_or_default()
+}
+
 /// Which limit refused a login, and when a login is allowed again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
