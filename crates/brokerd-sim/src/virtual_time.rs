@@ -30,6 +30,14 @@ impl Pump {
     /// A clock starting now, moved 20× faster than real time. Needs a
     /// tokio runtime (it spawns the pump).
     pub fn start() -> Self {
+        Self::at_speed(20)
+    }
+
+    /// A clock starting now, moved `speed` times faster than real time (1
+    /// to 20): slower for a test whose bounds real delays (an fsync on a
+    /// loaded machine) would otherwise stretch past them.
+    pub fn at_speed(speed: u32) -> Self {
+        let step = STEP * speed.clamp(1, 20) / 20;
         let clock = ManualClock::new(Utc::now());
         let moved = Arc::clone(&clock);
         let task = tokio::spawn(async move {
@@ -37,7 +45,7 @@ impl Pump {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                moved.advance(chrono::Duration::from_std(STEP).expect("100 ms fits"));
+                moved.advance(chrono::Duration::from_std(step).expect("100 ms fits"));
             }
         });
         Self { clock, task }
