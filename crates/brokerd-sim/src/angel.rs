@@ -110,6 +110,9 @@ struct Inner {
     clock: SharedClock,
     clock_offset: i64,
     latency: Duration,
+    /// Requests the latency layer holds right now, by path: they reached
+    /// the broker but have no answer yet.
+    held: Vec<Endpoint>,
     /// Lifetime of the jwtToken (its `exp` and the server's check).
     lifetime: Duration,
     /// Leave `exp` out of the jwtToken (the server still ends it).
@@ -273,6 +276,7 @@ impl AngelSim {
                 clock: SystemClock::shared(),
                 clock_offset: 0,
                 latency: Duration::ZERO,
+                held: Vec::new(),
                 lifetime: Duration::from_secs(24 * 3600),
                 no_exp: false,
                 refresh_lifetime: Duration::from_secs(24 * 3600),
@@ -342,6 +346,14 @@ impl AngelSim {
     /// Delay added before every answer, control endpoints included.
     pub fn set_latency(&self, d: Duration) {
         self.shared.inner.lock().latency = d;
+    }
+
+    /// How many requests to `endpoint` the latency holds right now: they
+    /// reached the broker and have no answer yet. A test waits for a call
+    /// to be at the broker, not merely started by the daemon.
+    pub fn held(&self, endpoint: Endpoint) -> usize {
+        let g = self.shared.inner.lock();
+        g.held.iter().filter(|e| **e == endpoint).count()
     }
 
     /// Runs the sim on `clock` (a test's manual clock, shared with the

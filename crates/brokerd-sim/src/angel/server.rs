@@ -50,9 +50,15 @@ async fn stamp(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         (g.latency, Arc::clone(&g.clock))
     };
     if !d.is_zero() {
+        let endpoint = endpoint_of(req.uri().path());
+        s.inner.lock().held.push(endpoint);
         // By the sim's base clock: a test's manual clock moves through it.
         let until = clock.now() + d;
         brokerd_core::time::sleep_until(&*clock, until, tokio::time::sleep).await;
+        let mut g = s.inner.lock();
+        if let Some(i) = g.held.iter().position(|e| *e == endpoint) {
+            g.held.swap_remove(i);
+        }
     }
     let mut resp = next.run(req).await;
     let now = s.inner.lock().now();
@@ -61,6 +67,15 @@ async fn stamp(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         resp.headers_mut().insert(header::DATE, v);
     }
     resp
+}
+
+/// Which of the fault endpoints a request's path is.
+fn endpoint_of(path: &str) -> Endpoint {
+    match path {
+        LOGIN => Endpoint::Login,
+        RENEW => Endpoint::Renew,
+        _ => Endpoint::Call,
+    }
 }
 
 async fn not_found() -> Response {

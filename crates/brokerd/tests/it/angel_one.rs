@@ -317,13 +317,14 @@ async fn a_dead_session_report_while_a_renewal_runs_starts_no_login() {
     a.sim.set_jwt_lifetime(Duration::from_secs(600));
     a.sim.set_latency(Duration::from_secs(20));
     let a = &a;
+    // At the broker, not merely decided: a report that comes before the
+    // renewal is sent leaves no live jwt to renew with (the renewal's
+    // Bearer), so the daemon logs in instead.
     assert!(
-        eventually_async(Duration::from_secs(60), || async move {
-            a.status().await["state"] == "refreshing"
-        })
-        .await,
-        "the renewal started"
+        eventually(Duration::from_secs(60), || a.sim.held(Endpoint::Renew) == 1).await,
+        "the renewal reached the broker"
     );
+    assert_eq!(a.status().await["state"], "refreshing");
     assert_eq!(a.sim.stats().successful_renewals, 0, "and is still held");
     // Clients report the live generation dead while it runs: the renewal
     // already brings the next session, so no login is started.
