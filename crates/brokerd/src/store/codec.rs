@@ -137,6 +137,7 @@ pub(crate) fn open(
     Ok(StoredSession {
         generation,
         session,
+        created_by: None,
     })
 }
 

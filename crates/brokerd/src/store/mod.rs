@@ -474,6 +474,10 @@ pub struct StoredSession {
     /// `Some(Err)`: present but unreadable (wrong key, tampered, damaged);
     /// the error names the account.
     pub session: Option<Result<NewSession, StoreError>>,
+    /// PostgreSQL shared by several daemons: the `[daemon.ha] host` whose
+    /// daemon saved the session (address-bound brokers, docs/ha.md).
+    /// `None` on SQLite and for rows saved without a host.
+    pub created_by: Option<String>,
 }
 
 /// What an audit entry records.

@@ -8,6 +8,7 @@
 //! returns, as "persist before publish" needs. One daemon per database for
 //! now: leadership between daemons sharing one is future work.
 
+pub mod ha;
 mod records;
 
 use std::str::FromStr;
