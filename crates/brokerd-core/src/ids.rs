@@ -21,6 +21,15 @@ pub enum BrokerId {
 }
 
 impl BrokerId {
+    /// Every broker, in declaration order.
+    pub const ALL: [BrokerId; 5] = [
+        Self::KotakNeo,
+        Self::Breeze,
+        Self::Zerodha,
+        Self::Jainam,
+        Self::AngelOne,
+    ];
+
     /// The wire / config spelling.
     pub fn as_str(self) -> &'static str {
         match self {

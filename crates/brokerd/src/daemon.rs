@@ -265,6 +265,9 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
     // Subscribed before the slots start: the startup alerts must reach it.
     let notify_rx = d.notify.as_ref().map(|_| registry.events().subscribe());
     registry.spawn_drivers(&cancel, &tracker);
+    if let Some(link) = registry.ha() {
+        crate::ha::spawn(Arc::clone(link), Arc::clone(&registry), cancel.clone(), &tracker);
+    }
     registry.spawn_checks(restored);
     if let Some(listener) = callback {
         tracker.spawn(crate::callback::serve(

@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod harden;
+pub mod ha;
 pub mod http;
 pub mod logging;
 pub mod notify;

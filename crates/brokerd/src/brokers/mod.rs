@@ -2,6 +2,7 @@
 //! Brokers never touch the store, the socket or global state.
 
 pub mod angel_one;
+pub mod binding;
 pub mod breeze;
 mod broker;
 pub mod http;

@@ -3,8 +3,15 @@
 
 use serde_json::Value;
 
-/// A readable table of `status` accounts.
+/// A readable table of `status` accounts. When the daemon shares its
+/// store with others (entries carry `role`), a LEADER column names the
+/// host that leads each session, marked `(this)` when it is this daemon.
 pub fn status_table(accounts: &Value) -> String {
+    let shared = accounts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|a| a.get("role").is_some());
     let mut rows = vec![
         [
             "ACCOUNT",
@@ -49,22 +56,30 @@ pub fn status_table(accounts: &Value) -> String {
         for w in a["warnings"].as_array().into_iter().flatten() {
             error = format!("{error}; WARNING: {}", w.as_str().unwrap_or(""));
         }
-        rows.push(vec![
+        let mut row = vec![
             name,
             a["state"].as_str().unwrap_or("?").to_string(),
             a["generation"].to_string(),
             expires,
             last_login,
-            error,
-        ]);
+        ];
+        if shared {
+            row.push(leader_cell(a));
+        }
+        row.push(error);
+        rows.push(row);
     }
-    let widths: Vec<usize> = (0..5)
+    if shared {
+        rows[0].insert(5, "LEADER".to_string());
+    }
+    let padded = rows[0].len() - 1;
+    let widths: Vec<usize> = (0..padded)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
-            if i < 5 {
+            if i < padded {
                 out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
             } else {
                 out.push_str(cell);
@@ -73,6 +88,19 @@ pub fn status_table(accounts: &Value) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The LEADER cell: the leading host, `(this)` when it is this daemon,
+/// `none` while no daemon leads, `? (detached)` when this daemon cannot
+/// reach the database.
+fn leader_cell(a: &Value) -> String {
+    let host = a["leader"].as_str();
+    match (a["role"].as_str(), host) {
+        (Some("leader"), Some(h)) => format!("{h} (this)"),
+        (Some("detached"), _) => "? (detached)".to_string(),
+        (_, Some(h)) => h.to_string(),
+        (_, None) => "none".to_string(),
+    }
 }
 
 /// `3725` → `1h02m`.
@@ -198,6 +226,30 @@ mod tests {
         assert!(t.contains("jainam/main/market"), "{t}");
         assert!(t.contains("1h02m"));
         assert!(t.contains("WARNING: soon"));
+    }
+
+    #[test]
+    fn a_shared_store_adds_the_leader_column_and_a_single_one_does_not() {
+        let entry = |role: &str, leader: Value| {
+            json!({"broker":"jainam","account":"main","api":"interactive","state":"active",
+            "generation":2,"expires_in_secs":60,"last_login_at":"x","last_error":null,
+            "warnings":[],"role":role,"leader":leader})
+        };
+        let t = status_table(&json!([entry("leader", json!("vps-a"))]));
+        let header = t.lines().next().unwrap();
+        assert!(header.contains("LEADER"), "{t}");
+        assert!(t.contains("vps-a (this)"), "{t}");
+        let t = status_table(&json!([entry("follower", json!("vps-b"))]));
+        assert!(t.contains("vps-b ") && !t.contains("(this)"), "{t}");
+        let t = status_table(&json!([entry("follower", Value::Null)]));
+        assert!(t.lines().nth(1).unwrap().contains("none"), "{t}");
+        let t = status_table(&json!([entry("detached", json!("vps-a"))]));
+        assert!(t.contains("? (detached)"), "{t}");
+        let single = status_table(
+            &json!([{"broker":"jainam","account":"main","api":"interactive","state":"active",
+            "generation":2,"expires_in_secs":60,"last_login_at":"x","last_error":null,"warnings":[]}]),
+        );
+        assert!(!single.contains("LEADER"), "{single}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod angel_one;
 mod check;
 mod interactive_check;
 mod kotak_neo;
+mod ha;
 mod pacing;
 mod raw;
 mod summary;
@@ -29,6 +30,7 @@ pub use crate::brokers::jainam::{AppKeyPair, JainamConfig};
 pub use crate::brokers::kotak_neo::KotakNeoConfig;
 pub use crate::brokers::reminder::Reminder;
 pub use crate::brokers::zerodha::ZerodhaConfig;
+pub use ha::HaConfig;
 pub use summary::{NAMES_UP_TO, accounts_line, warning_lines};
 
 #[cfg(test)]
@@ -254,6 +256,9 @@ pub struct DaemonConfig {
     /// `[daemon.pacing.<broker>]`: the paces set for brokers (a broker
     /// left out keeps `Pace::default_for`).
     pub pacing: std::collections::HashMap<crate::brokers::BrokerId, crate::brokers::pace::Pace>,
+    /// `[daemon.ha]`: several daemons share the PostgreSQL store (None:
+    /// this daemon leads every session itself).
+    pub ha: Option<HaConfig>,
 }
 
 /// A store URL as `Debug` shows it: a PostgreSQL URL as what it points to

@@ -64,6 +64,8 @@ pub(super) struct RawDaemon {
     pub limits: Option<Value>,
     /// `[daemon.pacing.<broker>]`, read by `pacing.rs`.
     pub pacing: Option<Value>,
+    /// `[daemon.ha]`, read by `ha.rs`.
+    pub ha: Option<Value>,
 }
 
 /// `[daemon.limits]`.

@@ -194,6 +194,11 @@ fn daemon(c: &mut Check<'_>, value: Option<Value>) -> DaemonConfig {
     let notify = notify(c, raw.notify_command, raw.notify_timeout);
     let limits = limits(c, raw.limits);
     let pacing = super::pacing::pacing(c, raw.pacing);
+    let postgres = matches!(
+        crate::store::parse_url(&database_url),
+        Ok(crate::store::StoreUrl::Postgres(_))
+    );
+    let ha = super::ha::ha(c, raw.ha, postgres);
     DaemonConfig {
         socket,
         socket_mode,
@@ -210,6 +215,7 @@ fn daemon(c: &mut Check<'_>, value: Option<Value>) -> DaemonConfig {
         notify,
         limits,
         pacing,
+        ha,
     }
 }
 

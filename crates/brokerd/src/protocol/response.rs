@@ -176,6 +176,9 @@ pub struct HelloAnswer {
     pub protocol: u32,
     /// The daemon's version.
     pub version: String,
+    /// The store's backend: `sqlite`, or `postgres` (which several daemons
+    /// may share, docs/ha.md).
+    pub store: String,
 }
 
 /// `token`, `invalidate`, `login`, `submit`. The server writes this reply
@@ -257,6 +260,10 @@ pub struct StatusEntry {
     pub last_error: Option<LastError>,
     /// When the last successful login happened.
     pub last_login_at: Option<String>,
+    /// Several daemons sharing the store only: the host whose daemon leads
+    /// this session (`null` while none does). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<Option<String>>,
     /// Zerodha, Breeze waiting for a person: where to log in.
     pub login_url: Option<String>,
     /// Only while the session's login waits for its turn at the broker
@@ -268,6 +275,11 @@ pub struct StatusEntry {
     /// queued, the estimated wait for the login's turn.
     pub retry_after_secs: Option<u64>,
     /// `empty`, `active`, `refreshing`, `backoff`, `locked_out`,
+    /// Several daemons sharing the store only: `leader` (this daemon logs
+    /// in for the session), `follower` (it serves what the leader
+    /// publishes) or `detached` (it lost the database). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// `conflict`, `auth_required` or `store_unavailable`.
     pub state: String,
     /// For operators, e.g. the app key expiring soon.

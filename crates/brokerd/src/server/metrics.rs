@@ -1,5 +1,6 @@
 //! Daemon-wide request metrics and the Prometheus text exposition.
 
+use crate::session::machine::Role;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +77,22 @@ impl ServerMetrics {
             "gauge",
             "Generation of the current session.",
             |s| vec![(String::new(), s.generation)],
+        );
+        per_slot(
+            &mut out,
+            slots,
+            "brokerd_session_role",
+            "gauge",
+            "Several daemons sharing the store only: 1 for this daemon's role in the session (leader, follower, detached).",
+            |s| {
+                let Some((role, _)) = &s.ha else {
+                    return Vec::new();
+                };
+                [Role::Leads, Role::Follows, Role::Detached]
+                    .iter()
+                    .map(|r| (format!(",role=\"{}\"", r.as_str()), u64::from(role == r)))
+                    .collect()
+            },
         );
         per_slot(
             &mut out,

@@ -50,6 +50,7 @@ async fn dispatch(
             daemon: "brokerd".to_string(),
             protocol: protocol::PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            store: shared.registry.store().backend().to_string(),
         })),
         Request::Status(_) => {
             let accounts: Vec<_> = shared

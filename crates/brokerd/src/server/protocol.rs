@@ -331,9 +331,11 @@ pub fn status_entry(s: &SlotStatus) -> StatusEntry {
             message: message.clone(),
         }),
         last_login_at: s.last_login_at.map(ist),
+        leader: s.ha.as_ref().map(|(_, host)| host.clone()),
         login_url: s.login_url.clone(),
         queued_behind: s.queued_behind,
         retry_after_secs: s.retry_after_secs,
+        role: s.ha.as_ref().map(|(role, _)| role.as_str().to_string()),
         state: s.state.as_str().to_string(),
         warnings: s.warnings.clone(),
     }

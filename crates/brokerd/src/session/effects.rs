@@ -35,6 +35,30 @@ impl Slot {
         Box::pin(self.run_effects(effects, submission))
     }
 
+    /// Writes a follower's ask for the leader. A failure is only logged:
+    /// the wait for the leader ends by itself, and the next request asks
+    /// again.
+    async fn ask_leader(
+        &self,
+        kind: crate::store::postgres::ha::AskKind,
+        generation: u64,
+        min_valid: std::time::Duration,
+    ) {
+        let Some(ha) = &self.ha else {
+            return tracing::error!(session = %self.key, "a slot without a shared store asked a leader");
+        };
+        let ask = crate::store::postgres::ha::Ask {
+            kind,
+            generation,
+            min_valid_secs: min_valid.as_secs(),
+            from_host: ha.host().to_string(),
+            payload: None,
+        };
+        if let Err(e) = ha.forward(&self.key, &ask).await {
+            tracing::warn!(session = %self.key, error = %e, "could not ask the leading daemon");
+        }
+    }
+
     async fn run_effects(
         self: &Arc<Self>,
         effects: Vec<Effect>,
@@ -92,6 +116,11 @@ impl Slot {
                 Effect::RetireLink => self.retire_link(),
                 // Only the schedule asks to be woken; its loop reads it.
                 Effect::WakeAt(_) => {}
+                Effect::AskLeader {
+                    kind,
+                    generation,
+                    min_valid,
+                } => self.ask_leader(kind, generation, min_valid).await,
             }
         }
         done

@@ -41,6 +41,18 @@ impl Slot {
             let _ = self.feed(Input::LoginNotStarted);
             return self.notify();
         }
+        // Several daemons on one store: only the holder of the lock may
+        // log in, and the lock is proven now, right before the broker call,
+        // not when the login was decided (the connection may have died in
+        // the queue).
+        if let Some(ha) = &self.ha
+            && !ha.still_leads(&self.key).await
+        {
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                  "no longer provably the leader; the login is not made");
+            let _ = self.feed(Input::NotLeader);
+            return self.notify();
+        }
         if submission.is_some() {
             self.audit(None, AuditEvent::Submitted, "browser login submitted")
                 .await;

@@ -3,6 +3,7 @@
 
 pub mod driver;
 mod effects;
+mod follow;
 pub mod error;
 pub mod events;
 mod interactive;

@@ -47,6 +47,8 @@ pub struct Registry {
     pacer: Arc<super::pacing::Pacer>,
     /// Cancelled with the drivers' token: stops logins still queued.
     stopping: CancellationToken,
+    /// `[daemon.ha]`: several daemons share the store.
+    ha: Option<Arc<crate::ha::Link>>,
 }
 
 /// What a reload did, by session key.
@@ -100,6 +102,7 @@ impl Registry {
         loader: crate::config::Loader,
         clock: SharedClock,
     ) -> Self {
+        let store_for_ha = Arc::clone(&store);
         let registry = Self {
             slots: RwLock::new(Arc::new(Vec::new())),
             events: EventBus::new(1024),
@@ -113,6 +116,11 @@ impl Registry {
                 Arc::clone(&clock),
             )),
             stopping: CancellationToken::new(),
+            ha: config
+                .daemon
+                .ha
+                .clone()
+                .map(|c| crate::ha::Link::new(c, Arc::clone(&store_for_ha))),
             clock,
         };
         let slots = plan(config, &registry.store, &registry.clock)
@@ -136,6 +144,7 @@ impl Registry {
                 clock: Arc::clone(&self.clock),
                 pacer: Arc::clone(&self.pacer),
                 stopping: self.stopping.clone(),
+                ha: self.ha.clone(),
             },
         )
     }
@@ -143,6 +152,11 @@ impl Registry {
     /// Every slot, in config order (a snapshot).
     pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
         Arc::clone(&self.slots.read())
+    }
+
+    /// `[daemon.ha]`: the daemon's link to the others sharing its store.
+    pub fn ha(&self) -> Option<&Arc<crate::ha::Link>> {
+        self.ha.as_ref()
     }
 
     /// The broker hosts' limiters.

@@ -99,6 +99,8 @@ pub struct Shared {
     /// Cancelled when the daemon stops: a login still waiting for its turn
     /// is given up rather than holding the stop for its grace.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Several daemons share the store (`[daemon.ha]`): who leads.
+    pub ha: Option<Arc<crate::ha::Link>>,
 }
 
 /// Settings replaced as a whole on reload.
@@ -148,6 +150,8 @@ pub struct Slot {
     pub(super) queued: Mutex<Option<super::pacing::Spot>>,
     /// The daemon is stopping (see [`Shared::stopping`]).
     pub(super) stopping: tokio_util::sync::CancellationToken,
+    /// Several daemons share the store: leadership and asks (docs/ha.md).
+    pub(super) ha: Option<Arc<crate::ha::Link>>,
 }
 
 impl Slot {
@@ -167,8 +171,20 @@ impl Slot {
             clock,
             pacer,
             stopping,
+            ha,
         } = with;
-        let machine = Machine::new(key.clone(), policy.clone());
+        let mut machine = Machine::new(key.clone(), policy.clone());
+        if ha.is_some() {
+            // Until the lock loop proves otherwise, another daemon may
+            // lead: nothing here logs in before it has the lock.
+            let _ = machine.handle(
+                clock.now(),
+                Input::Role {
+                    role: super::machine::Role::Follows,
+                    address_bound: false,
+                },
+            );
+        }
         Arc::new(Self {
             key,
             access: parking_lot::RwLock::new(Arc::new(access)),
@@ -187,6 +203,7 @@ impl Slot {
             pacer,
             queued: Mutex::new(None),
             stopping,
+            ha,
         })
     }
 

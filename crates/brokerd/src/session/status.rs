@@ -41,6 +41,9 @@ pub struct SlotStatus {
     /// While the slot's login waits for its broker host's turn: how many
     /// calls are ahead of it (`retry_after_secs` is then the estimate).
     pub queued_behind: Option<u64>,
+    /// Several daemons sharing the store: this daemon's role, and the host
+    /// that leads (None while no daemon does).
+    pub ha: Option<(super::machine::Role, Option<String>)>,
 }
 
 impl Slot {
@@ -109,8 +112,20 @@ impl Slot {
             ],
             logins_last_hour,
             queued_behind,
+            ha: None,
         };
+        let role = st.role();
         drop(st);
+        if let Some(link) = &self.ha {
+            // This daemon's own view first: the database's may lag a pass.
+            let leader = match role {
+                super::machine::Role::Leads => Some(link.host().to_string()),
+                super::machine::Role::Follows | super::machine::Role::Detached => {
+                    link.leader_of(&self.key).map(|(host, _)| host)
+                }
+            };
+            status.ha = Some((role, leader));
+        }
         // Only a slot waiting for a person shows (and so mints) its link.
         if self.interactive() && matches!(state, State::AuthRequired | State::Empty) {
             status.login_url = self.login_url();

@@ -182,6 +182,14 @@ impl Store {
         }
     }
 
+    /// The backend's name, as `hello` gives it.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
     /// Where the store keeps its data, for messages that tell an operator
     /// what to fix (SQLite: the database file; PostgreSQL: database, host
     /// and port). Never holds a password.

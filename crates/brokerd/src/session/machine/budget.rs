@@ -101,6 +101,17 @@ impl LoginBudget {
         self.starts.push_back(now);
     }
 
+    /// Counts login starts read from the audit trail that are not counted
+    /// yet (a takeover reads the shared trail again), in time order.
+    pub fn merge(&mut self, starts: impl IntoIterator<Item = DateTime<Utc>>) {
+        for at in starts {
+            if !self.starts.contains(&at) {
+                self.starts.push_back(at);
+            }
+        }
+        self.starts.make_contiguous().sort();
+    }
+
     /// Takes back the latest login: it never reached the broker (the store
     /// could not have kept its session).
     pub fn refund(&mut self) {

@@ -11,6 +11,7 @@ use crate::brokers::BrokerError;
 use crate::config::{Reminder, SessionPolicy};
 use crate::session::error::RequestError;
 use crate::session::events::EventKind;
+use crate::store::postgres::ha::AskKind;
 use crate::store::{AuditEvent, Rejection};
 
 /// What a request needs from the session.
@@ -154,6 +155,30 @@ pub enum Input<S> {
     },
     /// At startup: when the logins of the last hour started.
     RecentLogins(Vec<DateTime<Utc>>),
+    /// Several daemons on one store: the leader published `session` (or
+    /// the store holds it when this daemon takes the lead).
+    Adopt {
+        /// The session.
+        session: S,
+        /// Saved by another host (it may be bound to that host's address).
+        elsewhere: bool,
+        /// In [0, 1): the refresh's random advance.
+        jitter: f64,
+    },
+    /// Several daemons on one store: the leader logged the session out.
+    Gone,
+    /// Several daemons on one store: the login task found, right before
+    /// calling the broker, that this daemon no longer leads; no broker
+    /// call happened (the budget gets its login back).
+    NotLeader,
+    /// Several daemons on one store: this daemon's part changed.
+    Role {
+        /// The new role.
+        role: super::Role,
+        /// Whether this broker's sessions are bound to the address that
+        /// created them (a new leader then logs in again).
+        address_bound: bool,
+    },
     /// Breeze: a recheck found the app's credentials refused.
     SecretRefused {
         /// The generation the report was about.
@@ -230,6 +255,16 @@ pub enum Effect {
     RetireLink,
     /// Look again at this time (the schedule's next due time).
     WakeAt(DateTime<Utc>),
+    /// A follower: ask the leading daemon, through the database, for what
+    /// needs a broker login.
+    AskLeader {
+        /// What is asked.
+        kind: AskKind,
+        /// Report: the generation reported dead; others: the newest known.
+        generation: u64,
+        /// Login: how long the session must stay valid.
+        min_valid: Duration,
+    },
 }
 
 /// What an `invalidate` did, for the audit trail and metrics.

@@ -7,7 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use super::{Answer, Current, Effect, Machine, Out, Phase, Session, Succeeded, Trigger, backoff};
+use super::{
+    Answer, Current, Effect, Machine, Out, Phase, Role, Session, Succeeded, Trigger, backoff,
+};
+use crate::store::postgres::ha::AskKind;
 use crate::brokers::BrokerError;
 use crate::session::events::EventKind;
 use crate::session::live;
@@ -48,6 +51,17 @@ impl<S: Session> Machine<S> {
         renew: bool,
         out: &mut Out,
     ) {
+        match self.role {
+            Role::Leads => {}
+            Role::Follows | Role::Detached => {
+                let kind = match trigger {
+                    Trigger::Operator => AskKind::OperatorLogin,
+                    Trigger::Automatic => AskKind::Login,
+                };
+                let min_valid = self.policy.min_valid;
+                return self.defer_login(now, kind, self.generation, min_valid, out);
+            }
+        }
         if self.phase == Phase::LoggingIn {
             return;
         }

@@ -22,6 +22,7 @@ mod login;
 mod phase;
 mod requests;
 mod restore;
+pub mod role;
 mod schedule;
 mod store;
 #[cfg(test)]
@@ -33,6 +34,7 @@ use chrono::{DateTime, Utc};
 
 pub use io::{Answer, Effect, Effects, GateBy, Input, Invalidation, Need, Succeeded, Trigger};
 pub use phase::Phase;
+pub use role::Role;
 pub(crate) use store::SPENT;
 
 use crate::brokers::{BrokerId, SessionKey};
@@ -139,6 +141,10 @@ pub struct Machine<S> {
     /// The credentials fingerprint of the login in flight (what a
     /// rejection of it refers to).
     attempt_fingerprint: String,
+    /// Who logs in (several daemons on one store); `Leads` when alone.
+    role: Role,
+    /// A follower asked the leader and waits for its session until then.
+    asked_leader: Option<DateTime<Utc>>,
 }
 
 /// Collects the effects of one input.
@@ -180,6 +186,8 @@ impl<S: Session> Machine<S> {
             previous: None,
             rejected: Vec::new(),
             attempt_fingerprint: String::new(),
+            role: Role::Leads,
+            asked_leader: None,
         }
     }
 
@@ -242,11 +250,22 @@ impl<S: Session> Machine<S> {
                 fingerprint,
             } => self.stored_rejections(rejections, &fingerprint),
             Input::RecentLogins(times) => {
-                for at in times {
-                    self.budget.record(at);
-                }
+                // Merged, not appended: a takeover reads the shared audit
+                // trail again, including starts this daemon already knows.
+                self.budget.merge(times);
                 Answer::None
             }
+            Input::Adopt {
+                session,
+                elsewhere,
+                jitter,
+            } => self.adopt(session, elsewhere, jitter, &mut out),
+            Input::Gone => self.gone(&mut out),
+            Input::NotLeader => self.not_leader(),
+            Input::Role {
+                role,
+                address_bound,
+            } => self.set_role(now, role, address_bound, &mut out),
             Input::SecretRefused {
                 generation,
                 error,
@@ -353,10 +372,13 @@ impl<S: Session> Machine<S> {
     /// Whether a `1037` on `generation` goes on to the fenced path: the
     /// current session restored from the store (one login, however many
     /// report it), or an older generation (answered with the current one).
-    /// A session this process created is refused at once.
+    /// A session this process created is refused at once, and so is, on
+    /// a follower, one another host created (a login by the leader would
+    /// be bound to the leader's address, not this host's).
     pub fn ip_mismatch_fixable(&self, generation: u64) -> bool {
         self.current.as_ref().is_some_and(|c| {
-            (c.generation() == generation && c.restored) || c.generation() > generation
+            (c.generation() == generation && c.restored && self.role == Role::Leads)
+                || c.generation() > generation
         })
     }
 

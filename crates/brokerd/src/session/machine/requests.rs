@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use tracing::error;
 
-use super::{Answer, Effect, Invalidation, Machine, Need, Out, Phase, Session, Trigger};
+use super::{Answer, Effect, Invalidation, Machine, Need, Out, Phase, Role, Session, Trigger};
+use crate::store::postgres::ha::AskKind;
 use crate::brokers::BrokerError;
 use crate::session::error::{ErrorCode, RequestError};
 use crate::session::events::EventKind;
@@ -29,6 +30,9 @@ impl<S: Session> Machine<S> {
     ) -> Answer<S> {
         if let Some(session) = self.usable(now, need) {
             return Answer::Serve(session);
+        }
+        if self.role == Role::Detached {
+            return Answer::Fail(self.detached());
         }
         let key = &self.key;
         match self.phase {
@@ -122,6 +126,12 @@ impl<S: Session> Machine<S> {
                 ));
             }
         }
+        if asked && self.role == Role::Follows {
+            return Answer::Fail(RequestError::new(
+                ErrorCode::Unavailable,
+                format!("{key}: {}", self.last("the leading daemon published no usable session")),
+            ));
+        }
         if asked {
             return Answer::Fail(RequestError::new(
                 ErrorCode::LoginFailed,
@@ -166,12 +176,22 @@ impl<S: Session> Machine<S> {
         if current_generation == generation && !self.dead {
             let session = current.session.clone();
             self.dead = true;
-            self.count_death(now, Some(generation), obtained, out);
-            // Only from Idle: a lock-out must not get a second wrong
-            // attempt, a backoff or conflict must not be cut short, and a
-            // running login already brings the next session.
-            if self.phase == Phase::Idle {
-                self.begin_login(now, "token rejected by the broker", Trigger::Automatic, out);
+            match self.role {
+                Role::Leads => {
+                    self.count_death(now, Some(generation), obtained, out);
+                    // Only from Idle: a lock-out must not get a second wrong
+                    // attempt, a backoff or conflict must not be cut short,
+                    // and a running login already brings the next session.
+                    if self.phase == Phase::Idle {
+                        self.begin_login(now, "token rejected by the broker", Trigger::Automatic, out);
+                    }
+                }
+                // The leader counts the death and decides the login: it
+                // fences the report by generation as this daemon would.
+                Role::Follows | Role::Detached => {
+                    let min_valid = self.policy.min_valid;
+                    self.defer_login(now, AskKind::Report, generation, min_valid, out);
+                }
             }
             return Answer::Invalidated(Invalidation::Current(session));
         }
@@ -182,6 +202,7 @@ impl<S: Session> Machine<S> {
             if let Some((previous, obtained)) = self.previous
                 && previous == generation
                 && !ends_previous
+                && self.role == Role::Leads
             {
                 self.count_death(now, Some(generation), obtained, out);
             }

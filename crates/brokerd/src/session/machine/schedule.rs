@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Answer, Effect, Machine, Out, Phase, Session, Trigger};
+use super::{Answer, Effect, Machine, Out, Phase, Role, Session, Trigger};
 use crate::brokers::ist;
 use crate::config::Reminder;
 use crate::session::events::EventKind;
@@ -39,6 +39,12 @@ impl<S: Session> Machine<S> {
 
     /// Starts whatever login is due now; returns when to look again.
     fn plan(&mut self, now: DateTime<Utc>, out: &mut Out) -> Option<DateTime<Utc>> {
+        match self.role {
+            Role::Leads => {}
+            // The leader refreshes and retries; a detached daemon waits
+            // for the database.
+            Role::Follows | Role::Detached => return self.follower_plan(now),
+        }
         match self.phase {
             Phase::LoggingIn | Phase::LockedOut | Phase::AuthRequired => None,
             Phase::Backoff { until } | Phase::Conflict { until } if until > now => Some(until),

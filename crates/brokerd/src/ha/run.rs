@@ -1,0 +1,274 @@
+//! The three loops of a daemon sharing its store: the lock loop (take free
+//! sessions, notice a lost connection), the listener (sessions the leaders
+//! saved, requests for the sessions this daemon leads) and the periodic
+//! look for anything a lost notification hid.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::Link;
+use crate::session::Registry;
+use crate::session::machine::Role;
+use crate::session::Slot;
+use crate::store::postgres::ha::Notice;
+use crate::store::StoreError;
+
+/// How long a request row is worth answering: longer than any client
+/// waits for the answer.
+const ASK_MAX_AGE: Duration = Duration::from_secs(120);
+
+/// Pause before reconnecting a failed listener.
+const RELISTEN: Duration = Duration::from_secs(1);
+
+/// Starts the loops; they end when `cancel` fires, giving up every lock
+/// (the connection closes), so a follower takes over at once.
+pub fn spawn(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationToken, tracker: &TaskTracker) {
+    tracker.spawn(locks(Arc::clone(&link), Arc::clone(&registry), cancel.clone()));
+    tracker.spawn(listen(Arc::clone(&link), Arc::clone(&registry), cancel.clone()));
+    tracker.spawn(check(link, registry, cancel));
+}
+
+/// Every slot starts as a follower (set before anything else runs), and
+/// becomes the leader when it gets the lock.
+async fn locks(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationToken) {
+    // Five tries per period: a free lock is taken within a fifth of it.
+    let poll = link.config.takeover_within / 5;
+    loop {
+        if let Err(e) = pass(&link, &registry).await {
+            if link.connected.swap(false, Ordering::Relaxed) {
+                warn!(error = %e, "lost the database: leading nothing, logging in for nobody until it is back");
+            }
+            *link.locks.lock().await = None;
+            link.led.lock().clear();
+            for slot in registry.slots().iter() {
+                slot.set_role(Role::Detached, false).await;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+    // The connection closes with the lock loop: the server frees every lock.
+    *link.locks.lock().await = None;
+    link.led.lock().clear();
+}
+
+/// One round: connect if needed, try the lock of every session not led,
+/// give up the ones whose account left the config, read who leads what.
+async fn pass(link: &Link, registry: &Registry) -> Result<(), String> {
+    pass_on(link, registry).await.map_err(|e| match e {
+        Lost::Store(e) => e.to_string(),
+        Lost::Lock(key) => format!("the lock connection no longer holds the lock of {key}"),
+    })
+}
+
+/// Why a lock round failed: either means every lock is gone.
+enum Lost {
+    Store(StoreError),
+    Lock(String),
+}
+
+impl From<StoreError> for Lost {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+async fn pass_on(link: &Link, registry: &Registry) -> Result<(), Lost> {
+    let mut guard = link.locks.lock().await;
+    if guard.is_none() {
+        let conn = link.pg().lock_connection(link.config.takeover_within).await?;
+        info!(host = %link.host(), "lock connection up; taking free sessions");
+        *guard = Some(conn);
+        link.connected.store(true, Ordering::Relaxed);
+    }
+    let conn = guard.as_mut().expect("just connected");
+    let slots = registry.slots();
+    let mut taken = Vec::new();
+    let mut followed = Vec::new();
+    for slot in slots.iter() {
+        let key = slot.key();
+        if link.leads(key) {
+            continue;
+        }
+        if conn.try_lock(key).await? {
+            link.led.lock().insert(key.clone());
+            taken.push(Arc::clone(slot));
+        } else {
+            followed.push(Arc::clone(slot));
+        }
+    }
+    // Accounts a reload removed: their locks go to whoever still has them.
+    let gone: Vec<_> = link
+        .led
+        .lock()
+        .iter()
+        .filter(|k| !slots.iter().any(|s| s.key() == *k))
+        .cloned()
+        .collect();
+    for key in gone {
+        conn.unlock(&key).await?;
+        link.led.lock().remove(&key);
+    }
+    // Proves the connection (and so every lock) is alive even when
+    // nothing was tried this round.
+    let any = link.led.lock().iter().next().cloned();
+    if let Some(any) = any
+        && !conn.holds(&any).await?
+    {
+        return Err(Lost::Lock(any.to_string()));
+    }
+    let pid = conn.pid();
+    drop(guard);
+    for slot in followed {
+        if slot.role() != Role::Follows {
+            slot.set_role(Role::Follows, false).await;
+        }
+    }
+    for slot in taken {
+        take_over(link, &slot, pid).await;
+    }
+    let leaders = link.pg().leaders().await?;
+    *link.leaders.write() = leaders
+        .into_iter()
+        .map(|(key, host, since)| (key, (host, since)))
+        .collect();
+    Ok(())
+}
+
+/// This daemon now holds `slot`'s lock: record it, bring the slot up to
+/// what the store holds (the old leader may have saved a session this
+/// daemon missed) and its budget up to the logins every host started,
+/// then lead.
+async fn take_over(link: &Link, slot: &Arc<Slot>, pid: i32) {
+    let key = slot.key();
+    if let Err(e) = link.pg().set_leader(key, pid).await {
+        warn!(session = %key, error = %e, "could not record the leadership; leading anyway");
+    }
+    match link.store.load_session(key).await {
+        Ok(Some(stored)) => slot.adopt_stored(stored, link.host()).await,
+        Ok(None) => {}
+        Err(e) => warn!(session = %key, error = %e, "could not read the stored session at takeover"),
+    }
+    slot.restore_budget().await;
+    info!(session = %key, host = %link.host(), "leading this session");
+    let bound = link.address_bound(key.broker);
+    slot.set_role(Role::Leads, bound).await;
+}
+
+/// Notifications: sessions other hosts saved or forgot, and requests for
+/// the sessions this daemon leads.
+async fn listen(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationToken) {
+    loop {
+        let mut listener = match link.pg().listen().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot listen for other daemons' notifications; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(RELISTEN) => continue,
+                }
+            }
+        };
+        // Whatever happened before the listener was up.
+        look_at_everything(&link, &registry).await;
+        loop {
+            let notice = tokio::select! {
+                _ = cancel.cancelled() => return,
+                n = listener.next() => n,
+            };
+            match notice {
+                Ok(Notice::Session { key, generation, host }) => {
+                    if host != link.host()
+                        && let Some(slot) = slot_of(&registry, &key)
+                        && slot.generation() < generation
+                    {
+                        follow(&link, &slot).await;
+                    }
+                }
+                Ok(Notice::Gone { key, host }) => {
+                    if host != link.host()
+                        && let Some(slot) = slot_of(&registry, &key)
+                    {
+                        slot.gone().await;
+                    }
+                }
+                Ok(Notice::Request { key }) => {
+                    if link.leads(&key)
+                        && let Some(slot) = slot_of(&registry, &key)
+                    {
+                        answer(&link, &slot).await;
+                    }
+                }
+                Ok(Notice::Reconnected) => look_at_everything(&link, &registry).await,
+                Err(e) => {
+                    warn!(error = %e, "the notification connection failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The periodic look, in case a notification was lost.
+async fn check(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(link.config.check_every) => {}
+        }
+        look_at_everything(&link, &registry).await;
+    }
+}
+
+/// Every stored generation against this daemon's, and every request for
+/// a session it leads.
+async fn look_at_everything(link: &Link, registry: &Registry) {
+    let generations = match link.pg().generations().await {
+        Ok(g) => g,
+        Err(e) => {
+            return warn!(error = %e, "could not compare the stored generations");
+        }
+    };
+    for (key, stored) in generations {
+        let Some(slot) = slot_of(registry, &key) else {
+            continue;
+        };
+        if link.leads(&key) {
+            answer(link, &slot).await;
+        } else if slot.generation() < stored {
+            follow(link, &slot).await;
+        }
+    }
+}
+
+/// Reads `slot`'s stored session and serves it if it is newer.
+async fn follow(link: &Link, slot: &Arc<Slot>) {
+    match link.store.load_session(slot.key()).await {
+        Ok(Some(stored)) => slot.adopt_stored(stored, link.host()).await,
+        Ok(None) => {}
+        Err(e) => warn!(session = %slot.key(), error = %e, "could not read the session another daemon saved"),
+    }
+}
+
+/// The leader takes the requests other daemons wrote for `slot`.
+async fn answer(link: &Link, slot: &Arc<Slot>) {
+    match link.pg().claim(slot.key(), ASK_MAX_AGE).await {
+        Ok(asks) => {
+            for ask in asks {
+                slot.answer_ask(ask).await;
+            }
+        }
+        Err(e) => warn!(session = %slot.key(), error = %e, "could not read the requests for this session"),
+    }
+}
+
+fn slot_of(registry: &Registry, key: &crate::brokers::SessionKey) -> Option<Arc<Slot>> {
+    registry.slots().iter().find(|s| s.key() == key).cloned()
+}
