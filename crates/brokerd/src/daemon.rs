@@ -266,7 +266,12 @@ pub async fn start_opts(loaded: Loaded, opts: Options) -> anyhow::Result<Running
     let notify_rx = d.notify.as_ref().map(|_| registry.events().subscribe());
     registry.spawn_drivers(&cancel, &tracker);
     if let Some(link) = registry.ha() {
-        crate::ha::spawn(Arc::clone(link), Arc::clone(&registry), cancel.clone(), &tracker);
+        crate::ha::spawn(
+            Arc::clone(link),
+            Arc::clone(&registry),
+            cancel.clone(),
+            &tracker,
+        );
     }
     registry.spawn_checks(restored);
     if let Some(listener) = callback {

@@ -70,7 +70,11 @@ pub(super) fn ha(c: &mut Check<'_>, value: Option<Value>, postgres: bool) -> Opt
             "use 1 to 64 printable characters without '/', unique among the daemons sharing the store",
         );
     }
-    let takeover_within = c.duration(raw.takeover_within, "daemon.ha.takeover_within", DEFAULT_TAKEOVER);
+    let takeover_within = c.duration(
+        raw.takeover_within,
+        "daemon.ha.takeover_within",
+        DEFAULT_TAKEOVER,
+    );
     if takeover_within < Duration::from_secs(1) || takeover_within > Duration::from_secs(300) {
         c.problem(
             "daemon.ha.takeover_within",

@@ -13,9 +13,9 @@
 mod account;
 mod angel_one;
 mod check;
+mod ha;
 mod interactive_check;
 mod kotak_neo;
-mod ha;
 mod pacing;
 mod raw;
 mod summary;

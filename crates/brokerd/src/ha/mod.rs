@@ -90,7 +90,9 @@ impl Link {
     fn pg(&self) -> &PgStore {
         match &*self.store {
             Store::Postgres(pg) => pg,
-            Store::Sqlite(_) => unreachable!("[daemon.ha] is refused on SQLite by the config check"),
+            Store::Sqlite(_) => {
+                unreachable!("[daemon.ha] is refused on SQLite by the config check")
+            }
         }
     }
 

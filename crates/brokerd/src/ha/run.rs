@@ -13,10 +13,10 @@ use tracing::{info, warn};
 
 use super::Link;
 use crate::session::Registry;
-use crate::session::machine::Role;
 use crate::session::Slot;
-use crate::store::postgres::ha::Notice;
+use crate::session::machine::Role;
 use crate::store::StoreError;
+use crate::store::postgres::ha::Notice;
 
 /// How long a request row is worth answering: longer than any client
 /// waits for the answer.
@@ -27,9 +27,22 @@ const RELISTEN: Duration = Duration::from_secs(1);
 
 /// Starts the loops; they end when `cancel` fires, giving up every lock
 /// (the connection closes), so a follower takes over at once.
-pub fn spawn(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationToken, tracker: &TaskTracker) {
-    tracker.spawn(locks(Arc::clone(&link), Arc::clone(&registry), cancel.clone()));
-    tracker.spawn(listen(Arc::clone(&link), Arc::clone(&registry), cancel.clone()));
+pub fn spawn(
+    link: Arc<Link>,
+    registry: Arc<Registry>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    tracker.spawn(locks(
+        Arc::clone(&link),
+        Arc::clone(&registry),
+        cancel.clone(),
+    ));
+    tracker.spawn(listen(
+        Arc::clone(&link),
+        Arc::clone(&registry),
+        cancel.clone(),
+    ));
     tracker.spawn(check(link, registry, cancel));
 }
 
@@ -83,7 +96,10 @@ impl From<StoreError> for Lost {
 async fn pass_on(link: &Link, registry: &Registry) -> Result<(), Lost> {
     let mut guard = link.locks.lock().await;
     if guard.is_none() {
-        let conn = link.pg().lock_connection(link.config.takeover_within).await?;
+        let conn = link
+            .pg()
+            .lock_connection(link.config.takeover_within)
+            .await?;
         info!(host = %link.host(), "lock connection up; taking free sessions");
         *guard = Some(conn);
         link.connected.store(true, Ordering::Relaxed);
@@ -154,7 +170,9 @@ async fn take_over(link: &Link, slot: &Arc<Slot>, pid: i32) {
     match link.store.load_session(key).await {
         Ok(Some(stored)) => slot.adopt_stored(stored, link.host()).await,
         Ok(None) => {}
-        Err(e) => warn!(session = %key, error = %e, "could not read the stored session at takeover"),
+        Err(e) => {
+            warn!(session = %key, error = %e, "could not read the stored session at takeover")
+        }
     }
     slot.restore_budget().await;
     info!(session = %key, host = %link.host(), "leading this session");
@@ -184,7 +202,11 @@ async fn listen(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTo
                 n = listener.next() => n,
             };
             match notice {
-                Ok(Notice::Session { key, generation, host }) => {
+                Ok(Notice::Session {
+                    key,
+                    generation,
+                    host,
+                }) => {
                     if host != link.host()
                         && let Some(slot) = slot_of(&registry, &key)
                         && slot.generation() < generation
@@ -253,7 +275,9 @@ async fn follow(link: &Link, slot: &Arc<Slot>) {
     match link.store.load_session(slot.key()).await {
         Ok(Some(stored)) => slot.adopt_stored(stored, link.host()).await,
         Ok(None) => {}
-        Err(e) => warn!(session = %slot.key(), error = %e, "could not read the session another daemon saved"),
+        Err(e) => {
+            warn!(session = %slot.key(), error = %e, "could not read the session another daemon saved")
+        }
     }
 }
 
@@ -265,7 +289,9 @@ async fn answer(link: &Link, slot: &Arc<Slot>) {
                 slot.answer_ask(ask).await;
             }
         }
-        Err(e) => warn!(session = %slot.key(), error = %e, "could not read the requests for this session"),
+        Err(e) => {
+            warn!(session = %slot.key(), error = %e, "could not read the requests for this session")
+        }
     }
 }
 

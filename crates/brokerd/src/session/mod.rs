@@ -3,9 +3,9 @@
 
 pub mod driver;
 mod effects;
-mod follow;
 pub mod error;
 pub mod events;
+mod follow;
 mod interactive;
 pub mod live;
 mod login;

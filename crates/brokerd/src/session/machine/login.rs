@@ -10,10 +10,10 @@ use tracing::{error, info, warn};
 use super::{
     Answer, Current, Effect, Machine, Out, Phase, Role, Session, Succeeded, Trigger, backoff,
 };
-use crate::store::postgres::ha::AskKind;
 use crate::brokers::BrokerError;
 use crate::session::events::EventKind;
 use crate::session::live;
+use crate::store::postgres::ha::AskKind;
 use crate::store::{AuditEvent, Rejection};
 
 impl<S: Session> Machine<S> {

@@ -23,6 +23,8 @@ mod phase;
 mod requests;
 mod restore;
 pub mod role;
+#[cfg(test)]
+mod role_tests;
 mod schedule;
 mod store;
 #[cfg(test)]

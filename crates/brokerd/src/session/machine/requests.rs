@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 use tracing::error;
 
 use super::{Answer, Effect, Invalidation, Machine, Need, Out, Phase, Role, Session, Trigger};
-use crate::store::postgres::ha::AskKind;
 use crate::brokers::BrokerError;
 use crate::session::error::{ErrorCode, RequestError};
 use crate::session::events::EventKind;
 use crate::store::AuditEvent;
+use crate::store::postgres::ha::AskKind;
 
 impl<S: Session> Machine<S> {
     fn last(&self, fallback: &str) -> String {
@@ -129,7 +129,10 @@ impl<S: Session> Machine<S> {
         if asked && self.role == Role::Follows {
             return Answer::Fail(RequestError::new(
                 ErrorCode::Unavailable,
-                format!("{key}: {}", self.last("the leading daemon published no usable session")),
+                format!(
+                    "{key}: {}",
+                    self.last("the leading daemon published no usable session")
+                ),
             ));
         }
         if asked {
@@ -183,7 +186,12 @@ impl<S: Session> Machine<S> {
                     // attempt, a backoff or conflict must not be cut short,
                     // and a running login already brings the next session.
                     if self.phase == Phase::Idle {
-                        self.begin_login(now, "token rejected by the broker", Trigger::Automatic, out);
+                        self.begin_login(
+                            now,
+                            "token rejected by the broker",
+                            Trigger::Automatic,
+                            out,
+                        );
                     }
                 }
                 // The leader counts the death and decides the login: it

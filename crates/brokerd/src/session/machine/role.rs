@@ -112,7 +112,13 @@ impl<S: Session> Machine<S> {
     /// serve it from now on if it is newer than what this daemon has.
     /// `elsewhere`: saved by another host (it may be bound to that host's
     /// address).
-    pub(super) fn adopt(&mut self, session: S, elsewhere: bool, jitter: f64, out: &mut Out) -> Answer<S> {
+    pub(super) fn adopt(
+        &mut self,
+        session: S,
+        elsewhere: bool,
+        jitter: f64,
+        out: &mut Out,
+    ) -> Answer<S> {
         let generation = session.generation();
         self.generation = self.generation.max(generation);
         let newer = self
@@ -192,7 +198,13 @@ impl<S: Session> Machine<S> {
     /// (`address_bound`), or when there is no valid one and a session is
     /// wanted; otherwise serve what there is (no login) and plan its
     /// refresh.
-    pub(super) fn set_role(&mut self, now: DateTime<Utc>, role: Role, address_bound: bool, out: &mut Out) -> Answer<S> {
+    pub(super) fn set_role(
+        &mut self,
+        now: DateTime<Utc>,
+        role: Role,
+        address_bound: bool,
+        out: &mut Out,
+    ) -> Answer<S> {
         let was = std::mem::replace(&mut self.role, role);
         if self.asked_leader.take().is_some() && self.phase == Phase::LoggingIn {
             self.phase = Phase::Idle;
@@ -200,7 +212,10 @@ impl<S: Session> Machine<S> {
         match role {
             Role::Leads if was != Role::Leads => {
                 let bound_elsewhere = address_bound
-                    && self.current.as_ref().is_some_and(|c| c.restored && !self.dead);
+                    && self
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| c.restored && !self.dead);
                 if bound_elsewhere && self.phase == Phase::Idle {
                     // Served until the new one lands, as a refresh is.
                     self.begin_login(
@@ -209,8 +224,16 @@ impl<S: Session> Machine<S> {
                         super::Trigger::Automatic,
                         out,
                     );
-                } else if self.phase == Phase::Idle && self.want_session && self.valid(now).is_none() {
-                    self.begin_login(now, "took the lead with no valid session", super::Trigger::Automatic, out);
+                } else if self.phase == Phase::Idle
+                    && self.want_session
+                    && self.valid(now).is_none()
+                {
+                    self.begin_login(
+                        now,
+                        "took the lead with no valid session",
+                        super::Trigger::Automatic,
+                        out,
+                    );
                 }
                 out.push(Effect::WakeAt(now));
             }

@@ -13,14 +13,14 @@ use crate::session::error::ErrorCode;
 use crate::session::events::EventKind;
 use crate::store::{AuditEvent, Rejection};
 
-const S: Duration = Duration::from_secs(1);
+pub(super) const S: Duration = Duration::from_secs(1);
 
 /// A session as the machine sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Fake {
-    generation: u64,
-    obtained_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
+pub(super) struct Fake {
+    pub(super) generation: u64,
+    pub(super) obtained_at: DateTime<Utc>,
+    pub(super) expires_at: DateTime<Utc>,
 }
 
 impl Session for Fake {
@@ -35,7 +35,7 @@ impl Session for Fake {
     }
 }
 
-fn policy() -> SessionPolicy {
+pub(super) fn policy() -> SessionPolicy {
     SessionPolicy {
         refresh_margin: 60 * S,
         refresh_jitter: Duration::ZERO,
@@ -52,32 +52,32 @@ fn policy() -> SessionPolicy {
 }
 
 /// One machine and the virtual time it lives in.
-struct Rig {
-    m: Machine<Fake>,
-    now: DateTime<Utc>,
+pub(super) struct Rig {
+    pub(super) m: Machine<Fake>,
+    pub(super) now: DateTime<Utc>,
 }
 
 impl Rig {
-    fn new(broker: BrokerId) -> Self {
+    pub(super) fn new(broker: BrokerId) -> Self {
         Self::with(broker, policy())
     }
 
-    fn with(broker: BrokerId, policy: SessionPolicy) -> Self {
+    pub(super) fn with(broker: BrokerId, policy: SessionPolicy) -> Self {
         Self {
             m: Machine::new(SessionKey::new(broker, "main", Api::Interactive), policy),
             now: DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time"),
         }
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         self.now += d;
     }
 
-    fn feed(&mut self, input: Input<Fake>) -> Effects<Fake> {
+    pub(super) fn feed(&mut self, input: Input<Fake>) -> Effects<Fake> {
         self.m.handle(self.now, input)
     }
 
-    fn token(&mut self, min_valid: Duration, asked: bool) -> Effects<Fake> {
+    pub(super) fn token(&mut self, min_valid: Duration, asked: bool) -> Effects<Fake> {
         self.feed(Input::Token {
             need: Need {
                 min_valid,
@@ -87,12 +87,12 @@ impl Rig {
         })
     }
 
-    fn tick(&mut self) -> Effects<Fake> {
+    pub(super) fn tick(&mut self) -> Effects<Fake> {
         self.feed(Input::Tick { reminder: None })
     }
 
     /// The login in flight begins (credentials `fingerprint`); its generation.
-    fn begins(&mut self, fingerprint: &str) -> u64 {
+    pub(super) fn begins(&mut self, fingerprint: &str) -> u64 {
         match self
             .feed(Input::LoginBegins {
                 fingerprint: fingerprint.to_string(),
@@ -105,7 +105,7 @@ impl Rig {
     }
 
     /// The login in flight succeeds with a session lasting `lifetime`.
-    fn succeeds(&mut self, lifetime: Duration) -> Fake {
+    pub(super) fn succeeds(&mut self, lifetime: Duration) -> Fake {
         let generation = self.begins("creds-a");
         let session = Fake {
             generation,
@@ -116,7 +116,7 @@ impl Rig {
         session
     }
 
-    fn publish(&mut self, session: Fake) -> Effects<Fake> {
+    pub(super) fn publish(&mut self, session: Fake) -> Effects<Fake> {
         let logouts = self.m.logouts;
         self.feed(Input::LoginSucceeded(Succeeded {
             generation: session.generation,
@@ -128,7 +128,7 @@ impl Rig {
     }
 
     /// The login in flight fails with `error`.
-    fn fails(&mut self, error: BrokerError) -> Effects<Fake> {
+    pub(super) fn fails(&mut self, error: BrokerError) -> Effects<Fake> {
         let generation = self.begins("creds-a");
         let started_at = self.now;
         self.feed(Input::LoginFailed {
@@ -140,13 +140,13 @@ impl Rig {
     }
 
     /// An automatic login started by a request, then succeeding.
-    fn logged_in(&mut self, lifetime: Duration) -> Fake {
+    pub(super) fn logged_in(&mut self, lifetime: Duration) -> Fake {
         let e = self.token(Duration::ZERO, false);
         assert_eq!(logins(&e), 1, "{:?}", e.list);
         self.succeeds(lifetime)
     }
 
-    fn report(&mut self, generation: u64) -> Effects<Fake> {
+    pub(super) fn report(&mut self, generation: u64) -> Effects<Fake> {
         self.feed(Input::Report {
             generation,
             ends_previous: false,
@@ -155,27 +155,27 @@ impl Rig {
 }
 
 /// How many logins the effects start.
-fn logins(e: &Effects<Fake>) -> usize {
+pub(super) fn logins(e: &Effects<Fake>) -> usize {
     e.list
         .iter()
         .filter(|e| matches!(e, Effect::StartLogin { .. }))
         .count()
 }
 
-fn published(e: &Effects<Fake>, kind: EventKind) -> bool {
+pub(super) fn published(e: &Effects<Fake>, kind: EventKind) -> bool {
     e.list
         .iter()
         .any(|e| matches!(e, Effect::Publish { kind: k, .. } if *k == kind))
 }
 
-fn wake_at(e: &Effects<Fake>) -> Option<DateTime<Utc>> {
+pub(super) fn wake_at(e: &Effects<Fake>) -> Option<DateTime<Utc>> {
     e.list.iter().find_map(|e| match e {
         Effect::WakeAt(at) => Some(*at),
         _ => None,
     })
 }
 
-fn failed(e: Effects<Fake>) -> crate::session::error::RequestError {
+pub(super) fn failed(e: Effects<Fake>) -> crate::session::error::RequestError {
     match e.answer {
         Answer::Fail(err) => err,
         other => panic!("expected a refusal, got {other:?}"),
