@@ -70,6 +70,27 @@ impl Slot {
         self.apply(effects.list, None).await;
     }
 
+    /// A submission on a daemon that does not lead: the refusal naming the
+    /// daemon that does (`None` when this one leads, or is alone).
+    pub(super) fn not_the_leader_for_submit(&self) -> Option<crate::session::RequestError> {
+        let ha = self.ha.as_ref()?;
+        let role = self.role();
+        let leader = match role {
+            Role::Leads => return None,
+            Role::Follows | Role::Detached => ha.leader_of(&self.key).map(|(host, _)| host),
+        };
+        Some(crate::session::RequestError::new(
+            crate::session::ErrorCode::Unavailable,
+            format!(
+                "{}: this daemon ({}) does not lead this session ({}), and only the leader exchanges a                  browser login; submit it on {} (`brokerctl submit` there), or open that daemon's login link",
+                self.key,
+                ha.host(),
+                role.as_str(),
+                leader.as_deref().unwrap_or("the leading daemon (none right now: retry in a few seconds)")
+            ),
+        ).retry_after(Duration::from_secs(5)))
+    }
+
     /// The leader logged the session out.
     pub async fn gone(self: &Arc<Self>) {
         let effects = self.feed(Input::Gone);

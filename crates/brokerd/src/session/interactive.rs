@@ -199,6 +199,12 @@ impl Slot {
                 ),
             ));
         }
+        // Several daemons on one store: only the leader exchanges a browser
+        // login (an exchange is a login). Refused before the link's state or
+        // the request token is used, so the person can submit it there.
+        if let Some(refusal) = self.not_the_leader_for_submit() {
+            return Err(refusal);
+        }
         // Before anything is used up (the link's state, the request token at
         // the broker): a session that cannot be stored is not worth either.
         self.store_gate(super::machine::GateBy::Submission).await?;

@@ -126,8 +126,10 @@ impl Slot {
             };
             status.ha = Some((role, leader));
         }
-        // Only a slot waiting for a person shows (and so mints) its link.
-        if self.interactive() && matches!(state, State::AuthRequired | State::Empty) {
+        // Only a slot waiting for a person shows (and so mints) its link,
+        // and with several daemons only the leader's (it exchanges it).
+        let leads = !matches!(role, super::machine::Role::Follows | super::machine::Role::Detached);
+        if self.interactive() && leads && matches!(state, State::AuthRequired | State::Empty) {
             status.login_url = self.login_url();
         }
         status

@@ -13,6 +13,7 @@ mod config_urls;
 mod crash_loop;
 mod crate_graph;
 mod deb;
+mod ha;
 mod harden;
 mod history;
 mod hostages;
