@@ -128,7 +128,10 @@ impl Slot {
         }
         // Only a slot waiting for a person shows (and so mints) its link,
         // and with several daemons only the leader's (it exchanges it).
-        let leads = !matches!(role, super::machine::Role::Follows | super::machine::Role::Detached);
+        let leads = !matches!(
+            role,
+            super::machine::Role::Follows | super::machine::Role::Detached
+        );
         if self.interactive() && leads && matches!(state, State::AuthRequired | State::Empty) {
             status.login_url = self.login_url();
         }

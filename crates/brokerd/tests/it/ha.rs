@@ -130,7 +130,13 @@ impl Desk {
     fn logs(&self) -> String {
         self.hosts
             .iter()
-            .map(|h| format!("== {} ==\n{}", h.name, child::run_logs(h.dir.path(), h.runs)))
+            .map(|h| {
+                format!(
+                    "== {} ==\n{}",
+                    h.name,
+                    child::run_logs(h.dir.path(), h.runs)
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -143,8 +149,11 @@ impl Desk {
     }
 
     async fn token(&self, i: usize) -> Value {
-        self.call(i, json!({"op": "token", "broker": "jainam", "wait_secs": 20}))
-            .await
+        self.call(
+            i,
+            json!({"op": "token", "broker": "jainam", "wait_secs": 20}),
+        )
+        .await
     }
 
     async fn status(&self, i: usize) -> Value {
@@ -157,7 +166,11 @@ impl Desk {
         for (i, h) in self.hosts.iter().enumerate() {
             if h.daemon.is_some() {
                 let s = self.status(i).await;
-                out.push((i, s["role"].as_str().unwrap_or("?").to_string(), s["leader"].clone()));
+                out.push((
+                    i,
+                    s["role"].as_str().unwrap_or("?").to_string(),
+                    s["leader"].clone(),
+                ));
             }
         }
         out
@@ -186,7 +199,12 @@ impl Desk {
             }
         })
         .await;
-        assert!(settled, "no single leader: {:?}\n{}", self.roles().await, self.logs());
+        assert!(
+            settled,
+            "no single leader: {:?}\n{}",
+            self.roles().await,
+            self.logs()
+        );
         found.load(Ordering::Relaxed) as usize
     }
 
@@ -225,8 +243,14 @@ impl Desk {
         for r in reports {
             let (i, g, valid, reply) = r.await.unwrap();
             let g = g.unwrap_or_else(|| panic!("daemon {i} answered {reply}\n{}", self.logs()));
-            assert!(g > generation, "daemon {i} handed out generation {g}: {reply}");
-            assert!(valid, "daemon {i} handed out a session the broker does not accept: {reply}");
+            assert!(
+                g > generation,
+                "daemon {i} handed out generation {g}: {reply}"
+            );
+            assert!(
+                valid,
+                "daemon {i} handed out a session the broker does not accept: {reply}"
+            );
             newest = newest.max(g);
         }
         newest
@@ -262,8 +286,13 @@ fn hammer(desk: &Desk, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<(u6
                 while !stop.load(Ordering::Relaxed) {
                     // A killed daemon's clients lose their socket: that is
                     // the operator's failover, not a bad answer.
-                    let Ok(mut c) = Client::connect(&socket).await else { break };
-                    let Ok(r) = c.call(&json!({"op": "token", "broker": "jainam", "wait_secs": 5})).await else {
+                    let Ok(mut c) = Client::connect(&socket).await else {
+                        break;
+                    };
+                    let Ok(r) = c
+                        .call(&json!({"op": "token", "broker": "jainam", "wait_secs": 5}))
+                        .await
+                    else {
                         break;
                     };
                     if let Some(token) = r["session"]["token"].as_str() {
@@ -290,9 +319,19 @@ async fn three_daemons_log_in_once_and_a_killed_leader_is_replaced_without_a_log
     let first = session(&desk.token(0).await).clone();
     for i in 1..3 {
         let s = desk.token(i).await;
-        assert_eq!(session(&s)["token"], first["token"], "daemon {i}: {s}\n{}", desk.logs());
+        assert_eq!(
+            session(&s)["token"],
+            first["token"],
+            "daemon {i}: {s}\n{}",
+            desk.logs()
+        );
     }
-    assert_eq!(desk.logins(), 1, "one login for three daemons\n{}", desk.logs());
+    assert_eq!(
+        desk.logins(),
+        1,
+        "one login for three daemons\n{}",
+        desk.logs()
+    );
     let leader = desk.one_leader(Duration::from_secs(10)).await;
     let hello = desk.call((leader + 1) % 3, json!({"op": "hello"})).await;
     assert_eq!(hello["store"], "postgres", "{hello}");
@@ -326,11 +365,19 @@ async fn three_daemons_log_in_once_and_a_killed_leader_is_replaced_without_a_log
     let mut served = 0;
     for c in clients {
         let (n, bad) = c.await.unwrap();
-        assert!(bad.is_empty(), "sessions the broker did not accept: {bad:?}");
+        assert!(
+            bad.is_empty(),
+            "sessions the broker did not accept: {bad:?}"
+        );
         served += n;
     }
     assert!(served > 0);
-    assert_eq!(desk.logins(), 4, "the takeover of a valid session costs no login\n{}", desk.logs());
+    assert_eq!(
+        desk.logins(),
+        4,
+        "the takeover of a valid session costs no login\n{}",
+        desk.logs()
+    );
 
     // The new leader logs in for the next rejection, once.
     generation = desk.rejection_round(generation).await;
@@ -353,13 +400,12 @@ async fn a_leader_cut_off_from_the_database_gives_way_and_no_login_is_doubled() 
     // A partition of the leader from the database: its lock connection
     // is cut at the server, so its locks are gone while it still runs.
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let cut: Vec<(bool,)> = sqlx::query_as(
-        "SELECT pg_terminate_backend(pid) FROM ha_leaders WHERE host = $1",
-    )
-    .bind(&desk.hosts[leader].name)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let cut: Vec<(bool,)> =
+        sqlx::query_as("SELECT pg_terminate_backend(pid) FROM ha_leaders WHERE host = $1")
+            .bind(&desk.hosts[leader].name)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(cut, vec![(true,)]);
     let other = 1 - leader;
     let cut_at = Instant::now();
@@ -374,7 +420,12 @@ async fn a_leader_cut_off_from_the_database_gives_way_and_no_login_is_doubled() 
     assert!(cut_at.elapsed() <= TAKEOVER + Duration::from_millis(500));
     // The old leader reconnects as a follower; both agree.
     assert_eq!(desk.one_leader(Duration::from_secs(10)).await, other);
-    assert_eq!(desk.logins(), 1, "no login at the takeover\n{}", desk.logs());
+    assert_eq!(
+        desk.logins(),
+        1,
+        "no login at the takeover\n{}",
+        desk.logs()
+    );
     // A rejection reported on both: one login, by the new leader.
     let g = desk
         .rejection_round(first["generation"].as_u64().unwrap())
@@ -413,8 +464,14 @@ async fn a_database_restart_under_load_stops_logins_until_it_is_back() {
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         let (served, bad) = c.await.unwrap();
-        assert!(served > 0, "a daemon stopped serving when the database went away");
-        assert!(bad.is_empty(), "sessions the broker did not accept: {bad:?}");
+        assert!(
+            served > 0,
+            "a daemon stopped serving when the database went away"
+        );
+        assert!(
+            bad.is_empty(),
+            "sessions the broker did not accept: {bad:?}"
+        );
     }
     // The broker kills the session while the database is down: reports
     // are answered `unavailable`, and nobody logs in.
@@ -422,16 +479,27 @@ async fn a_database_restart_under_load_stops_logins_until_it_is_back() {
     for i in 0..2 {
         assert_eq!(session(&desk.token(i).await)["token"], first["token"]);
         let refused = desk
-            .call(i, json!({"op": "invalidate", "broker": "jainam", "generation": 1,
-                            "reason": "Invalid Token", "http_status": 401, "wait_secs": 5}))
+            .call(
+                i,
+                json!({"op": "invalidate", "broker": "jainam", "generation": 1,
+                            "reason": "Invalid Token", "http_status": 401, "wait_secs": 5}),
+            )
             .await;
         assert_eq!(common::error_code(&refused), "unavailable", "{refused}");
         assert!(
-            refused["error"]["message"].as_str().unwrap_or_default().contains("database"),
+            refused["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("database"),
             "{refused}"
         );
     }
-    assert_eq!(desk.logins(), 1, "no login without the database\n{}", desk.logs());
+    assert_eq!(
+        desk.logins(),
+        1,
+        "no login without the database\n{}",
+        desk.logs()
+    );
 
     // The database is back: the daemon that takes the lead replaces the
     // session reported dead, once, and both serve the new one.

@@ -395,3 +395,49 @@ fn pacing_tables_replace_a_brokers_default_and_name_their_mistakes() {
             .contains("unknown key")
     );
 }
+
+#[test]
+fn ha_needs_postgres_and_names_its_mistakes() {
+    use crate::brokers::BrokerId;
+    let pg = "[daemon]\ndatabase_url = \"postgres://brokerd@db.example/brokerd\"\n";
+    let c = ok(&format!("{pg}[daemon.ha]\nhost = \"vps-a\"\n{ACCOUNT}"));
+    let ha = c.config.daemon.ha.expect("the section is read");
+    assert_eq!(ha.host, "vps-a");
+    assert_eq!(ha.takeover_within, Duration::from_secs(5));
+    assert_eq!(ha.check_every, Duration::from_secs(5));
+    // The broker facts: only Kotak Neo binds a session to its address.
+    assert_eq!(ha.address_bound, vec![BrokerId::KotakNeo]);
+    let c = ok(&format!(
+        "{pg}[daemon.ha]\nhost = \"b\"\ntakeover_within = \"2s\"\naddress_bound = []\n{ACCOUNT}"
+    ));
+    let ha = c.config.daemon.ha.unwrap();
+    assert!(ha.address_bound.is_empty());
+    assert_eq!(ha.takeover_within, Duration::from_secs(2));
+    // Without the section, a daemon leads alone.
+    assert!(ok(&format!("{pg}{ACCOUNT}")).config.daemon.ha.is_none());
+
+    let p = problems(&format!("[daemon.ha]\nhost = \"vps-a\"\n{ACCOUNT}"));
+    let on_sqlite = problem_on(&p, "daemon.ha");
+    assert!(on_sqlite.message.contains("PostgreSQL"), "{on_sqlite}");
+    assert!(on_sqlite.fix.contains("postgres://"), "{on_sqlite}");
+    let p = problems(&format!(
+        "{pg}[daemon.ha]\nhost = \"a/b\"\ntakeover_within = \"10m\"\n\
+         address_bound = [\"upstox\"]\nleader = true\n{ACCOUNT}"
+    ));
+    assert!(problem_on(&p, "daemon.ha.host").fix.contains("unique"));
+    assert!(
+        problem_on(&p, "daemon.ha.takeover_within")
+            .fix
+            .contains("1s to 5m")
+    );
+    assert!(
+        problem_on(&p, "daemon.ha.address_bound")
+            .message
+            .contains("upstox")
+    );
+    assert!(
+        problem_on(&p, "daemon.ha.leader")
+            .message
+            .contains("unknown key")
+    );
+}
