@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::error::{ErrorCode, RequestError};
 use super::machine::{Answer, Input, Need, Role};
+use crate::secret::Secret;
 use super::slot::Slot;
 use crate::store::StoredSession;
 use crate::store::postgres::ha::{Ask, AskKind};
@@ -70,25 +72,61 @@ impl Slot {
         self.apply(effects.list, None).await;
     }
 
-    /// A submission on a daemon that does not lead: the refusal naming the
-    /// daemon that does (`None` when this one leads, or is alone).
-    pub(super) fn not_the_leader_for_submit(&self) -> Option<crate::session::RequestError> {
-        let ha = self.ha.as_ref()?;
-        let role = self.role();
-        let leader = match role {
-            Role::Leads => return None,
-            Role::Follows | Role::Detached => ha.leader_of(&self.key).map(|(host, _)| host),
+    /// Whether another daemon leads this slot (or may: detached).
+    pub(super) fn follows(&self) -> bool {
+        self.ha.is_some() && self.role() != Role::Leads
+    }
+
+    /// A person's browser login reached a daemon that does not lead: the
+    /// submission goes to the leader in a request row (encrypted at rest,
+    /// never logged), and the answer is the session the leader publishes
+    /// within `wait`. Detached, it is refused unused.
+    pub(super) async fn hand_to_leader(
+        self: &Arc<Self>,
+        submission: Secret,
+        state: Option<&str>,
+        wait: Duration,
+    ) -> Result<Arc<super::live::Live>, RequestError> {
+        let ha = self.ha.as_ref().expect("only a daemon sharing its store follows");
+        let before = self.generation();
+        if self.role() == Role::Detached {
+            return Err(RequestError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "{}: this daemon lost its database connection, so it cannot hand the browser login to \
+                     the leading daemon; nothing was used: submit it again in a few seconds, or on the \
+                     leading daemon",
+                    self.key
+                ),
+            )
+            .retry_after(Duration::from_secs(5)));
+        }
+        let payload = serde_json::to_vec(&serde_json::json!({
+            "submission": submission.expose(),
+            "state": state,
+        }))
+        .expect("a JSON object of strings serialises");
+        let ask = Ask {
+            kind: AskKind::Submit,
+            generation: before,
+            min_valid_secs: 0,
+            from_host: ha.host().to_string(),
+            payload: Some(payload),
         };
-        Some(crate::session::RequestError::new(
-            crate::session::ErrorCode::Unavailable,
-            format!(
-                "{}: this daemon ({}) does not lead this session ({}), and only the leader exchanges a                  browser login; submit it on {} (`brokerctl submit` there), or open that daemon's login link",
-                self.key,
-                ha.host(),
-                role.as_str(),
-                leader.as_deref().unwrap_or("the leading daemon (none right now: retry in a few seconds)")
-            ),
-        ).retry_after(Duration::from_secs(5)))
+        ha.forward(&self.key, &ask).await.map_err(|e| {
+            RequestError::new(
+                ErrorCode::Unavailable,
+                format!("{}: could not hand the browser login to the leading daemon: {e}", self.key),
+            )
+            .retry_after(Duration::from_secs(5))
+        })?;
+        info!(session = %self.key, leader = ?ha.leader_of(&self.key).map(|l| l.0),
+              "browser login handed to the leading daemon");
+        let need = Need {
+            min_valid: Duration::ZERO,
+            newer_than: before,
+        };
+        self.wait_for(need, wait).await
     }
 
     /// The leader logged the session out.
@@ -145,9 +183,29 @@ impl Slot {
                 self.apply(effects.list, None).await;
             }
             AskKind::Submit => {
-                warn!(session = %key, from = %ask.from_host,
-                      "a browser login reached another daemon; submit it on the leader");
+                let Some((submission, state)) = ask.payload.as_deref().and_then(submission_of) else {
+                    return warn!(session = %key, from = %ask.from_host,
+                                 "a browser login handed over by another daemon is unreadable; ignored");
+                };
+                // Its outcome reaches the follower as the published session
+                // (or its wait running out); the failure is logged here.
+                let slot = Arc::clone(self);
+                let from = ask.from_host.clone();
+                self.tasks.spawn(async move {
+                    let wait = Duration::from_secs(60);
+                    if let Err(e) = slot.submit(submission, state.as_deref(), wait).await {
+                        warn!(session = %slot.key, from = %from, error = %e.message,
+                              "a browser login handed over by another daemon failed");
+                    }
+                });
             }
         }
     }
+}
+
+/// The submission and link state of a handed-over browser login.
+fn submission_of(payload: &[u8]) -> Option<(Secret, Option<String>)> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let submission = Secret::new(v["submission"].as_str()?.to_string());
+    Some((submission, v["state"].as_str().map(str::to_string)))
 }

@@ -200,10 +200,11 @@ impl Slot {
             ));
         }
         // Several daemons on one store: only the leader exchanges a browser
-        // login (an exchange is a login). Refused before the link's state or
-        // the request token is used, so the person can submit it there.
-        if let Some(refusal) = self.not_the_leader_for_submit() {
-            return Err(refusal);
+        // login (an exchange is a login). A follower hands it to the leader
+        // through the database, unused (the leader checks the link's state
+        // once), and answers with the session the leader publishes.
+        if self.follows() {
+            return self.hand_to_leader(submission, state, wait).await;
         }
         // Before anything is used up (the link's state, the request token at
         // the broker): a session that cannot be stored is not worth either.
