@@ -167,16 +167,24 @@ async fn take_over(link: &Link, slot: &Arc<Slot>, pid: i32) {
     if let Err(e) = link.pg().set_leader(key, pid).await {
         warn!(session = %key, error = %e, "could not record the leadership; leading anyway");
     }
-    match link.store.load_session(key).await {
-        Ok(Some(stored)) => slot.adopt_stored(stored, link.host()).await,
-        Ok(None) => {}
-        Err(e) => {
-            warn!(session = %key, error = %e, "could not read the stored session at takeover")
+    // Who saved the session this daemon will serve: a session another host
+    // (or a daemon that did not say) created is bound to that address.
+    let created_by = match link.store.load_session(key).await {
+        Ok(Some(stored)) => {
+            let by = stored.created_by.clone();
+            slot.adopt_stored(stored, link.host()).await;
+            by
         }
-    }
+        Ok(None) => None,
+        Err(e) => {
+            warn!(session = %key, error = %e, "could not read the stored session at takeover");
+            None
+        }
+    };
     slot.restore_budget().await;
     info!(session = %key, host = %link.host(), "leading this session");
-    let bound = link.address_bound(key.broker);
+    let elsewhere = created_by.as_deref() != Some(link.host());
+    let bound = link.address_bound(key.broker) && elsewhere;
     slot.set_role(Role::Leads, bound).await;
 }
 

@@ -9,8 +9,8 @@ use tracing::{info, warn};
 
 use super::error::{ErrorCode, RequestError};
 use super::machine::{Answer, Input, Need, Role};
-use crate::secret::Secret;
 use super::slot::Slot;
+use crate::secret::Secret;
 use crate::store::StoredSession;
 use crate::store::postgres::ha::{Ask, AskKind};
 
@@ -87,7 +87,10 @@ impl Slot {
         state: Option<&str>,
         wait: Duration,
     ) -> Result<Arc<super::live::Live>, RequestError> {
-        let ha = self.ha.as_ref().expect("only a daemon sharing its store follows");
+        let ha = self
+            .ha
+            .as_ref()
+            .expect("only a daemon sharing its store follows");
         let before = self.generation();
         if self.role() == Role::Detached {
             return Err(RequestError::new(
@@ -116,7 +119,10 @@ impl Slot {
         ha.forward(&self.key, &ask).await.map_err(|e| {
             RequestError::new(
                 ErrorCode::Unavailable,
-                format!("{}: could not hand the browser login to the leading daemon: {e}", self.key),
+                format!(
+                    "{}: could not hand the browser login to the leading daemon: {e}",
+                    self.key
+                ),
             )
             .retry_after(Duration::from_secs(5))
         })?;
@@ -183,7 +189,8 @@ impl Slot {
                 self.apply(effects.list, None).await;
             }
             AskKind::Submit => {
-                let Some((submission, state)) = ask.payload.as_deref().and_then(submission_of) else {
+                let Some((submission, state)) = ask.payload.as_deref().and_then(submission_of)
+                else {
                     return warn!(session = %key, from = %ask.from_host,
                                  "a browser login handed over by another daemon is unreadable; ignored");
                 };

@@ -195,7 +195,8 @@ impl<S: Session> Machine<S> {
 
     /// The role changes. Taking the lead: stop waiting for the old leader,
     /// log in again when the session is bound to another host's address
-    /// (`address_bound`), or when there is no valid one and a session is
+    /// (`address_bound`: the broker binds sessions and the stored one was
+    /// created elsewhere), or when there is no valid one and a session is
     /// wanted; otherwise serve what there is (no login) and plan its
     /// refresh.
     pub(super) fn set_role(
