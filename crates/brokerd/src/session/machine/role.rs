@@ -212,11 +212,7 @@ impl<S: Session> Machine<S> {
         }
         match role {
             Role::Leads if was != Role::Leads => {
-                let bound_elsewhere = address_bound
-                    && self
-                        .current
-                        .as_ref()
-                        .is_some_and(|c| c.restored && !self.dead);
+                let bound_elsewhere = address_bound && self.valid(now).is_some();
                 if bound_elsewhere && self.phase == Phase::Idle {
                     // Served until the new one lands, as a refresh is.
                     self.begin_login(
