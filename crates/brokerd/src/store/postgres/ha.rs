@@ -693,3 +693,7 @@ impl PgStore {
             .collect())
     }
 }
+
+#[cfg(test)]
+#[path = "ha_tests.rs"]
+mod ha_tests;
