@@ -532,3 +532,48 @@ async fn generations_lists_every_slot() {
         vec![(one, 4), (two, 9)]
     );
 }
+
+#[tokio::test]
+async fn the_listener_errors_while_the_server_is_down_then_says_reconnected() {
+    // Its own cluster: stopping the shared one would break the other tests.
+    let cluster = match crate::store::pg_test_cluster::PgCluster::start(true) {
+        Ok(c) => c,
+        Err(why) => {
+            crate::store::pg_test_cluster::skip(
+                "the_listener_errors_while_the_server_is_down",
+                &why,
+            );
+            return;
+        }
+    };
+    let url = cluster.create_database().unwrap();
+    let store = Store::open(&url, EncryptionKey::generate()).await.unwrap();
+    let mut listener = pg(&store).listen().await.unwrap();
+
+    cluster.stop().unwrap();
+    // The connection ends and cannot be made again: an error, at once or
+    // within the pool's acquire timeout, and again while it is down.
+    for _ in 0..2 {
+        let down = tokio::time::timeout(Duration::from_secs(20), listener.next())
+            .await
+            .expect("an answer in time");
+        assert!(matches!(down, Err(StoreError::Database(_))), "{down:?}");
+    }
+
+    // Back: the first notice says notifications may have been missed, and
+    // the listener listens again.
+    cluster.start_again().unwrap();
+    assert_eq!(next(&mut listener).await, Notice::Reconnected);
+    let key = slot("main", Api::Interactive);
+    store.save_session(&key, 1, &sample(1)).await.unwrap();
+    assert_eq!(
+        next(&mut listener).await,
+        Notice::Session {
+            key,
+            generation: 1,
+            host: String::new()
+        }
+    );
+    drop(listener);
+    store.close().await;
+}
