@@ -5,8 +5,9 @@
 //! Durability: every connection sets `synchronous_commit = on` (PostgreSQL's
 //! default, forced here so a server or role default of `off` cannot weaken
 //! it), so a commit has reached the server's WAL on disk when `execute`
-//! returns, as "persist before publish" needs. One daemon per database for
-//! now: leadership between daemons sharing one is future work.
+//! returns, as "persist before publish" needs. Several daemons sharing one
+//! database: the primitives they need (leadership locks, notifications,
+//! request rows) are in [`ha`].
 
 pub mod ha;
 mod records;
@@ -36,9 +37,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// opens connections on demand, up to this many.
 const POOL_SIZE: u32 = 8;
 
-/// The columns [`RawRow`] is read from, in one place for both queries.
-const SESSION_COLUMNS: &str =
-    "generation, key_id, nonce, ciphertext, expires_at, obtained_at, user_id, app_expiry";
+/// The columns [`SessionRow`] is read from, in one place for both queries.
+const SESSION_COLUMNS: &str = "generation, key_id, nonce, ciphertext, expires_at, obtained_at, \
+                               user_id, app_expiry, created_by";
 
 /// Checks that `url` is a PostgreSQL URL this build can use, without
 /// connecting: it parses as sqlx parses it, and names a database. The
@@ -110,6 +111,40 @@ pub struct PgStore {
     location: String,
     /// The daemon's clock: every time the store writes, and audit ages.
     clock: SharedClock,
+    /// What the pool connects with: the lock connection is opened from
+    /// the same options (ha.rs).
+    options: ConnectOptions,
+    /// `[daemon.ha] host`, once set ([`PgStore::set_host`]): written into
+    /// `sessions.created_by`, notifications and `ha_leaders`.
+    host: parking_lot::RwLock<Option<String>>,
+}
+
+/// [`PgConnectOptions`] without its `Debug`, which prints the password;
+/// boxed, as they are large and [`super::Store`] holds a store inline.
+#[derive(Clone)]
+struct ConnectOptions(Box<PgConnectOptions>);
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgConnectOptions { .. }")
+    }
+}
+
+/// A `sessions` row as the codec reads it, plus the PostgreSQL-only
+/// `created_by` (SQLite has no such column).
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    row: RawRow,
+    created_by: Option<String>,
+}
+
+impl SessionRow {
+    fn open(self, keys: &KeyRing, slot: &SessionKey) -> Result<StoredSession, StoreError> {
+        let mut stored = codec::open(keys, slot, self.row)?;
+        stored.created_by = self.created_by;
+        Ok(stored)
+    }
 }
 
 /// A `sessions` row with its slot columns, as `load_all` reads it.
@@ -119,7 +154,7 @@ struct SlotRow {
     account: String,
     api: String,
     #[sqlx(flatten)]
-    row: RawRow,
+    row: SessionRow,
 }
 
 impl PgStore {
@@ -139,7 +174,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         let location = describe(url);
@@ -151,7 +186,14 @@ impl PgStore {
             faults: FaultSwitch::default(),
             location,
             clock,
+            options: ConnectOptions(Box::new(options)),
+            host: parking_lot::RwLock::new(None),
         })
+    }
+
+    /// The host set by [`PgStore::set_host`], if any.
+    fn host(&self) -> Option<String> {
+        self.host.read().clone()
     }
 
     /// Now on the store's clock as unix milliseconds.
@@ -194,20 +236,29 @@ impl PgStore {
         self.faults.check_write()?;
         let _sealing = self.sealing.read().await;
         let row = codec::seal(self.keys().current(), slot, generation, session)?;
+        let host = self.host();
+        let notice = ha::saved_payload(slot, generation, host.as_deref().unwrap_or(""));
         // One statement, autocommit. The conflicting row is locked and the
         // WHERE re-checked on its newest version, so of concurrent saves
         // of one slot the highest generation is the one left standing.
+        // The notification goes out in the same statement (so the same
+        // transaction: delivered only once the row is committed), once per
+        // row the upsert returns: none when the save was refused.
         let done = sqlx::query(
-            "INSERT INTO sessions (broker, account, api, generation, key_id, nonce, ciphertext, \
-                 expires_at, obtained_at, user_id, app_expiry, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (broker, account, api) DO UPDATE SET \
-                 generation = excluded.generation, key_id = excluded.key_id, \
-                 nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
-                 expires_at = excluded.expires_at, obtained_at = excluded.obtained_at, \
-                 user_id = excluded.user_id, app_expiry = excluded.app_expiry, \
-                 updated_at = excluded.updated_at \
-             WHERE excluded.generation >= sessions.generation",
+            "WITH saved AS ( \
+                 INSERT INTO sessions (broker, account, api, generation, key_id, nonce, \
+                     ciphertext, expires_at, obtained_at, user_id, app_expiry, updated_at, \
+                     created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (broker, account, api) DO UPDATE SET \
+                     generation = excluded.generation, key_id = excluded.key_id, \
+                     nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+                     expires_at = excluded.expires_at, obtained_at = excluded.obtained_at, \
+                     user_id = excluded.user_id, app_expiry = excluded.app_expiry, \
+                     updated_at = excluded.updated_at, created_by = excluded.created_by \
+                 WHERE excluded.generation >= sessions.generation \
+                 RETURNING 1) \
+             SELECT pg_notify($14, $15) FROM saved",
         )
         .bind(slot.broker.as_str())
         .bind(&slot.account)
@@ -221,9 +272,12 @@ impl PgStore {
         .bind(row.user_id)
         .bind(row.app_expiry)
         .bind(self.now_millis())
-        .execute(&self.pool)
+        .bind(host)
+        .bind(ha::SESSIONS_CHANNEL)
+        .bind(notice)
+        .fetch_optional(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
+        if done.is_none() {
             let stored: i64 = sqlx::query_scalar(
                 "SELECT generation FROM sessions WHERE broker = $1 AND account = $2 AND api = $3",
             )
@@ -245,7 +299,7 @@ impl PgStore {
         &self,
         slot: &SessionKey,
     ) -> Result<Option<StoredSession>, StoreError> {
-        let row: Option<RawRow> = sqlx::query_as(&format!(
+        let row: Option<SessionRow> = sqlx::query_as(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE broker = $1 AND account = $2 AND api = $3"
         ))
         .bind(slot.broker.as_str())
@@ -254,7 +308,7 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await?;
         let keys = self.keys();
-        row.map(|row| codec::open(&keys, slot, row)).transpose()
+        row.map(|row| row.open(&keys, slot)).transpose()
     }
 
     pub(crate) async fn load_all(&self) -> Result<Vec<(SessionKey, StoredSession)>, StoreError> {
@@ -281,7 +335,7 @@ impl PgStore {
                 continue;
             };
             let slot = SessionKey::new(broker_id, account, api_id);
-            let stored = codec::open(&keys, &slot, row)?;
+            let stored = row.open(&keys, &slot)?;
             sessions.push((slot, stored));
         }
         Ok(sessions)
@@ -289,17 +343,25 @@ impl PgStore {
 
     pub(crate) async fn forget_session(&self, slot: &SessionKey) -> Result<(), StoreError> {
         self.faults.check_write()?;
+        let notice = ha::gone_payload(slot, self.host().as_deref().unwrap_or(""));
+        // As in `save_session`: the notification is sent by the statement
+        // that writes, only when it found a row.
         sqlx::query(
-            "UPDATE sessions SET key_id = NULL, nonce = NULL, ciphertext = NULL, \
-                 expires_at = NULL, obtained_at = NULL, user_id = NULL, app_expiry = NULL, \
-                 updated_at = $1 \
-             WHERE broker = $2 AND account = $3 AND api = $4",
+            "WITH forgotten AS ( \
+                 UPDATE sessions SET key_id = NULL, nonce = NULL, ciphertext = NULL, \
+                     expires_at = NULL, obtained_at = NULL, user_id = NULL, app_expiry = NULL, \
+                     updated_at = $1 \
+                 WHERE broker = $2 AND account = $3 AND api = $4 \
+                 RETURNING 1) \
+             SELECT pg_notify($5, $6) FROM forgotten",
         )
         .bind(self.now_millis())
         .bind(slot.broker.as_str())
         .bind(&slot.account)
         .bind(slot.api.as_str())
-        .execute(&self.pool)
+        .bind(ha::SESSIONS_CHANNEL)
+        .bind(notice)
+        .fetch_optional(&self.pool)
         .await?;
         Ok(())
     }
