@@ -3,6 +3,8 @@
 //! saved, requests for the sessions this daemon leads) and the periodic
 //! look for anything a lost notification hid.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -58,7 +60,8 @@ async fn locks(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTok
             }
             *link.locks.lock().await = None;
             link.led.lock().clear();
-            for slot in registry.slots().iter() {
+            let slots: Vec<Arc<Slot>> = registry.slots().iter().cloned().collect();
+            for slot in slots {
                 slot.set_role(Role::Detached, false).await;
             }
         }
@@ -74,10 +77,17 @@ async fn locks(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTok
 
 /// One round: connect if needed, try the lock of every session not led,
 /// give up the ones whose account left the config, read who leads what.
-async fn pass(link: &Link, registry: &Registry) -> Result<(), String> {
-    pass_on(link, registry).await.map_err(|e| match e {
-        Lost::Store(e) => e.to_string(),
-        Lost::Lock(key) => format!("the lock connection no longer holds the lock of {key}"),
+// Boxed with `Send` named: the slot's effects run through a boxed future
+// too, and the compiler cannot prove `Send` for every lifetime otherwise.
+fn pass<'a>(
+    link: &'a Link,
+    registry: &'a Registry,
+) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+    Box::pin(async move {
+        pass_on(link, registry).await.map_err(|e| match e {
+            Lost::Store(e) => e.to_string(),
+            Lost::Lock(key) => format!("the lock connection no longer holds the lock of {key}"),
+        })
     })
 }
 

@@ -14,6 +14,8 @@
 //! - `brokerd_requests`, sent with the request row it announces:
 //!   `{"b":…,"a":…,"p":…}`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -194,24 +196,33 @@ impl LockConnection {
 
     /// Runs `sql` (one boolean column, `$1` = the lock name of `key`)
     /// within the round-trip limit; any failure breaks the connection.
-    async fn scalar(&mut self, sql: &str, key: &SessionKey) -> Result<bool, StoreError> {
-        if self.broken {
-            return Err(lost("an earlier call on it failed"));
-        }
+    /// Boxed with `Send` named: sqlx's `Executor` for `&mut PgConnection`
+    /// holds for one lifetime only, and a caller's spawned future could
+    /// not otherwise be proven `Send` for every lifetime.
+    fn scalar<'a>(
+        &'a mut self,
+        sql: &'a str,
+        key: &SessionKey,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send + 'a>> {
         let name = lock_name(key);
-        let query = sqlx::query_scalar::<_, bool>(sql)
-            .bind(name)
-            .fetch_one(&mut self.conn);
-        let answer = match tokio::time::timeout(self.round_trip, query).await {
-            Ok(Ok(held)) => return Ok(held),
-            Ok(Err(e)) => StoreError::Database(e),
-            Err(_) => lost(&format!(
-                "the server did not answer within {:?}",
-                self.round_trip
-            )),
-        };
-        self.broken = true;
-        Err(answer)
+        Box::pin(async move {
+            if self.broken {
+                return Err(lost("an earlier call on it failed"));
+            }
+            let query = sqlx::query_scalar::<_, bool>(sql)
+                .bind(name)
+                .fetch_one(&mut self.conn);
+            let answer = match tokio::time::timeout(self.round_trip, query).await {
+                Ok(Ok(held)) => return Ok(held),
+                Ok(Err(e)) => StoreError::Database(e),
+                Err(_) => lost(&format!(
+                    "the server did not answer within {:?}",
+                    self.round_trip
+                )),
+            };
+            self.broken = true;
+            Err(answer)
+        })
     }
 }
 
@@ -463,20 +474,34 @@ impl PgStore {
     /// and `tcp_user_timeout` set on the connection), so its locks free.
     /// Each call on the connection also gives up after `keepalive`
     /// without an answer (see [`LockConnection`]).
-    pub async fn lock_connection(&self, keepalive: Duration) -> Result<LockConnection, StoreError> {
-        let options = (*self.options.0).clone().application_name("brokerd-locks");
-        let mut conn = PgConnection::connect_with(&options).await?;
-        // Server settings of this session only (over a Unix socket the
-        // server ignores them). Silence is detected after idle + count *
-        // interval seconds; unacknowledged data after `tcp_user_timeout`.
+    /// Boxed with `Send` named, as [`LockConnection`]'s calls are.
+    pub fn lock_connection(
+        &self,
+        keepalive: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<LockConnection, StoreError>> + Send + '_>> {
+        Box::pin(self.open_lock_connection(keepalive))
+    }
+
+    async fn open_lock_connection(
+        &self,
+        keepalive: Duration,
+    ) -> Result<LockConnection, StoreError> {
+        // Server settings of this session only, sent at connection start
+        // (over a Unix socket the server ignores them). Silence is detected
+        // after idle + count * interval seconds; unacknowledged data after
+        // `tcp_user_timeout`.
         let idle = (keepalive.as_secs() / 5).max(1);
         let user_timeout = i32::try_from(keepalive.as_millis()).unwrap_or(i32::MAX);
-        sqlx::raw_sql(&format!(
-            "SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = 1; \
-             SET tcp_keepalives_count = 3; SET tcp_user_timeout = {user_timeout}"
-        ))
-        .execute(&mut conn)
-        .await?;
+        let options = (*self.options.0)
+            .clone()
+            .application_name("brokerd-locks")
+            .options([
+                ("tcp_keepalives_idle", idle.to_string()),
+                ("tcp_keepalives_interval", "1".to_string()),
+                ("tcp_keepalives_count", "3".to_string()),
+                ("tcp_user_timeout", user_timeout.to_string()),
+            ]);
+        let mut conn = PgConnection::connect_with(&options).await?;
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut conn)
             .await?;
