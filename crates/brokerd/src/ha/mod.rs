@@ -109,7 +109,14 @@ impl Link {
             return false;
         };
         match conn.holds(key).await {
-            Ok(held) => held,
+            Ok(true) => true,
+            Ok(false) => {
+                // Not ours any more: the next round of the lock loop tries
+                // it again like any session it does not lead.
+                warn!(session = %key, "this daemon no longer holds the lock it took");
+                self.led.lock().remove(key);
+                false
+            }
             Err(e) => {
                 warn!(error = %e, "the lock connection failed; this daemon leads nothing until it is back");
                 *locks = None;

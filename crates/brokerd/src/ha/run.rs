@@ -70,6 +70,11 @@ async fn locks(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTok
             _ = tokio::time::sleep(poll) => {}
         }
     }
+    // A login still in flight when the daemon stops finishes, and saves,
+    // as the leader: the locks go only after it (the stop waits for the
+    // logins first, within its grace), so no follower logs in meanwhile.
+    let logins = registry.tasks().clone();
+    let _ = tokio::time::timeout(Duration::from_secs(60), logins.wait()).await;
     // The connection closes with the lock loop: the server frees every lock.
     *link.locks.lock().await = None;
     link.led.lock().clear();

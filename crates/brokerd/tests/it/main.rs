@@ -14,6 +14,7 @@ mod crash_loop;
 mod crate_graph;
 mod deb;
 mod ha;
+mod ha_browser;
 mod harden;
 mod history;
 mod hostages;

@@ -8,7 +8,7 @@
 //! After changing a wire type, regenerate the schema:
 //!
 //! ```sh
-//! BROKERD_UPDATE_DIST=1 cargo test -p brokerd --test protocol_docs
+//! BROKERD_UPDATE_DIST=1 cargo test -p brokerd --test it protocol_docs
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ fn the_schema_is_generated_from_the_wire_types() {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "{} is stale; regenerate it with\n  BROKERD_UPDATE_DIST=1 cargo test -p brokerd --test protocol_docs",
+        "{} is stale; regenerate it with\n  BROKERD_UPDATE_DIST=1 cargo test -p brokerd --test it protocol_docs",
         path.display()
     );
 }
