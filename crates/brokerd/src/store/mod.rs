@@ -130,8 +130,8 @@ impl UnsupportedUrl {
 pub enum Store {
     /// An SQLite file on this host.
     Sqlite(sqlite::SqliteStore),
-    /// A PostgreSQL database (one host for now: leadership between several
-    /// daemons sharing it is not built yet).
+    /// A PostgreSQL database, which several daemons may share
+    /// (`[daemon.ha]`, docs/ha.md).
     Postgres(postgres::PgStore),
 }
 

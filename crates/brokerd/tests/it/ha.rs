@@ -348,10 +348,27 @@ async fn three_daemons_log_in_once_and_a_killed_leader_is_replaced_without_a_log
         generation = desk.rejection_round(generation).await;
         assert_eq!(desk.logins(), 1 + round, "round {round}\n{}", desk.logs());
     }
-    // Followers serve the leader's newest session.
+    // Followers serve the leader's newest session, and a late report of
+    // an older generation on any daemon is answered with it: no login
+    // anywhere (fencing across hosts).
     for i in 0..3 {
         assert_eq!(session(&desk.token(i).await)["generation"], generation);
+        let late = desk
+            .call(
+                i,
+                json!({"op": "invalidate", "broker": "jainam", "generation": generation - 1,
+                            "reason": "Invalid Token", "http_status": 401}),
+            )
+            .await;
+        assert_eq!(session(&late)["generation"], generation, "{late}");
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        desk.logins(),
+        4,
+        "a stale report logs in nowhere\n{}",
+        desk.logs()
+    );
 
     // The leader dies mid-run, clients still asking every daemon.
     let stop = Arc::new(AtomicBool::new(false));

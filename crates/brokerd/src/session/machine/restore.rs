@@ -12,16 +12,7 @@ use crate::store::Rejection;
 impl<S: Session> Machine<S> {
     /// A stored session is served without a login.
     pub(super) fn restored(&mut self, session: S, jitter: f64) -> Answer<S> {
-        let refresh_at = if self.interactive {
-            session.expires_at()
-        } else {
-            live::refresh_time(
-                session.obtained_at(),
-                session.expires_at(),
-                &self.policy,
-                jitter,
-            )
-        };
+        let refresh_at = self.refresh_of_taken(&session, jitter);
         self.last_login_at = Some(session.obtained_at());
         self.current = Some(Current {
             session,
@@ -30,6 +21,25 @@ impl<S: Session> Machine<S> {
         });
         self.want_session = true;
         Answer::None
+    }
+
+    /// When a session this daemon did not log in itself (restored, or
+    /// published by the leader) is refreshed: at its end for interactive
+    /// brokers (only a person renews them), else by the policy.
+    pub(super) fn refresh_of_taken(
+        &self,
+        session: &S,
+        jitter: f64,
+    ) -> chrono::DateTime<chrono::Utc> {
+        if self.interactive {
+            return session.expires_at();
+        }
+        live::refresh_time(
+            session.obtained_at(),
+            session.expires_at(),
+            &self.policy,
+            jitter,
+        )
     }
 
     /// Credentials the broker rejected before the restart and that are

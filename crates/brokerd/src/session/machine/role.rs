@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use super::{Answer, Current, Effect, Machine, Out, Phase, Session};
 use crate::session::error::{ErrorCode, RequestError};
 use crate::session::events::EventKind;
-use crate::session::live;
 use crate::store::postgres::ha::AskKind;
 
 /// How long a follower waits for the leader to publish a session it
@@ -128,16 +127,7 @@ impl<S: Session> Machine<S> {
         if !newer {
             return Answer::None;
         }
-        let refresh_at = if self.interactive {
-            session.expires_at()
-        } else {
-            live::refresh_time(
-                session.obtained_at(),
-                session.expires_at(),
-                &self.policy,
-                jitter,
-            )
-        };
+        let refresh_at = self.refresh_of_taken(&session, jitter);
         let expires_at = session.expires_at();
         self.last_login_at = Some(session.obtained_at());
         let retired = self.current.replace(Current {
