@@ -562,3 +562,33 @@ async fn a_database_restart_under_load_stops_logins_until_it_is_back() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(desk.logins(), 2, "{}", desk.logs());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_pending_when_the_leader_dies_cost_one_login() {
+    let Some(url) = database("ha::reports_pending") else {
+        return;
+    };
+    let mut desk = Desk::start(2, &url).await;
+    let first = session(&desk.token(0).await).clone();
+    let leader = desk.one_leader(Duration::from_secs(10)).await;
+    let follower = 1 - leader;
+    // The broker kills the session and the leader dies at the same moment:
+    // the follower's clients report it while nobody leads, so their asks
+    // wait in the database for whoever takes the lead next.
+    desk.sim.reject_all_now();
+    desk.kill_9(leader);
+    let generation = first["generation"].as_u64().unwrap();
+    let newest = desk.rejection_round(generation).await;
+    assert_eq!(newest, generation + 1);
+    assert_eq!(
+        desk.logins(),
+        2,
+        "one login for the rejection\n{}",
+        desk.logs()
+    );
+    assert_eq!(desk.status(follower).await["role"], "leader");
+    // The asks left for the dead leader were answered by the new one, as
+    // stale reports: no second login.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(desk.logins(), 2, "{}", desk.logs());
+}
