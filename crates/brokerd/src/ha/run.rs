@@ -121,18 +121,22 @@ async fn pass_on(link: &Link, registry: &Registry) -> Result<(), Lost> {
     }
     let conn = guard.as_mut().expect("just connected");
     let slots = registry.slots();
+    // Every session not led, tried in one round trip.
+    let free: Vec<Arc<Slot>> = slots
+        .iter()
+        .filter(|s| !link.leads(s.key()))
+        .cloned()
+        .collect();
+    let keys: Vec<_> = free.iter().map(|s| s.key().clone()).collect();
+    let held = conn.try_lock_all(&keys).await?;
     let mut taken = Vec::new();
     let mut followed = Vec::new();
-    for slot in slots.iter() {
-        let key = slot.key();
-        if link.leads(key) {
-            continue;
-        }
-        if conn.try_lock(key).await? {
-            link.led.lock().insert(key.clone());
-            taken.push(Arc::clone(slot));
+    for (slot, held) in free.into_iter().zip(held) {
+        if held {
+            link.led.lock().insert(slot.key().clone());
+            taken.push(slot);
         } else {
-            followed.push(Arc::clone(slot));
+            followed.push(slot);
         }
     }
     // Accounts a reload removed: their locks go to whoever still has them.

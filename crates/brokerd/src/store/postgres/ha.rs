@@ -145,6 +145,8 @@ fn lock_name(key: &SessionKey) -> String {
 
 /// The bigint lock key of `$1` (a [`lock_name`]). 64 bits of hash: two
 /// slots colliding would only make them share a leader.
+/// The lock key of the name in `$1`; `try_lock_all` and
+/// `LOCK_KEY_OF_ROW` spell the same expression over other inputs.
 const LOCK_KEY: &str = "hashtextextended('brokerd:' || $1, 0)";
 
 /// Whether this backend holds the advisory lock of bigint `k`, as pg_locks
@@ -169,6 +171,44 @@ impl LockConnection {
              FROM (SELECT {LOCK_KEY} AS k) key"
         );
         self.scalar(&sql, key).await
+    }
+
+    /// [`LockConnection::try_lock`] for every key of `keys` in one round
+    /// trip (a follower tries every session it does not lead several times
+    /// per `takeover_within`): for each key, in order, whether this
+    /// connection holds its lock now.
+    pub fn try_lock_all<'a>(
+        &'a mut self,
+        keys: &[SessionKey],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<bool>, StoreError>> + Send + 'a>> {
+        let names: Vec<String> = keys.iter().map(lock_name).collect();
+        Box::pin(async move {
+            if self.broken {
+                return Err(lost("an earlier call on it failed"));
+            }
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            // As `try_lock`, one row per name, in the order given.
+            let sql = format!(
+                "SELECT CASE WHEN {HELD_BY_ME} THEN true ELSE pg_try_advisory_lock(k) END \
+                 FROM (SELECT n, hashtextextended('brokerd:' || name, 0) AS k \
+                       FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)) key ORDER BY n"
+            );
+            let query = sqlx::query_scalar::<_, bool>(&sql)
+                .bind(names)
+                .fetch_all(&mut self.conn);
+            let answer = match tokio::time::timeout(self.round_trip, query).await {
+                Ok(Ok(held)) => return Ok(held),
+                Ok(Err(e)) => StoreError::Database(e),
+                Err(_) => lost(&format!(
+                    "the server did not answer within {:?}",
+                    self.round_trip
+                )),
+            };
+            self.broken = true;
+            Err(answer)
+        })
     }
 
     /// Gives up the lock of `key` (reload removed the account; stop).

@@ -87,6 +87,41 @@ async fn advisory_locks_of(store: &PgStore, pid: i32) -> i64 {
 }
 
 #[tokio::test]
+async fn many_keys_are_tried_in_one_round_trip_with_the_same_answers() {
+    let Some((_db, store)) = store("many_keys_are_tried").await else {
+        return;
+    };
+    let store = pg(&store);
+    let keys = [
+        slot("a", Api::Interactive),
+        slot("b", Api::Interactive),
+        slot("c", Api::Market),
+    ];
+    let mut a = store.lock_connection(KEEPALIVE).await.unwrap();
+    let mut b = store.lock_connection(KEEPALIVE).await.unwrap();
+    assert!(b.try_lock(&keys[1]).await.unwrap());
+    assert_eq!(
+        a.try_lock_all(&keys).await.unwrap(),
+        vec![true, false, true]
+    );
+    // Again: held ones are not taken twice (one unlock frees each).
+    assert_eq!(
+        a.try_lock_all(&keys).await.unwrap(),
+        vec![true, false, true]
+    );
+    assert_eq!(advisory_locks_of(store, a.pid()).await, 2);
+    a.unlock(&keys[0]).await.unwrap();
+    assert!(!a.holds(&keys[0]).await.unwrap());
+    assert!(b.try_lock(&keys[0]).await.unwrap());
+    // The same keys as one at a time: the other connection agrees.
+    assert_eq!(
+        b.try_lock_all(&keys).await.unwrap(),
+        vec![true, true, false]
+    );
+    assert_eq!(a.try_lock_all(&[]).await.unwrap(), Vec::<bool>::new());
+}
+
+#[tokio::test]
 async fn one_lock_connection_gets_a_key_until_its_backend_is_terminated() {
     let Some((_db, store)) = store("one_lock_connection_gets_a_key").await else {
         return;
