@@ -345,6 +345,25 @@ async fn three_daemons_log_in_once_and_a_killed_leader_is_replaced_without_a_log
     let leader = desk.one_leader(Duration::from_secs(10)).await;
     let hello = desk.call((leader + 1) % 3, json!({"op": "hello"})).await;
     assert_eq!(hello["store"], "postgres", "{hello}");
+    // What an operator sees: the LEADER column, and the role metric.
+    let leader_name = desk.hosts[leader].name.clone();
+    for i in 0..3 {
+        let (ok, table) = common::blackbox::brokerctl(desk.hosts[i].dir.path(), &["status"]);
+        assert!(ok && table.contains("LEADER"), "{table}");
+        let mine = if i == leader {
+            format!("{leader_name} (this)")
+        } else {
+            leader_name.clone()
+        };
+        assert!(table.contains(&mine), "daemon {i}: {table}");
+        let metrics = desk.call(i, json!({"op": "metrics"})).await;
+        let text = metrics["text"].as_str().unwrap_or_default();
+        let role = if i == leader { "leader" } else { "follower" };
+        assert!(
+            text.contains(&format!("role=\"{role}\"}} 1")),
+            "daemon {i}: {text}"
+        );
+    }
 
     // Rejections reported to every daemon at once: one login each.
     let mut generation = first["generation"].as_u64().unwrap();
