@@ -166,6 +166,15 @@ async fn pass_on(link: &Link, registry: &Registry) -> Result<(), Lost> {
             slot.set_role(Role::Follows, false).await;
         }
     }
+    // Led by this daemon's bookkeeping but not by the slot's own (a login
+    // found the lock unprovable and detached the slot, the connection
+    // then proved fine): lead again, without a takeover's reads.
+    for slot in slots.iter() {
+        let just_taken = taken.iter().any(|t| Arc::ptr_eq(t, slot));
+        if !just_taken && link.leads(slot.key()) && slot.role() != Role::Leads {
+            slot.set_role(Role::Leads, false).await;
+        }
+    }
     for slot in taken {
         take_over(link, &slot, pid).await;
     }
@@ -205,6 +214,9 @@ async fn take_over(link: &Link, slot: &Arc<Slot>, pid: i32) {
     let elsewhere = created_by.as_deref() != Some(link.host());
     let bound = link.address_bound(key.broker) && elsewhere;
     slot.set_role(Role::Leads, bound).await;
+    // Whatever followers asked while nobody led (a session reported dead,
+    // a login wanted) is this daemon's to answer now.
+    answer(link, slot).await;
 }
 
 /// Notifications: sessions other hosts saved or forgot, and requests for
@@ -241,11 +253,15 @@ async fn listen(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTo
                         follow(&link, &slot).await;
                     }
                 }
-                Ok(Notice::Gone { key, host }) => {
+                Ok(Notice::Gone {
+                    key,
+                    generation,
+                    host,
+                }) => {
                     if host != link.host()
                         && let Some(slot) = slot_of(&registry, &key)
                     {
-                        slot.gone().await;
+                        slot.gone(generation).await;
                     }
                 }
                 Ok(Notice::Request { key }) => {
@@ -276,9 +292,14 @@ async fn check(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTok
     }
 }
 
-/// Every stored generation against this daemon's, and every request for
-/// a session it leads.
+/// Every request for a session this daemon leads, and every stored
+/// generation against this daemon's for the others.
 async fn look_at_everything(link: &Link, registry: &Registry) {
+    let slots: Vec<Arc<Slot>> = registry.slots().iter().cloned().collect();
+    // Requests first, by slot: one may exist before any session row does.
+    for slot in slots.iter().filter(|s| link.leads(s.key())) {
+        answer(link, slot).await;
+    }
     let generations = match link.pg().generations().await {
         Ok(g) => g,
         Err(e) => {
@@ -289,9 +310,7 @@ async fn look_at_everything(link: &Link, registry: &Registry) {
         let Some(slot) = slot_of(registry, &key) else {
             continue;
         };
-        if link.leads(&key) {
-            answer(link, &slot).await;
-        } else if slot.generation() < stored {
+        if !link.leads(&key) && slot.generation() < stored {
             follow(link, &slot).await;
         }
     }

@@ -205,6 +205,9 @@ async fn dispatch(
         )),
         Request::LoginUrl(l) => {
             let slot = &find(op, l.target(), shared, peer)?;
+            if let Some(elsewhere) = slot.link_elsewhere() {
+                return Err(elsewhere);
+            }
             let url = slot.login_url().ok_or_else(|| not_interactive(slot))?;
             reply(Answer::LoginUrl(LoginUrlAnswer {
                 login_url: url,

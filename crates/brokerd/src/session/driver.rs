@@ -42,7 +42,14 @@ impl Slot {
             } else {
                 None
             };
+            let before = self.state.lock().phase();
             let effects = self.feed(Input::Tick { reminder }).list;
+            // A wait the tick ended (a follower's wait for its leader, a
+            // backoff given up): the requests waiting on it answer now, not
+            // at their own deadline.
+            if self.state.lock().phase() != before {
+                self.notify();
+            }
             let next = effects.iter().find_map(|e| match e {
                 Effect::WakeAt(at) => Some(*at),
                 _ => None,

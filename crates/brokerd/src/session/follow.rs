@@ -72,6 +72,30 @@ impl Slot {
         self.apply(effects.list, None).await;
     }
 
+    /// `login_url` on a daemon that does not lead an interactive slot: the
+    /// answer names where the link comes from.
+    pub fn link_elsewhere(&self) -> Option<RequestError> {
+        if !self.interactive() || !self.follows() {
+            return None;
+        }
+        let ha = self.ha.as_ref()?;
+        let leader = ha.leader_of(&self.key).map(|(host, _)| host);
+        Some(
+            RequestError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "{}: this daemon ({}) does not lead this session; the leading daemon ({}) issues its \
+                     login link: run `brokerctl login-url` there. A browser login that lands here is \
+                     handed to it",
+                    self.key,
+                    ha.host(),
+                    leader.as_deref().unwrap_or("none right now: retry in a few seconds")
+                ),
+            )
+            .retry_after(Duration::from_secs(5)),
+        )
+    }
+
     /// Whether another daemon leads this slot (or may: detached).
     pub(super) fn follows(&self) -> bool {
         self.ha.is_some() && self.role() != Role::Leads
@@ -135,9 +159,9 @@ impl Slot {
         self.wait_for(need, wait).await
     }
 
-    /// The leader logged the session out.
-    pub async fn gone(self: &Arc<Self>) {
-        let effects = self.feed(Input::Gone);
+    /// The leader logged out the session of `generation`.
+    pub async fn gone(self: &Arc<Self>, generation: u64) {
+        let effects = self.feed(Input::Gone { generation });
         self.notify();
         self.apply(effects.list, None).await;
     }

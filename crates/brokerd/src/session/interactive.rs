@@ -82,7 +82,9 @@ impl Slot {
     /// carries the current `state`; the same link is handed out until a
     /// login completes with it or it grows old.
     pub fn login_url(&self) -> Option<String> {
-        if !self.interactive() {
+        // A follower's link could never be checked: its state would be
+        // known here only, and the leader exchanges browser logins.
+        if !self.interactive() || self.follows() {
             return None;
         }
         let now = self.now();

@@ -41,18 +41,6 @@ impl Slot {
             let _ = self.feed(Input::LoginNotStarted);
             return self.notify();
         }
-        // Several daemons on one store: only the holder of the lock may
-        // log in, and the lock is proven now, right before the broker call,
-        // not when the login was decided (the connection may have died in
-        // the queue).
-        if let Some(ha) = &self.ha
-            && !ha.still_leads(&self.key).await
-        {
-            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
-                  "no longer provably the leader; the login is not made");
-            let _ = self.feed(Input::NotLeader);
-            return self.notify();
-        }
         if submission.is_some() {
             self.audit(None, AuditEvent::Submitted, "browser login submitted")
                 .await;
@@ -90,6 +78,19 @@ impl Slot {
         } else {
             None
         };
+        // Several daemons on one store: only the holder of the lock may
+        // log in, and the lock is proven now, after every other database
+        // write of this login and right before the broker call, not when
+        // the login was decided (the connection may have died in the queue
+        // or during those writes).
+        if let Some(ha) = &self.ha
+            && !ha.still_leads(&self.key).await
+        {
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api,
+                  "no longer provably the leader; the login is not made");
+            let _ = self.feed(Input::NotLeader);
+            return self.notify();
+        }
         // Invariant 2: `Connector::login` and `Connector::refresh` build a
         // brand-new client every time.
         let result = match &current {
@@ -159,6 +160,21 @@ impl Slot {
             .store
             .save_session(&self.key, generation, &session)
             .await;
+        // Several daemons on one store: a newer (or equal) stored generation
+        // is another leader's session, and this login lost the race (this
+        // daemon was cut off while it ran). It is not stored or published.
+        if let (Some(_), Err(crate::store::StoreError::StaleGeneration { stored, .. })) =
+            (&self.ha, &saved)
+        {
+            let stored = *stored;
+            warn!(broker = %self.key.broker, account = %self.key.account, api = %self.key.api, stored, generation,
+                  "another daemon saved this session's generation first; this login is discarded");
+            let _ = self.feed(Input::StoredGeneration(stored));
+            let err = BrokerError::Transient(format!(
+                "another daemon saved generation {stored} first (this daemon no longer leads)"
+            ));
+            return self.login_failed(err, generation, started_at).await;
+        }
         if let Err(crate::store::StoreError::StaleGeneration { stored, .. }) = &saved {
             // The store knows a newer generation than we do (its row could
             // not be read at startup): continue from it rather than fail

@@ -165,8 +165,12 @@ pub enum Input<S> {
         /// In [0, 1): the refresh's random advance.
         jitter: f64,
     },
-    /// Several daemons on one store: the leader logged the session out.
-    Gone,
+    /// Several daemons on one store: the leader logged out the session of
+    /// `generation` (a newer one already served here is kept).
+    Gone {
+        /// The generation the store's row kept.
+        generation: u64,
+    },
     /// Several daemons on one store: the login task found, right before
     /// calling the broker, that this daemon no longer leads; no broker
     /// call happened (the budget gets its login back).

@@ -54,12 +54,22 @@ impl<S: Session> Machine<S> {
         match self.role {
             Role::Leads => {}
             Role::Follows | Role::Detached => {
-                let kind = match trigger {
-                    Trigger::Operator => AskKind::OperatorLogin,
-                    Trigger::Automatic => AskKind::Login,
-                };
                 let min_valid = self.policy.min_valid;
-                return self.defer_login(now, kind, self.generation, min_valid, out);
+                // A session this daemon knows is dead is asked about as a
+                // report: the leader may not know (the report may have
+                // been lost), and a plain login ask would be answered with
+                // that same session.
+                let dead = self
+                    .current
+                    .as_ref()
+                    .filter(|_| self.dead)
+                    .map(|c| c.generation());
+                let (kind, generation, once) = match (trigger, dead) {
+                    (Trigger::Operator, _) => (AskKind::OperatorLogin, self.generation, false),
+                    (Trigger::Automatic, Some(g)) => (AskKind::Report, g, true),
+                    (Trigger::Automatic, None) => (AskKind::Login, self.generation, true),
+                };
+                return self.defer_login(now, kind, generation, min_valid, once, out);
             }
         }
         if self.phase == Phase::LoggingIn {

@@ -262,7 +262,7 @@ impl<S: Session> Machine<S> {
                 elsewhere,
                 jitter,
             } => self.adopt(session, elsewhere, jitter, &mut out),
-            Input::Gone => self.gone(&mut out),
+            Input::Gone { generation } => self.gone(generation, &mut out),
             Input::NotLeader => self.not_leader(),
             Input::Role {
                 role,

@@ -198,7 +198,7 @@ impl<S: Session> Machine<S> {
                 // fences the report by generation as this daemon would.
                 Role::Follows | Role::Detached => {
                     let min_valid = self.policy.min_valid;
-                    self.defer_login(now, AskKind::Report, generation, min_valid, out);
+                    self.defer_login(now, AskKind::Report, generation, min_valid, false, out);
                 }
             }
             return Answer::Invalidated(Invalidation::Current(session));

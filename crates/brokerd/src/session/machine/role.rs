@@ -58,13 +58,16 @@ impl<S: Session> Machine<S> {
 
     /// Not the leader: instead of starting a login, ask the leader (a
     /// follower) or refuse (detached). `generation`: the one reported dead
-    /// (Report) or the newest known (others).
+    /// (Report) or the newest known (others). `once_per_wait`: nothing is
+    /// sent while this daemon already waits for the leader (a token
+    /// request); a new dead generation or an operator's login always is.
     pub(super) fn defer_login(
         &mut self,
         now: DateTime<Utc>,
         kind: AskKind,
         generation: u64,
         min_valid: Duration,
+        once_per_wait: bool,
         out: &mut Out,
     ) {
         match self.role {
@@ -74,9 +77,9 @@ impl<S: Session> Machine<S> {
             }
             Role::Follows => {
                 // One ask per wait: every waiter then waits for the same
-                // publication. A report is always passed on (each dead
-                // generation once: the machine fences repeats).
-                if self.asked_leader.is_some() && kind != AskKind::Report {
+                // publication. A report of a newly dead generation is always
+                // passed on (each once: the machine fences repeats).
+                if self.asked_leader.is_some() && once_per_wait {
                     return;
                 }
                 if self.phase == Phase::Idle || self.asked_leader.is_some() {
@@ -167,9 +170,17 @@ impl<S: Session> Machine<S> {
         Answer::None
     }
 
-    /// The leader logged the session out: forget it here too (no broker
-    /// call: the leader made it).
-    pub(super) fn gone(&mut self, out: &mut Out) -> Answer<S> {
+    /// The leader logged out the session of `generation`: forget it here
+    /// too (no broker call: the leader made it), unless this daemon already
+    /// serves a newer one (the notice came late).
+    pub(super) fn gone(&mut self, generation: u64, out: &mut Out) -> Answer<S> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.generation() > generation)
+        {
+            return Answer::None;
+        }
         self.asked_leader = None;
         if self.phase == Phase::LoggingIn && self.role != Role::Leads {
             self.phase = Phase::Idle;
@@ -224,12 +235,28 @@ impl<S: Session> Machine<S> {
                 }
                 out.push(Effect::WakeAt(now));
             }
-            Role::Follows if was == Role::Leads => {
-                // A leader's waits (backoff, conflict, store outage) are
-                // its own; the new leader decides now. A login of ours
-                // still in flight finishes (its save is fenced).
-                if self.phase != Phase::LoggingIn {
-                    self.phase = Phase::Idle;
+            Role::Follows | Role::Detached if was != role => {
+                // A leader's waits (backoff, conflict, store outage, a
+                // person) are its own; whoever leads decides now. A login
+                // of ours still in flight finishes (its save is fenced). A
+                // lock-out stays: credentials the broker rejected are never
+                // sent again, whichever daemon leads next.
+                match self.phase {
+                    Phase::LoggingIn | Phase::LockedOut => {}
+                    Phase::Idle
+                    | Phase::Backoff { .. }
+                    | Phase::Conflict { .. }
+                    | Phase::AuthRequired
+                    | Phase::StoreUnavailable { .. } => self.phase = Phase::Idle,
+                }
+                // Back from detached with a session reported dead meanwhile:
+                // the leader may never have heard of it.
+                if role == Role::Follows
+                    && self.dead
+                    && let Some(generation) = self.current.as_ref().map(|c| c.generation())
+                {
+                    let min_valid = self.policy.min_valid;
+                    self.defer_login(now, AskKind::Report, generation, min_valid, false, out);
                 }
             }
             Role::Leads | Role::Follows | Role::Detached => {}

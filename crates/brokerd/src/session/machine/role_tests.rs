@@ -221,7 +221,79 @@ fn a_login_that_finds_it_no_longer_leads_is_refunded_and_ends() {
 fn the_leader_logging_out_is_forgotten_by_followers() {
     let mut r = follower();
     adopt(&mut r, 2, 3600 * S, true);
-    let e = r.feed(Input::Gone);
+    // A late notice of an older logout keeps the newer session.
+    adopt(&mut r, 3, 3600 * S, true);
+    let e = r.feed(Input::Gone { generation: 2 });
+    assert!(!published(&e, EventKind::LoggedOut));
+    assert_eq!(r.m.live().map(|s| s.generation), Some(3));
+    let e = r.feed(Input::Gone { generation: 3 });
     assert!(published(&e, EventKind::LoggedOut));
     assert!(r.m.live().is_none());
+}
+
+#[test]
+fn a_follower_whose_report_was_lost_asks_again_as_a_report_not_a_login() {
+    let mut r = follower();
+    adopt(&mut r, 4, 3600 * S, true);
+    assert_eq!(asks(&r.report(4)), vec![(AskKind::Report, 4)]);
+    // The ask was lost (the leader died after claiming it): once the wait
+    // ends, a token request asks about generation 4 again, as a report,
+    // so the leader does not answer with that same dead session.
+    r.advance(LEADER_WAIT + S);
+    r.tick();
+    let e = r.token(30 * S, false);
+    assert_eq!(asks(&e), vec![(AskKind::Report, 4)]);
+    // Twenty more waiters: no more asks while it waits.
+    for _ in 0..20 {
+        assert!(asks(&r.token(30 * S, false)).is_empty());
+    }
+}
+
+#[test]
+fn a_report_taken_while_detached_reaches_the_leader_on_rejoining() {
+    let mut r = follower();
+    adopt(&mut r, 4, 3600 * S, true);
+    role(&mut r, Role::Detached, false);
+    let e = r.report(4);
+    assert!(asks(&e).is_empty(), "nobody to ask while detached");
+    let e = role(&mut r, Role::Follows, false);
+    assert_eq!(asks(&e), vec![(AskKind::Report, 4)]);
+}
+
+#[test]
+fn an_operators_login_on_a_follower_is_always_passed_on() {
+    let mut r = follower();
+    assert_eq!(asks(&r.token(30 * S, false)).len(), 1);
+    // Already waiting for the leader: the operator's login still goes.
+    let e = r.feed(Input::OperatorLogin {
+        fingerprint: "creds-b".into(),
+    });
+    assert_eq!(asks(&e).first().map(|a| a.0), Some(AskKind::OperatorLogin));
+}
+
+#[test]
+fn losing_the_lead_forgets_its_waits_but_never_a_lock_out() {
+    let mut r = Rig::new(BrokerId::Jainam);
+    r.token(30 * S, false);
+    r.fails(crate::brokers::BrokerError::Transient("503".into()));
+    assert!(matches!(r.m.phase(), Phase::Backoff { .. }));
+    role(&mut r, Role::Detached, false);
+    assert_eq!(r.m.phase(), Phase::Idle, "the backoff was the leader's own");
+
+    let mut r = Rig::new(BrokerId::Jainam);
+    r.token(30 * S, false);
+    r.fails(crate::brokers::BrokerError::Rejected(
+        "wrong password".into(),
+    ));
+    assert_eq!(r.m.phase(), Phase::LockedOut);
+    role(&mut r, Role::Detached, false);
+    role(&mut r, Role::Follows, false);
+    assert_eq!(
+        r.m.phase(),
+        Phase::LockedOut,
+        "rejected credentials stay refused"
+    );
+    // And taking the lead back does not send them either.
+    let e = role(&mut r, Role::Leads, false);
+    assert_eq!(logins(&e), 0);
 }

@@ -28,8 +28,10 @@ impl<S: Session> Machine<S> {
     ) -> Answer<S> {
         let next = self.plan(now, out);
         let next = match reminder {
-            Some(r) => earliest(next, self.plan_reminders(now, r, out)),
-            None => next,
+            // Reminders and `expiring` carry the login link: the leader's
+            // alone (a follower's link could never be checked).
+            Some(r) if self.role == Role::Leads => earliest(next, self.plan_reminders(now, r, out)),
+            Some(_) | None => next,
         };
         if let Some(at) = next {
             out.push(Effect::WakeAt(at));

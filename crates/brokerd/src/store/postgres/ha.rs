@@ -63,7 +63,7 @@ impl AskKind {
 }
 
 /// A request row: one follower's ask of the leader.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Ask {
     /// What is asked.
     pub kind: AskKind,
@@ -78,6 +78,23 @@ pub struct Ask {
     /// Submit: the plaintext submission (encrypted in the row, decrypted
     /// when claimed). Never logged.
     pub payload: Option<Vec<u8>>,
+}
+
+/// Without the payload: a handed-over browser login must never reach a
+/// log line, whatever prints an `Ask`.
+impl std::fmt::Debug for Ask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ask")
+            .field("kind", &self.kind)
+            .field("generation", &self.generation)
+            .field("min_valid_secs", &self.min_valid_secs)
+            .field("from_host", &self.from_host)
+            .field(
+                "payload",
+                &self.payload.as_ref().map(|p| format!("{} bytes", p.len())),
+            )
+            .finish()
+    }
 }
 
 /// A notification, as [`Listener::next`] hands it over.
@@ -96,6 +113,9 @@ pub enum Notice {
     Gone {
         /// The slot.
         key: SessionKey,
+        /// The generation the row kept (the one logged out): a daemon
+        /// serving a newer one ignores the notice.
+        generation: u64,
         /// The host whose daemon forgot it.
         host: String,
     },
@@ -336,6 +356,7 @@ enum SessionEvent {
         b: String,
         a: String,
         p: String,
+        g: u64,
         h: String,
     },
 }
@@ -360,14 +381,11 @@ pub(super) fn saved_payload(key: &SessionKey, generation: u64, host: &str) -> St
 }
 
 /// The `brokerd_sessions` payload of a logout of `key`.
-pub(super) fn gone_payload(key: &SessionKey, host: &str) -> String {
-    to_json(&SessionEvent::Gone {
-        b: key.broker.as_str().to_string(),
-        a: key.account.clone(),
-        p: key.api.as_str().to_string(),
-        h: host.to_string(),
-    })
-}
+/// The `gone` payload, built by the forgetting statement itself from the
+/// row it wrote (`$2`..`$4` the slot, `$6` the host, `generation` the
+/// row's): the same JSON `parse_notice` reads.
+pub(super) const GONE_PAYLOAD_SQL: &str = "json_build_object('e', 'gone', 'b', $2::text, \
+     'a', $3::text, 'p', $4::text, 'g', generation, 'h', $6::text)::text";
 
 fn request_payload(key: &SessionKey) -> String {
     to_json(&RequestEvent {
@@ -406,8 +424,12 @@ fn parse_notice(channel: &str, payload: &str) -> Option<Notice> {
                     host: h,
                 })
             }
-            Ok(SessionEvent::Gone { b, a, p, h }) => {
-                slot_of(&b, a, &p).map(|key| Notice::Gone { key, host: h })
+            Ok(SessionEvent::Gone { b, a, p, g, h }) => {
+                slot_of(&b, a, &p).map(|key| Notice::Gone {
+                    key,
+                    generation: g,
+                    host: h,
+                })
             }
             Err(_) => None,
         },

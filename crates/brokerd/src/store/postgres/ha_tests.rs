@@ -236,6 +236,7 @@ async fn the_listener_hears_saves_logouts_and_requests() {
         next(&mut listener).await,
         Notice::Gone {
             key: key.clone(),
+            generation: 3,
             host: "host-a".into()
         }
     );

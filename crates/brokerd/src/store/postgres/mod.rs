@@ -237,6 +237,7 @@ impl PgStore {
         let _sealing = self.sealing.read().await;
         let row = codec::seal(self.keys().current(), slot, generation, session)?;
         let host = self.host();
+        let alone = host.is_none();
         let notice = ha::saved_payload(slot, generation, host.as_deref().unwrap_or(""));
         // One statement, autocommit. The conflicting row is locked and the
         // WHERE re-checked on its newest version, so of concurrent saves
@@ -256,7 +257,8 @@ impl PgStore {
                      expires_at = excluded.expires_at, obtained_at = excluded.obtained_at, \
                      user_id = excluded.user_id, app_expiry = excluded.app_expiry, \
                      updated_at = excluded.updated_at, created_by = excluded.created_by \
-                 WHERE excluded.generation >= sessions.generation \
+                 WHERE excluded.generation > sessions.generation \
+                     OR ($16 AND excluded.generation = sessions.generation) \
                  RETURNING 1) \
              SELECT pg_notify($14, $15) FROM saved",
         )
@@ -275,6 +277,10 @@ impl PgStore {
         .bind(host)
         .bind(ha::SESSIONS_CHANNEL)
         .bind(notice)
+        // Shared by several daemons (a host is set): a generation is saved
+        // once, by one leader; a second save of it is a former leader's
+        // late login, refused. Alone, the same generation may be saved again.
+        .bind(alone)
         .fetch_optional(&self.pool)
         .await?;
         if done.is_none() {
@@ -343,24 +349,26 @@ impl PgStore {
 
     pub(crate) async fn forget_session(&self, slot: &SessionKey) -> Result<(), StoreError> {
         self.faults.check_write()?;
-        let notice = ha::gone_payload(slot, self.host().as_deref().unwrap_or(""));
+        let host = self.host().unwrap_or_default();
         // As in `save_session`: the notification is sent by the statement
-        // that writes, only when it found a row.
-        sqlx::query(
+        // that writes, only when it found a row, and names the generation
+        // the row keeps.
+        sqlx::query(&format!(
             "WITH forgotten AS ( \
                  UPDATE sessions SET key_id = NULL, nonce = NULL, ciphertext = NULL, \
                      expires_at = NULL, obtained_at = NULL, user_id = NULL, app_expiry = NULL, \
                      updated_at = $1 \
                  WHERE broker = $2 AND account = $3 AND api = $4 \
-                 RETURNING 1) \
-             SELECT pg_notify($5, $6) FROM forgotten",
-        )
+                 RETURNING generation) \
+             SELECT pg_notify($5, {}) FROM forgotten",
+            ha::GONE_PAYLOAD_SQL
+        ))
         .bind(self.now_millis())
         .bind(slot.broker.as_str())
         .bind(&slot.account)
         .bind(slot.api.as_str())
         .bind(ha::SESSIONS_CHANNEL)
-        .bind(notice)
+        .bind(host)
         .fetch_optional(&self.pool)
         .await?;
         Ok(())
