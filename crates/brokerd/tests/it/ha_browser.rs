@@ -93,8 +93,8 @@ async fn a_browser_login_on_a_follower_is_exchanged_once_by_the_leader() {
     assert_eq!(session(&on_b)["token"], on_a["token"], "{on_b}");
     assert_eq!(on_a["generation"], 1);
     assert!(a.kite.is_token_valid(on_a["token"].as_str().unwrap()));
-    // The request token never reached the database in the clear, nor the
-    // audit trail: the request row is gone once claimed.
+    // The handed-over request row is gone once claimed (that its payload
+    // is stored encrypted is store/postgres/ha_tests.rs's to show).
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM ha_requests")
         .fetch_one(&pool)
