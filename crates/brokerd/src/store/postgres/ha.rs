@@ -215,19 +215,13 @@ impl LockConnection {
                  FROM (SELECT n, hashtextextended('brokerd:' || name, 0) AS k \
                        FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)) key ORDER BY n"
             );
+            let limit = self.round_trip;
             let query = sqlx::query_scalar::<_, bool>(&sql)
                 .bind(names)
                 .fetch_all(&mut self.conn);
-            let answer = match tokio::time::timeout(self.round_trip, query).await {
-                Ok(Ok(held)) => return Ok(held),
-                Ok(Err(e)) => StoreError::Database(e),
-                Err(_) => lost(&format!(
-                    "the server did not answer within {:?}",
-                    self.round_trip
-                )),
-            };
-            self.broken = true;
-            Err(answer)
+            let answer = within(limit, query).await;
+            self.broken = answer.is_err();
+            answer
         })
     }
 
@@ -269,20 +263,27 @@ impl LockConnection {
             if self.broken {
                 return Err(lost("an earlier call on it failed"));
             }
+            let limit = self.round_trip;
             let query = sqlx::query_scalar::<_, bool>(sql)
                 .bind(name)
                 .fetch_one(&mut self.conn);
-            let answer = match tokio::time::timeout(self.round_trip, query).await {
-                Ok(Ok(held)) => return Ok(held),
-                Ok(Err(e)) => StoreError::Database(e),
-                Err(_) => lost(&format!(
-                    "the server did not answer within {:?}",
-                    self.round_trip
-                )),
-            };
-            self.broken = true;
-            Err(answer)
+            let answer = within(limit, query).await;
+            self.broken = answer.is_err();
+            answer
         })
+    }
+}
+
+/// The answer of a lock-connection query within `limit`; no answer in
+/// time is a lost connection (the caller then treats it as broken).
+async fn within<T>(
+    limit: Duration,
+    query: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, query).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(StoreError::Database(e)),
+        Err(_) => Err(lost(&format!("the server did not answer within {limit:?}"))),
     }
 }
 
