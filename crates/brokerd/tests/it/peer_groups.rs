@@ -10,12 +10,28 @@
 //! from util-linux, like the other tests that switch users.
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use crate::common::child;
 
-use child::{Daemon, idle_jainam_config, wait_for};
+use child::{idle_jainam_config, wait_for};
+
+/// The daemon behind `unshare --fork`, in a process group of its own:
+/// dropping it kills the whole group. Killing `unshare` alone would leave
+/// the daemon it forked running as nobody (a parent-death signal does not
+/// survive the user switch).
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(group) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+        let _ = self.0.wait();
+    }
+}
 
 /// The daemon's user.
 const NOBODY: u32 = 65534;
@@ -58,6 +74,7 @@ fn start(home: &Path, allowed_gid: u32) -> (Daemon, std::path::PathBuf) {
             .env("BROKERD_KEY", key.to_base64().expose())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
+            .process_group(0)
             .spawn()
             .expect("unshare (util-linux) runs"),
     );
