@@ -41,7 +41,8 @@ struct Desk {
     key: String,
 }
 
-fn config(d: &Path, host: &str, url: &str, sim: &XtsSim) -> String {
+/// `account` lines go into the account's table (policy overrides).
+fn config(d: &Path, host: &str, url: &str, sim: &XtsSim, account: &str) -> String {
     let u = XtsSimUser::demo();
     format!(
         r#"
@@ -66,6 +67,7 @@ max_logins_per_hour = 100
 # The tests kill sessions right after their login on purpose: that is
 # not the other program `conflict` is about.
 conflict_threshold = 100
+{account}
 [account.jainam]
 root = "{root}"
 [account.jainam.interactive]
@@ -83,7 +85,14 @@ secret_key = "{secret}"
 impl Desk {
     /// `n` daemons on the database `url`, started one after the other.
     async fn start(n: usize, url: &str) -> Self {
+        Self::start_with(n, url, "", |_| {}).await
+    }
+
+    /// [`Desk::start`] with `account` lines in the account's table and the
+    /// simulator set up by `prepare` before any daemon starts.
+    async fn start_with(n: usize, url: &str, account: &str, prepare: impl FnOnce(&XtsSim)) -> Self {
         let sim = XtsSim::start(XtsSimConfig::default()).await.unwrap();
+        prepare(&sim);
         let key = brokerd::store::EncryptionKey::generate()
             .to_base64()
             .expose()
@@ -94,7 +103,7 @@ impl Desk {
                 let name = format!("vps-{}", (b'a' + i as u8) as char);
                 std::fs::write(
                     dir.path().join("brokerd.toml"),
-                    config(dir.path(), &name, url, &sim),
+                    config(dir.path(), &name, url, &sim, account),
                 )
                 .unwrap();
                 Host {
@@ -628,4 +637,56 @@ async fn reports_pending_when_the_leader_dies_cost_one_login() {
     // stale report: no second login.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(desk.logins(), 2, "{}", desk.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_sessions_are_refreshed_once_per_expiry_by_the_leader_alone() {
+    let Some(url) = database("ha::short_sessions") else {
+        return;
+    };
+    // Sessions of 6 s, refreshed 3 s before they end: an expiry every 3 s,
+    // with clients asking both daemons all along.
+    let desk = Desk::start_with(
+        2,
+        &url,
+        "refresh_margin = \"3s\"\nrefresh_jitter = \"0s\"\nmin_valid = \"1s\"",
+        |sim| sim.set_token_lifetime(Api::Interactive, Duration::from_secs(6)),
+    )
+    .await;
+    desk.one_leader(Duration::from_secs(10)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = hammer(&desk, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let (served, bad) = c.await.unwrap();
+        assert!(served > 0);
+        assert!(
+            bad.is_empty(),
+            "sessions the broker did not accept: {bad:?}"
+        );
+    }
+    // Let it settle: the next refresh brings an hour-long session, after
+    // which nothing is due.
+    desk.sim
+        .set_token_lifetime(Api::Interactive, Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // One login per generation: two daemons both refreshing for one
+    // expiry would make more logins than generations.
+    let newest = session(&desk.token(0).await)["generation"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        newest >= 4,
+        "the sessions were refreshed: generation {newest}"
+    );
+    assert_eq!(desk.logins(), newest, "{}", desk.logs());
+    let desk = &desk;
+    assert!(
+        eventually_async(Duration::from_secs(5), || async move {
+            desk.token(1).await["session"]["generation"] == newest
+        })
+        .await,
+        "the follower serves the leader's newest session"
+    );
 }
