@@ -613,3 +613,28 @@ async fn the_listener_errors_while_the_server_is_down_then_says_reconnected() {
     drop(listener);
     store.close().await;
 }
+
+#[tokio::test]
+async fn with_a_host_each_generation_is_saved_once() {
+    let Some((_db, store)) = store("each_generation_is_saved_once").await else {
+        return;
+    };
+    let key = slot("main", Api::Interactive);
+    // Alone (no host): the same generation may be saved again.
+    store.save_session(&key, 1, &sample(1)).await.unwrap();
+    store.save_session(&key, 1, &sample(1)).await.unwrap();
+    // Shared: a second save of a generation is a former leader's late
+    // login, and refused; a newer one lands.
+    pg(&store).set_host("host-b");
+    store.save_session(&key, 2, &sample(2)).await.unwrap();
+    assert!(matches!(
+        store.save_session(&key, 2, &sample(2)).await,
+        Err(StoreError::StaleGeneration {
+            stored: 2,
+            attempted: 2,
+            ..
+        })
+    ));
+    store.save_session(&key, 3, &sample(3)).await.unwrap();
+    assert_eq!(loaded(store.load_session(&key).await.unwrap()).0, 3);
+}
