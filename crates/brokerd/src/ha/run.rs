@@ -306,11 +306,20 @@ async fn look_at_everything(link: &Link, registry: &Registry) {
             return warn!(error = %e, "could not compare the stored generations");
         }
     };
-    for (key, stored) in generations {
-        let Some(slot) = slot_of(registry, &key) else {
+    for row in generations {
+        let Some(slot) = slot_of(registry, &row.key) else {
             continue;
         };
-        if !link.leads(&key) && slot.generation() < stored {
+        if link.leads(&row.key) {
+            continue;
+        }
+        if row.forgotten {
+            // Logged out by the leader, and this daemon still serves that
+            // session (or an older one): the `gone` notice was lost.
+            if slot.serves_at_most(row.generation) {
+                slot.gone(row.generation).await;
+            }
+        } else if slot.generation() < row.generation {
             follow(link, &slot).await;
         }
     }

@@ -159,6 +159,15 @@ impl Slot {
         self.wait_for(need, wait).await
     }
 
+    /// Whether this daemon holds a session no newer than `generation`
+    /// (rejected or not).
+    pub fn serves_at_most(&self, generation: u64) -> bool {
+        self.state
+            .lock()
+            .current()
+            .is_some_and(|c| c.generation <= generation)
+    }
+
     /// The leader logged out the session of `generation`.
     pub async fn gone(self: &Arc<Self>, generation: u64) {
         let effects = self.feed(Input::Gone { generation });

@@ -690,3 +690,56 @@ async fn short_sessions_are_refreshed_once_per_expiry_by_the_leader_alone() {
         "the follower serves the leader's newest session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logouts_reach_followers_even_when_the_notice_is_lost() {
+    let Some(url) = database("ha::logouts_reach_followers") else {
+        return;
+    };
+    let desk = Desk::start(2, &url).await;
+    session(&desk.token(0).await);
+    let leader = desk.one_leader(Duration::from_secs(10)).await;
+    let follower = 1 - leader;
+    assert_eq!(session(&desk.token(follower).await)["generation"], 1);
+    // A logout on the leader: its notice reaches the follower.
+    let out = desk
+        .call(leader, json!({"op": "logout", "broker": "jainam"}))
+        .await;
+    assert_eq!(out["ok"], true, "{out}");
+    let desk_ref = &desk;
+    assert!(
+        eventually_async(Duration::from_secs(5), || async move {
+            desk_ref.status(follower).await["state"] == "empty"
+        })
+        .await,
+        "the follower forgot the logged-out session\n{}",
+        desk.logs()
+    );
+    // Logged in again (a client asks), then logged out behind every
+    // daemon's back: the row is forgotten with no notice, as when the
+    // notice is lost in a reconnect. The periodic look repairs it.
+    assert_eq!(session(&desk.token(leader).await)["generation"], 2);
+    assert!(
+        eventually_async(Duration::from_secs(5), || async move {
+            desk_ref.status(follower).await["generation"] == 2
+        })
+        .await
+    );
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "UPDATE sessions SET key_id = NULL, nonce = NULL, ciphertext = NULL, expires_at = NULL, \
+         obtained_at = NULL, user_id = NULL, app_expiry = NULL",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(
+        eventually_async(Duration::from_secs(5), || async move {
+            desk_ref.status(follower).await["state"] == "empty"
+        })
+        .await,
+        "the periodic look repaired the lost notice\n{}",
+        desk.logs()
+    );
+    assert_eq!(desk.logins(), 2, "forgetting costs no login");
+}

@@ -97,6 +97,18 @@ impl std::fmt::Debug for Ask {
     }
 }
 
+/// One `sessions` row as the periodic look sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredGeneration {
+    /// The slot.
+    pub key: SessionKey,
+    /// Its generation (kept by a logout).
+    pub generation: u64,
+    /// The session was logged out (the row keeps only its generation): a
+    /// `gone` notice that was lost is repaired from this.
+    pub forgotten: bool,
+}
+
 /// A notification, as [`Listener::next`] hands it over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -700,15 +712,15 @@ impl PgStore {
 
     /// Every slot's stored generation (the periodic check for missed
     /// notifications compares them with its own).
-    pub async fn generations(&self) -> Result<Vec<(SessionKey, u64)>, StoreError> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT broker, account, api, generation FROM sessions \
+    pub async fn generations(&self) -> Result<Vec<StoredGeneration>, StoreError> {
+        let rows: Vec<(String, String, String, i64, bool)> = sqlx::query_as(
+            "SELECT broker, account, api, generation, ciphertext IS NULL FROM sessions \
              ORDER BY broker COLLATE \"C\", account COLLATE \"C\", api COLLATE \"C\"",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut generations = Vec::with_capacity(rows.len());
-        for (broker, account, api, generation) in rows {
+        for (broker, account, api, generation, forgotten) in rows {
             let Some(key) = slot_of(&broker, account, &api) else {
                 continue;
             };
@@ -716,7 +728,11 @@ impl PgStore {
                 key: key.to_string(),
                 reason: format!("negative generation {generation}"),
             })?;
-            generations.push((key, generation));
+            generations.push(StoredGeneration {
+                key,
+                generation,
+                forgotten,
+            });
         }
         Ok(generations)
     }

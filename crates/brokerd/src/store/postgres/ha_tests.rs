@@ -563,10 +563,15 @@ async fn generations_lists_every_slot() {
     .execute(&pg(&store).pool)
     .await
     .unwrap();
-    assert_eq!(
-        pg(&store).generations().await.unwrap(),
-        vec![(one, 4), (two, 9)]
-    );
+    let rows: Vec<_> = pg(&store)
+        .generations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.generation, r.forgotten))
+        .collect();
+    // The logged-out row says so: its generation is kept.
+    assert_eq!(rows, vec![(one, 4, false), (two, 9, true)]);
 }
 
 #[tokio::test]
