@@ -38,6 +38,27 @@ pub use faults::FaultSwitch;
 
 use crate::brokers::{BrokerId, NewSession, SessionKey};
 
+/// The key of a stored row; `None` for a broker or api this build does not
+/// know (a newer build's row), which is left alone.
+pub(crate) fn key_of(broker: &str, account: String, api: &str) -> Option<SessionKey> {
+    Some(SessionKey::new(
+        BrokerId::parse(broker)?,
+        account,
+        crate::brokers::Api::parse(api)?,
+    ))
+}
+
+/// [`key_of`] for a row that matters on its own (a session, a leader): a
+/// row this build cannot name is skipped, saying so, and must not stop the
+/// daemon from serving the others.
+pub(crate) fn key_or_skip(broker: &str, account: String, api: &str) -> Option<SessionKey> {
+    let key = key_of(broker, account.clone(), api);
+    if key.is_none() {
+        tracing::warn!(%broker, %account, %api, "skipping a stored row of unknown broker or api");
+    }
+    key
+}
+
 /// Which backend a store URL names, and where: the one place that says
 /// which URLs this build supports; the config check reports its answer on
 /// `daemon.database_url`.

@@ -18,7 +18,7 @@ use super::crypto::EncryptionKey;
 use super::faults::FaultSwitch;
 use super::keyring::KeyRing;
 use super::{AuditEntry, AuditRow, StoreError, StoredSession};
-use crate::brokers::{Api, BrokerId, NewSession, SessionKey};
+use crate::brokers::{BrokerId, NewSession, SessionKey};
 
 /// Long enough to ride out another connection's checkpoint or a `brokerctl`
 /// reading the file, short enough that a stuck lock surfaces as an error.
@@ -248,14 +248,9 @@ impl SqliteStore {
             row,
         } in rows
         {
-            // A row from a newer build (a broker this one does not know) must
-            // not stop the daemon from serving the others.
-            let (Some(broker_id), Some(api_id)) = (BrokerId::parse(&broker), Api::parse(&api))
-            else {
-                tracing::warn!(%broker, %account, %api, "skipping stored session of unknown broker or api");
+            let Some(slot) = super::key_or_skip(&broker, account, &api) else {
                 continue;
             };
-            let slot = SessionKey::new(broker_id, account, api_id);
             let stored = codec::open(&keys, &slot, row)?;
             sessions.push((slot, stored));
         }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::sqlite::SqliteStore;
 use super::{AuditEvent, Rejection, StoreError, StoredSession, codec};
-use crate::brokers::{Api, BrokerId, SessionKey};
+use crate::brokers::SessionKey;
 
 /// The store's state for every slot at startup.
 #[derive(Debug, Default)]
@@ -21,16 +21,6 @@ pub struct StartupState {
     pub rejections: HashMap<SessionKey, Vec<Rejection>>,
     /// Login starts since the time asked for, oldest first.
     pub logins: HashMap<SessionKey, Vec<DateTime<Utc>>>,
-}
-
-/// The key of a row; `None` for a broker or api this build does not know
-/// (a newer build's row), which is left alone.
-fn key_of(broker: &str, account: String, api: &str) -> Option<SessionKey> {
-    Some(SessionKey::new(
-        BrokerId::parse(broker)?,
-        account,
-        Api::parse(api)?,
-    ))
 }
 
 /// A `rejections` row as both backends read it: broker, account, api,
@@ -49,7 +39,7 @@ impl StartupState {
     ) -> Self {
         let mut rejections: HashMap<SessionKey, Vec<Rejection>> = HashMap::new();
         for (broker, account, api, fingerprint, at, message) in rejection_rows {
-            let Some(key) = key_of(&broker, account, &api) else {
+            let Some(key) = super::key_of(&broker, account, &api) else {
                 continue;
             };
             rejections.entry(key).or_default().push(Rejection {
@@ -60,8 +50,10 @@ impl StartupState {
         }
         let mut logins: HashMap<SessionKey, Vec<DateTime<Utc>>> = HashMap::new();
         for (broker, account, api, at) in login_rows {
-            let (Some(key), Some(at)) = (key_of(&broker, account, &api), codec::millis_to_time(at))
-            else {
+            let (Some(key), Some(at)) = (
+                super::key_of(&broker, account, &api),
+                codec::millis_to_time(at),
+            ) else {
                 continue;
             };
             logins.entry(key).or_default().push(at);

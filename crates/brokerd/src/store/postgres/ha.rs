@@ -24,7 +24,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener};
 
 use super::PgStore;
-use crate::brokers::{Api, BrokerId, SessionKey};
+use crate::brokers::SessionKey;
 use crate::store::keyring::KeyRing;
 use crate::store::{StoreError, codec};
 
@@ -413,45 +413,34 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("a notification payload serializes")
 }
 
-/// The slot of stored spellings; `None` (with a warning) for a broker or
-/// api this build does not know, as `load_all` skips them.
-fn slot_of(broker: &str, account: String, api: &str) -> Option<SessionKey> {
-    match (BrokerId::parse(broker), Api::parse(api)) {
-        (Some(b), Some(p)) => Some(SessionKey::new(b, account, p)),
-        _ => {
-            tracing::warn!(%broker, %account, %api, "skipping a row of unknown broker or api");
-            None
-        }
-    }
-}
-
 /// The notice of one notification; `None` (with a warning) when it does
 /// not parse. Payloads carry names only, so quoting them is safe.
 fn parse_notice(channel: &str, payload: &str) -> Option<Notice> {
-    let notice = match channel {
-        SESSIONS_CHANNEL => match serde_json::from_str::<SessionEvent>(payload) {
-            Ok(SessionEvent::Saved { b, a, p, g, h }) => {
-                slot_of(&b, a, &p).map(|key| Notice::Session {
-                    key,
-                    generation: g,
-                    host: h,
-                })
-            }
-            Ok(SessionEvent::Gone { b, a, p, g, h }) => {
-                slot_of(&b, a, &p).map(|key| Notice::Gone {
-                    key,
-                    generation: g,
-                    host: h,
-                })
-            }
-            Err(_) => None,
-        },
-        REQUESTS_CHANNEL => match serde_json::from_str::<RequestEvent>(payload) {
-            Ok(RequestEvent { b, a, p }) => slot_of(&b, a, &p).map(|key| Notice::Request { key }),
-            Err(_) => None,
-        },
-        _ => None,
-    };
+    let notice =
+        match channel {
+            SESSIONS_CHANNEL => match serde_json::from_str::<SessionEvent>(payload) {
+                Ok(SessionEvent::Saved { b, a, p, g, h }) => crate::store::key_or_skip(&b, a, &p)
+                    .map(|key| Notice::Session {
+                        key,
+                        generation: g,
+                        host: h,
+                    }),
+                Ok(SessionEvent::Gone { b, a, p, g, h }) => crate::store::key_or_skip(&b, a, &p)
+                    .map(|key| Notice::Gone {
+                        key,
+                        generation: g,
+                        host: h,
+                    }),
+                Err(_) => None,
+            },
+            REQUESTS_CHANNEL => match serde_json::from_str::<RequestEvent>(payload) {
+                Ok(RequestEvent { b, a, p }) => {
+                    crate::store::key_or_skip(&b, a, &p).map(|key| Notice::Request { key })
+                }
+                Err(_) => None,
+            },
+            _ => None,
+        };
     if notice.is_none() {
         tracing::warn!(%channel, %payload, "skipping a notification that does not parse");
     }
@@ -721,7 +710,7 @@ impl PgStore {
         .await?;
         let mut generations = Vec::with_capacity(rows.len());
         for (broker, account, api, generation, forgotten) in rows {
-            let Some(key) = slot_of(&broker, account, &api) else {
+            let Some(key) = crate::store::key_or_skip(&broker, account, &api) else {
                 continue;
             };
             let generation = u64::try_from(generation).map_err(|_| StoreError::Corrupt {
@@ -790,7 +779,7 @@ impl PgStore {
         Ok(rows
             .into_iter()
             .filter_map(|(broker, account, api, host, since)| {
-                let key = slot_of(&broker, account, &api)?;
+                let key = crate::store::key_or_skip(&broker, account, &api)?;
                 let since = codec::millis_to_time(since).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
                 Some((key, host, since))
             })

@@ -24,7 +24,7 @@ use super::crypto::EncryptionKey;
 use super::faults::FaultSwitch;
 use super::keyring::KeyRing;
 use super::{AuditEntry, AuditRow, StoreError, StoredSession, UnsupportedUrl};
-use crate::brokers::{Api, BrokerId, NewSession, SessionKey};
+use crate::brokers::{BrokerId, NewSession, SessionKey};
 
 /// PostgreSQL's SQLSTATE for "could not extend file: No space left on device".
 pub(crate) const DISK_FULL: &str = "53100";
@@ -335,12 +335,9 @@ impl PgStore {
             row,
         } in rows
         {
-            let (Some(broker_id), Some(api_id)) = (BrokerId::parse(&broker), Api::parse(&api))
-            else {
-                tracing::warn!(%broker, %account, %api, "skipping stored session of unknown broker or api");
+            let Some(slot) = super::key_or_skip(&broker, account, &api) else {
                 continue;
             };
-            let slot = SessionKey::new(broker_id, account, api_id);
             let stored = row.open(&keys, &slot)?;
             sessions.push((slot, stored));
         }
