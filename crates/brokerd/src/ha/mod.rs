@@ -19,7 +19,7 @@ use tracing::warn;
 use crate::brokers::{BrokerId, SessionKey};
 use crate::config::HaConfig;
 use crate::store::postgres::PgStore;
-use crate::store::postgres::ha::{Ask, LockConnection};
+use crate::store::postgres::ha::{Ask, AskKind, LockConnection};
 use crate::store::{Store, StoreError};
 
 pub use run::spawn;
@@ -127,8 +127,25 @@ impl Link {
     }
 
     /// Writes `ask` for the leader of `key`.
-    pub async fn forward(&self, key: &SessionKey, ask: &Ask) -> Result<(), StoreError> {
-        self.pg().forward(key, ask).await.map(|_| ())
+    /// This daemon's ask of the leader of `key`, signed with its host:
+    /// `kind` about `generation`, a session valid for `min_valid`, and a
+    /// browser login's `payload` (stored encrypted).
+    pub async fn forward(
+        &self,
+        key: &SessionKey,
+        kind: AskKind,
+        generation: u64,
+        min_valid: std::time::Duration,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let ask = Ask {
+            kind,
+            generation,
+            min_valid_secs: min_valid.as_secs(),
+            from_host: self.config.host.clone(),
+            payload,
+        };
+        self.pg().forward(key, &ask).await.map(|_| ())
     }
 
     /// The lock connection is gone: the server has dropped every lock.

@@ -47,14 +47,10 @@ impl Slot {
         let Some(ha) = &self.ha else {
             return tracing::error!(session = %self.key, "a slot without a shared store asked a leader");
         };
-        let ask = crate::store::postgres::ha::Ask {
-            kind,
-            generation,
-            min_valid_secs: min_valid.as_secs(),
-            from_host: ha.host().to_string(),
-            payload: None,
-        };
-        if let Err(e) = ha.forward(&self.key, &ask).await {
+        if let Err(e) = ha
+            .forward(&self.key, kind, generation, min_valid, None)
+            .await
+        {
             tracing::warn!(session = %self.key, error = %e, "could not ask the leading daemon");
         }
     }

@@ -133,14 +133,15 @@ impl Slot {
             "state": state,
         }))
         .expect("a JSON object of strings serialises");
-        let ask = Ask {
-            kind: AskKind::Submit,
-            generation: before,
-            min_valid_secs: 0,
-            from_host: ha.host().to_string(),
-            payload: Some(payload),
-        };
-        ha.forward(&self.key, &ask).await.map_err(|e| {
+        ha.forward(
+            &self.key,
+            AskKind::Submit,
+            before,
+            Duration::ZERO,
+            Some(payload),
+        )
+        .await
+        .map_err(|e| {
             RequestError::new(
                 ErrorCode::Unavailable,
                 format!(
