@@ -36,7 +36,7 @@ pub struct Link {
     led: parking_lot::Mutex<HashSet<SessionKey>>,
     /// Who leads each session, as the database last said.
     leaders: parking_lot::RwLock<HashMap<SessionKey, (String, DateTime<Utc>)>>,
-    /// Whether the lock connection is up.
+    /// Whether the lock connection is up (so its loss is logged once).
     connected: AtomicBool,
 }
 
@@ -62,19 +62,9 @@ impl Link {
         &self.config.host
     }
 
-    /// The settings.
-    pub fn config(&self) -> &HaConfig {
-        &self.config
-    }
-
     /// Whether `broker`'s sessions are bound to the creating address.
     pub fn address_bound(&self, broker: BrokerId) -> bool {
         self.config.address_bound(broker)
-    }
-
-    /// Whether the lock connection is up.
-    pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
     }
 
     /// Who leads `key` (host, since), as the database last said.
@@ -120,13 +110,12 @@ impl Link {
             Err(e) => {
                 warn!(error = %e, "the lock connection failed; this daemon leads nothing until it is back");
                 *locks = None;
-                self.lost_everything();
+                let _ = self.lost_everything();
                 false
             }
         }
     }
 
-    /// Writes `ask` for the leader of `key`.
     /// This daemon's ask of the leader of `key`, signed with its host:
     /// `kind` about `generation`, a session valid for `min_valid`, and a
     /// browser login's `payload` (stored encrypted).
@@ -148,9 +137,11 @@ impl Link {
         self.pg().forward(key, &ask).await.map(|_| ())
     }
 
-    /// The lock connection is gone: the server has dropped every lock.
-    fn lost_everything(&self) {
-        self.connected.store(false, Ordering::Relaxed);
+    /// The lock connection is gone (the caller has dropped it): the server
+    /// has dropped every lock. Whether it was up until now (so its loss is
+    /// said once).
+    fn lost_everything(&self) -> bool {
         self.led.lock().clear();
+        self.connected.swap(false, Ordering::Relaxed)
     }
 }

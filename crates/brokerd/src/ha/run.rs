@@ -55,11 +55,10 @@ async fn locks(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTok
     let poll = link.config.takeover_within / 5;
     loop {
         if let Err(e) = pass(&link, &registry).await {
-            if link.connected.swap(false, Ordering::Relaxed) {
+            *link.locks.lock().await = None;
+            if link.lost_everything() {
                 warn!(error = %e, "lost the database: leading nothing, logging in for nobody until it is back");
             }
-            *link.locks.lock().await = None;
-            link.led.lock().clear();
             let slots: Vec<Arc<Slot>> = registry.slots().iter().cloned().collect();
             for slot in slots {
                 slot.set_role(Role::Detached, false).await;
@@ -77,7 +76,7 @@ async fn locks(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTok
     let _ = tokio::time::timeout(Duration::from_secs(60), logins.wait()).await;
     // The connection closes with the lock loop: the server frees every lock.
     *link.locks.lock().await = None;
-    link.led.lock().clear();
+    let _ = link.lost_everything();
 }
 
 /// One round: connect if needed, try the lock of every session not led,
