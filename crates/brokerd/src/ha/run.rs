@@ -3,6 +3,7 @@
 //! saved, requests for the sessions this daemon leads) and the periodic
 //! look for anything a lost notification hid.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::Link;
+use crate::brokers::SessionKey;
 use crate::session::Registry;
 use crate::session::Slot;
 use crate::session::machine::Role;
@@ -139,11 +141,14 @@ async fn pass_on(link: &Link, registry: &Registry) -> Result<(), Lost> {
         }
     }
     // Accounts a reload removed: their locks go to whoever still has them.
+    // (Sets, not scans: a desk's daemon leads thousands of sessions, and
+    // this runs five times per `takeover_within`.)
+    let configured: HashSet<&SessionKey> = slots.iter().map(|s| s.key()).collect();
     let gone: Vec<_> = link
         .led
         .lock()
         .iter()
-        .filter(|k| !slots.iter().any(|s| s.key() == *k))
+        .filter(|k| !configured.contains(k))
         .cloned()
         .collect();
     for key in gone {
@@ -168,9 +173,10 @@ async fn pass_on(link: &Link, registry: &Registry) -> Result<(), Lost> {
     // Led by this daemon's bookkeeping but not by the slot's own (a login
     // found the lock unprovable and detached the slot, the connection
     // then proved fine): lead again, without a takeover's reads.
+    let just_taken: HashSet<&SessionKey> = taken.iter().map(|s| s.key()).collect();
     for slot in slots.iter() {
-        let just_taken = taken.iter().any(|t| Arc::ptr_eq(t, slot));
-        if !just_taken && link.leads(slot.key()) && slot.role() != Role::Leads {
+        if !just_taken.contains(slot.key()) && link.leads(slot.key()) && slot.role() != Role::Leads
+        {
             slot.set_role(Role::Leads, false).await;
         }
     }
@@ -294,10 +300,21 @@ async fn check(link: Arc<Link>, registry: Arc<Registry>, cancel: CancellationTok
 /// Every request for a session this daemon leads, and every stored
 /// generation against this daemon's for the others.
 async fn look_at_everything(link: &Link, registry: &Registry) {
-    let slots: Vec<Arc<Slot>> = registry.slots().iter().cloned().collect();
-    // Requests first, by slot: one may exist before any session row does.
-    for slot in slots.iter().filter(|s| link.leads(s.key())) {
-        answer(link, slot).await;
+    let slots = registry.slots();
+    // A map, not a scan per row: this runs every `check_every` over every
+    // session of a desk.
+    let by_key: HashMap<&SessionKey, &Arc<Slot>> = slots.iter().map(|s| (s.key(), s)).collect();
+    // Requests first (one may exist before any session row does), only
+    // where some wait.
+    match link.pg().asked().await {
+        Ok(keys) => {
+            for key in keys.iter().filter(|k| link.leads(k)) {
+                if let Some(slot) = by_key.get(key) {
+                    answer(link, slot).await;
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "could not look for waiting requests"),
     }
     let generations = match link.pg().generations().await {
         Ok(g) => g,
@@ -306,7 +323,7 @@ async fn look_at_everything(link: &Link, registry: &Registry) {
         }
     };
     for row in generations {
-        let Some(slot) = slot_of(registry, &row.key) else {
+        let Some(&slot) = by_key.get(&row.key) else {
             continue;
         };
         if link.leads(&row.key) {
@@ -319,7 +336,7 @@ async fn look_at_everything(link: &Link, registry: &Registry) {
                 slot.gone(row.generation).await;
             }
         } else if slot.generation() < row.generation {
-            follow(link, &slot).await;
+            follow(link, slot).await;
         }
     }
 }
@@ -349,6 +366,6 @@ async fn answer(link: &Link, slot: &Arc<Slot>) {
     }
 }
 
-fn slot_of(registry: &Registry, key: &crate::brokers::SessionKey) -> Option<Arc<Slot>> {
+fn slot_of(registry: &Registry, key: &SessionKey) -> Option<Arc<Slot>> {
     registry.slots().iter().find(|s| s.key() == key).cloned()
 }

@@ -699,6 +699,19 @@ impl PgStore {
         Ok(asks)
     }
 
+    /// The slots with request rows waiting (one query, whatever the number
+    /// of slots: the periodic look claims only where there is something).
+    pub async fn asked(&self) -> Result<Vec<SessionKey>, StoreError> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT DISTINCT broker, account, api FROM ha_requests")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(broker, account, api)| crate::store::key_or_skip(&broker, account, &api))
+            .collect())
+    }
+
     /// Every slot's stored generation (the periodic check for missed
     /// notifications compares them with its own).
     pub async fn generations(&self) -> Result<Vec<StoredGeneration>, StoreError> {

@@ -643,3 +643,33 @@ async fn with_a_host_each_generation_is_saved_once() {
     store.save_session(&key, 3, &sample(3)).await.unwrap();
     assert_eq!(loaded(store.load_session(&key).await.unwrap()).0, 3);
 }
+
+#[tokio::test]
+async fn asked_names_the_slots_with_waiting_requests_once_each() {
+    let Some((_db, store)) = store("asked_names_the_slots").await else {
+        return;
+    };
+    let store = pg(&store);
+    let (a, b) = (slot("a", Api::Interactive), slot("b", Api::Market));
+    assert!(store.asked().await.unwrap().is_empty());
+    let ask = |generation| Ask {
+        kind: AskKind::Report,
+        generation,
+        min_valid_secs: 0,
+        from_host: "host-b".into(),
+        payload: None,
+    };
+    store.forward(&a, &ask(1)).await.unwrap();
+    store.forward(&a, &ask(2)).await.unwrap();
+    store.forward(&b, &ask(1)).await.unwrap();
+    let asked: BTreeSet<String> = store
+        .asked()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(asked, BTreeSet::from([a.to_string(), b.to_string()]));
+    assert_eq!(store.claim(&a, KEEPALIVE).await.unwrap().len(), 2);
+    assert_eq!(store.asked().await.unwrap(), vec![b]);
+}
